@@ -1,0 +1,8 @@
+//! Parade: a durable task queue with a WebAssembly worker host.
+//!
+//! - [`queue`]: tasks, the [`queue::Parade`] trait and its PostgreSQL backend — the durable
+//!   part, with the semantics of the Go package `parade`.
+//! - [`cli`]: the `parade` command line (`parade migrate`, `parade task ...`).
+
+pub mod cli;
+pub mod queue;

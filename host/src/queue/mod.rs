@@ -1,0 +1,160 @@
+//! The durable task queue: types, the [`Parade`] trait, and its backends.
+//!
+//! Tasks are rows with an action name, an optional body and a lifecycle
+//! (`pending` → `in-progress` → `completed` | `aborted`). Actors *own* batches of runnable
+//! tasks for the actions they perform, receive a [`PerformanceToken`] for each, and *return*
+//! each task with a status; ownership lapses at a deadline unless extended, and the task is
+//! then offered again. Tasks can depend on each other: a task ends by *signalling* the
+//! successors listed in its `to_signal_after`, and a task with `total_dependencies` runs
+//! once it has received that many signals. Semantics follow the Go package `parade`
+//! (see `shared/parade-spec.md`), with the defects listed in the migration fixed on purpose.
+//!
+//! [`Parade`] is the one interface; [`PgParade`] implements it on PostgreSQL. [`Prefixed`]
+//! namespaces any implementation, and [`open`] turns a database URL into a backend.
+
+mod error;
+mod postgres;
+mod prefix;
+mod types;
+mod waiter;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use error::{Error, Result};
+pub use postgres::PgParade;
+pub use prefix::Prefixed;
+pub use types::{
+    ActorId, OwnedTask, PerformanceToken, TaskData, TaskFilter, TaskId, TaskOutcome,
+    TaskStatusCode,
+};
+pub use waiter::{Waiter, WaiterHandle};
+
+/// A durable task queue. Every backend offers exactly these semantics; the conformance suite
+/// in `tests/conformance` runs against each.
+#[async_trait]
+pub trait Parade: Send + Sync {
+    /// Stores tasks, all or nothing. Fails with [`Error::DuplicateTask`] if an id exists, and
+    /// with [`Error::UnknownSuccessor`] if a `to_signal_after` entry names a task found
+    /// neither in the batch nor in the store.
+    async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()>;
+
+    /// Owns up to `max_tasks` runnable tasks of `actions` for `actor`, until `max_duration`
+    /// from now (forever if `None`). Expired ownerships are offered first, then pending tasks
+    /// by priority and insertion order. Concurrent callers receive disjoint tasks.
+    async fn own_tasks(
+        &self,
+        actor: &ActorId,
+        max_tasks: u32,
+        actions: &[String],
+        max_duration: Option<Duration>,
+    ) -> Result<Vec<OwnedTask>>;
+
+    /// Resets the deadline of an owned task to `duration` from now.
+    /// [`Error::InvalidToken`] if the id and token do not match.
+    async fn extend_task_deadline(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        duration: Duration,
+    ) -> Result<()>;
+
+    /// Returns an owned task. `Completed` and `Aborted` end it (signalling successors and
+    /// notifying its channel); `Pending` offers it again, or ends it `Aborted` if it has no
+    /// tries left. `InProgress` is [`Error::BadStatus`]; a mismatched token is
+    /// [`Error::InvalidToken`].
+    async fn return_task(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        status: &str,
+        code: TaskStatusCode,
+    ) -> Result<()>;
+
+    /// A [`Waiter`] for the end of a task that has a notify channel. Create it before acting
+    /// on the task: a task that ends in between is not missed.
+    async fn new_waiter(&self, id: &TaskId) -> Result<Waiter>;
+
+    /// Deletes tasks, removing them as dependencies; successors left with every remaining
+    /// dependency satisfied are deleted too, recursively. Unknown ids are ignored.
+    async fn delete_tasks(&self, ids: &[TaskId]) -> Result<()>;
+
+    /// One task's whole row, if it exists.
+    async fn get_task(&self, id: &TaskId) -> Result<Option<TaskData>>;
+
+    /// Tasks matching `filter`, in insertion order.
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>>;
+}
+
+/// Opens the queue at `url` (`postgres://…` or `postgresql://…`).
+pub async fn open(url: &str) -> Result<Arc<dyn Parade>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgParade::connect(url).await?))
+    } else {
+        Err(Error::BadUrl {
+            url: url.to_owned(),
+            problem: "expected postgres://…".into(),
+        })
+    }
+}
+
+/// Applies the queue's migrations to the database at `url`.
+pub async fn migrate(url: &str) -> Result<()> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        PgParade::connect(url).await?.migrate().await
+    } else {
+        open(url).await.map(drop)
+    }
+}
+
+/// Checks a batch before it is stored: counts must not be negative, and each
+/// `to_signal_after` entry must name a task of the batch or one of `stored` (the entries not in
+/// the batch, as returned by [`successors_outside`], that the store found).
+fn check_batch(tasks: &[TaskData], stored: &HashSet<&str>) -> Result<()> {
+    let batch: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    for task in tasks {
+        for (field, value) in [
+            ("num_tries", Some(task.num_tries)),
+            ("num_failures", Some(task.num_failures)),
+            ("num_signals", Some(task.num_signals)),
+            ("max_tries", task.max_tries),
+            ("total_dependencies", task.total_dependencies),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(Error::InvalidTask {
+                    task_id: task.id.clone(),
+                    problem: format!("{field} must not be negative"),
+                });
+            }
+        }
+        if let Some(successor) = task
+            .to_signal_after
+            .iter()
+            .find(|s| !batch.contains(s.as_str()) && !stored.contains(s.as_str()))
+        {
+            return Err(Error::UnknownSuccessor {
+                task_id: task.id.clone(),
+                successor: successor.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The `to_signal_after` entries of a batch that name no task of the batch itself: the ids a
+/// backend must look up before [`check_batch`].
+fn successors_outside(tasks: &[TaskData]) -> Vec<String> {
+    let batch: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    let mut outside: Vec<String> = tasks
+        .iter()
+        .flat_map(|t| &t.to_signal_after)
+        .filter(|s| !batch.contains(s.as_str()))
+        .map(|s| s.0.clone())
+        .collect();
+    outside.sort_unstable();
+    outside.dedup();
+    outside
+}

@@ -1,0 +1,362 @@
+//! [`PgParade`]: the queue on PostgreSQL.
+//!
+//! The queue's logic lives in the SQL functions of `migrations/postgres` (`own_tasks`,
+//! `return_task`, `delete_tasks`, ...), which keep the seed's names and signatures so SQL
+//! clients written for parade work unchanged; this module calls them. Inserts stream through
+//! one COPY per call, and waiters share one listening connection ([`listener`]).
+
+mod copy;
+mod listener;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use self::listener::NotificationHub;
+use super::{
+    check_batch, successors_outside, ActorId, Error, OwnedTask, Parade, PerformanceToken, Result,
+    TaskData, TaskFilter, TaskId, TaskOutcome, TaskStatusCode, Waiter,
+};
+
+/// Rows of COPY text sent per message.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// The columns of a whole task, in [`task_from_row`]'s terms.
+const TASK_COLUMNS: &str = "id::text, action::text, body, status, status_code::text, \
+     num_tries, num_failures, max_tries, num_signals, total_dependencies, actor_id::text, \
+     action_deadline, performance_token, to_signal_after::text[], notify_channel_after::text, \
+     priority";
+
+/// The queue on a PostgreSQL database. Cheap to share behind an `Arc`; one pool of
+/// connections plus, once the first waiter is created, one listening connection.
+#[derive(Debug)]
+pub struct PgParade {
+    pool: PgPool,
+    hub: OnceCell<NotificationHub>,
+}
+
+impl PgParade {
+    /// Connects to `url`. Does not touch the schema: see [`PgParade::migrate`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Uses an existing pool (it needs room for one extra connection once waiters are used).
+    pub fn from_pool(pool: PgPool) -> Self {
+        PgParade {
+            pool,
+            hub: OnceCell::new(),
+        }
+    }
+
+    /// The underlying pool, for callers that speak SQL directly.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations (`migrations/postgres`) that this database lacks.
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("../migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn hub(&self) -> Result<&NotificationHub> {
+        self.hub
+            .get_or_try_init(|| NotificationHub::start(self.pool.clone()))
+            .await
+    }
+}
+
+/// Maps PostgreSQL errors that callers act on to their [`Error`] variants.
+fn db_error(e: sqlx::Error) -> Error {
+    if let Some(db) = e.as_database_error() {
+        match db.code().as_deref() {
+            // undefined_function, undefined_table, undefined_object: schema not migrated.
+            Some("42883") | Some("42P01") | Some("42704") => {
+                return Error::ServiceUnavailable(db.message().to_owned())
+            }
+            Some("23505") => {
+                let detail = db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .and_then(|pg| pg.detail())
+                    .unwrap_or_else(|| db.message())
+                    .to_owned();
+                return Error::DuplicateTask(detail);
+            }
+            _ => {}
+        }
+    }
+    Error::Database(e)
+}
+
+fn task_from_row(row: &PgRow) -> Result<TaskData> {
+    let status_code: String = row.try_get(4)?;
+    let actor_id: Option<String> = row.try_get(10)?;
+    let token: Option<Uuid> = row.try_get(12)?;
+    let successors: Option<Vec<String>> = row.try_get(13)?;
+    Ok(TaskData {
+        id: TaskId(row.try_get(0)?),
+        action: row.try_get(1)?,
+        body: row.try_get(2)?,
+        status: row.try_get(3)?,
+        status_code: status_code.parse()?,
+        num_tries: row.try_get(5)?,
+        num_failures: row.try_get(6)?,
+        max_tries: row.try_get(7)?,
+        num_signals: row.try_get(8)?,
+        total_dependencies: row.try_get(9)?,
+        actor_id: actor_id.map(ActorId),
+        action_deadline: row.try_get(11)?,
+        performance_token: token.map(PerformanceToken),
+        to_signal_after: successors
+            .unwrap_or_default()
+            .into_iter()
+            .map(TaskId)
+            .collect(),
+        notify_channel_after: row.try_get(14)?,
+        priority: row.try_get(15)?,
+    })
+}
+
+/// The current status of each of `ids` that exists.
+async fn read_outcomes(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, TaskOutcome>> {
+    let rows = sqlx::query(
+        "SELECT id::text, coalesce(status, ''), status_code::text FROM tasks WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let code: String = row.try_get(2)?;
+            Ok((
+                row.try_get(0)?,
+                TaskOutcome {
+                    status: row.try_get(1)?,
+                    status_code: code.parse()?,
+                },
+            ))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Parade for PgParade {
+    async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let outside = successors_outside(tasks);
+        let stored: Vec<String> = if outside.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar("SELECT id::text FROM tasks WHERE id = ANY($1)")
+                .bind(&outside)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?
+        };
+        check_batch(tasks, &stored.iter().map(String::as_str).collect::<HashSet<_>>())?;
+
+        let mut copy = tx.copy_in_raw(copy::COPY_TASKS).await.map_err(db_error)?;
+        let mut chunk = String::with_capacity(COPY_CHUNK_BYTES + 4096);
+        for task in tasks {
+            copy::encode_row(&mut chunk, task);
+            if chunk.len() >= COPY_CHUNK_BYTES {
+                copy.send(chunk.as_bytes()).await.map_err(db_error)?;
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            copy.send(chunk.as_bytes()).await.map_err(db_error)?;
+        }
+        copy.finish().await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn own_tasks(
+        &self,
+        actor: &ActorId,
+        max_tasks: u32,
+        actions: &[String],
+        max_duration: Option<Duration>,
+    ) -> Result<Vec<OwnedTask>> {
+        let max_tasks = i32::try_from(max_tasks).unwrap_or(i32::MAX);
+        let rows = sqlx::query(
+            "SELECT task_id::text, token, num_failures, action::text, body \
+             FROM own_tasks($1, $2::varchar[], $3::varchar, $4)",
+        )
+        .bind(max_tasks)
+        .bind(actions)
+        .bind(actor.as_str())
+        .bind(max_duration)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(OwnedTask {
+                    id: TaskId(row.try_get(0)?),
+                    token: PerformanceToken(row.try_get(1)?),
+                    num_signalled_failures: row.try_get(2)?,
+                    action: row.try_get(3)?,
+                    body: row.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn extend_task_deadline(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        duration: Duration,
+    ) -> Result<()> {
+        let extended: Option<bool> =
+            sqlx::query_scalar("SELECT extend_task_deadline($1::varchar, $2, $3)")
+                .bind(id.as_str())
+                .bind(token.0)
+                .bind(duration)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+        match extended {
+            Some(true) => Ok(()),
+            _ => Err(Error::InvalidToken {
+                task_id: id.clone(),
+            }),
+        }
+    }
+
+    async fn return_task(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        status: &str,
+        code: TaskStatusCode,
+    ) -> Result<()> {
+        if code == TaskStatusCode::InProgress {
+            return Err(Error::BadStatus(format!(
+                "{code} (task {id} can only be returned as pending, aborted or completed)"
+            )));
+        }
+        let updated: i32 = sqlx::query_scalar(
+            "SELECT return_task($1::varchar, $2, $3, $4::task_status_code_value)",
+        )
+        .bind(id.as_str())
+        .bind(token.0)
+        .bind(status)
+        .bind(code.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(Error::InvalidToken {
+                task_id: id.clone(),
+            })
+        }
+    }
+
+    async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {
+        let channel: Option<Option<String>> =
+            sqlx::query_scalar("SELECT notify_channel_after::text FROM tasks WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        let channel = match channel {
+            None => return Err(Error::TaskNotFound(id.clone())),
+            Some(None) => return Err(Error::NoNotifyChannel { task_id: id.clone() }),
+            Some(Some(c)) if c.is_empty() => {
+                return Err(Error::NoNotifyChannel { task_id: id.clone() })
+            }
+            Some(Some(c)) => c,
+        };
+        let (waiter, handle) = Waiter::new(id.clone());
+        self.hub().await?.register(channel, handle.clone()).await?;
+        // Listening now, so a task that ends after this read is announced to the hub.
+        let outcomes = read_outcomes(&self.pool, std::slice::from_ref(&id.0)).await?;
+        match outcomes.get(id.as_str()) {
+            Some(outcome) if outcome.status_code.is_final() => handle.finish(outcome.clone()),
+            Some(_) => {}
+            None => return Err(Error::TaskNotFound(id.clone())),
+        }
+        Ok(waiter)
+    }
+
+    async fn delete_tasks(&self, ids: &[TaskId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let work_table = format!("delete_tasks_{}", Uuid::new_v4().simple());
+        let ids: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "CREATE TEMPORARY TABLE \"{work_table}\" \
+             (id VARCHAR NOT NULL, mark tasks_recurse_value NOT NULL DEFAULT 'new') \
+             ON COMMIT DROP"
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(&format!(
+            "INSERT INTO \"{work_table}\" (id) SELECT unnest($1::varchar[])"
+        ))
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("SELECT delete_tasks($1)")
+            .bind(&work_table)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_task(&self, id: &TaskId) -> Result<Option<TaskData>> {
+        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
+        // Uses tasks_status_seq_idx when filtering by status.
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks \
+             WHERE ($1::task_status_code_value IS NULL OR status_code = $1::task_status_code_value) \
+               AND ($2::text IS NULL OR action = $2) \
+               AND ($3::text IS NULL OR starts_with(id, $3)) \
+             ORDER BY seq LIMIT $4"
+        ))
+        .bind(filter.status_code.map(TaskStatusCode::as_str))
+        .bind(filter.action.as_deref())
+        .bind(filter.id_prefix.as_deref())
+        .bind(filter.limit.map(i64::from))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(task_from_row).collect()
+    }
+}

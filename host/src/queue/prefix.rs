@@ -1,0 +1,217 @@
+//! [`Prefixed`]: a namespace over any [`Parade`], as the seed's `ParadePrefix`.
+//!
+//! Task ids (including `to_signal_after` entries) and action names get `PREFIX.` on the way in
+//! and lose it on the way out, so several tenants or tests share one store without seeing
+//! each other's work. Actor ids passed to `own_tasks`, bodies, statuses and notify channels
+//! are not prefixed. Unlike the seed, returned action names are stripped too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{
+    ActorId, OwnedTask, Parade, PerformanceToken, Result, TaskData, TaskFilter, TaskId,
+    TaskStatusCode, Waiter,
+};
+
+/// Namespaces every task id and action of `base` under `prefix`.
+#[derive(Debug, Clone)]
+pub struct Prefixed<P> {
+    base: P,
+    prefix: String,
+}
+
+impl<P: Parade> Prefixed<P> {
+    /// Wraps `base`; names are stored as `prefix.name`.
+    pub fn new(base: P, prefix: impl Into<String>) -> Self {
+        Prefixed {
+            base,
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The wrapped queue.
+    pub fn base(&self) -> &P {
+        &self.base
+    }
+
+    /// `prefix.s`
+    pub fn add_prefix(&self, s: &str) -> String {
+        format!("{}.{}", self.prefix, s)
+    }
+
+    /// `s` without a leading `prefix.`, or `s` unchanged.
+    pub fn strip_prefix<'a>(&self, s: &'a str) -> &'a str {
+        s.strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(s)
+    }
+
+    fn add_prefix_task(&self, id: &TaskId) -> TaskId {
+        TaskId(self.add_prefix(id.as_str()))
+    }
+
+    fn strip_prefix_task(&self, id: &TaskId) -> TaskId {
+        TaskId(self.strip_prefix(id.as_str()).to_owned())
+    }
+
+    fn strip_task(&self, mut task: TaskData) -> TaskData {
+        task.id = self.strip_prefix_task(&task.id);
+        task.action = self.strip_prefix(&task.action).to_owned();
+        task.actor_id = task
+            .actor_id
+            .map(|a| ActorId(self.strip_prefix(a.as_str()).to_owned()));
+        task.to_signal_after = task
+            .to_signal_after
+            .iter()
+            .map(|s| self.strip_prefix_task(s))
+            .collect();
+        task
+    }
+}
+
+#[async_trait]
+impl<P: Parade> Parade for Prefixed<P> {
+    async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()> {
+        let prefixed: Vec<TaskData> = tasks
+            .iter()
+            .map(|task| TaskData {
+                id: self.add_prefix_task(&task.id),
+                action: self.add_prefix(&task.action),
+                actor_id: task
+                    .actor_id
+                    .as_ref()
+                    .map(|a| ActorId(self.add_prefix(a.as_str()))),
+                to_signal_after: task
+                    .to_signal_after
+                    .iter()
+                    .map(|s| self.add_prefix_task(s))
+                    .collect(),
+                ..task.clone()
+            })
+            .collect();
+        self.base.insert_tasks(&prefixed).await
+    }
+
+    async fn own_tasks(
+        &self,
+        actor: &ActorId,
+        max_tasks: u32,
+        actions: &[String],
+        max_duration: Option<Duration>,
+    ) -> Result<Vec<OwnedTask>> {
+        let actions: Vec<String> = actions.iter().map(|a| self.add_prefix(a)).collect();
+        let mut owned = self
+            .base
+            .own_tasks(actor, max_tasks, &actions, max_duration)
+            .await?;
+        for task in &mut owned {
+            task.id = self.strip_prefix_task(&task.id);
+            task.action = self.strip_prefix(&task.action).to_owned();
+        }
+        Ok(owned)
+    }
+
+    async fn extend_task_deadline(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        duration: Duration,
+    ) -> Result<()> {
+        self.base
+            .extend_task_deadline(&self.add_prefix_task(id), token, duration)
+            .await
+    }
+
+    async fn return_task(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        status: &str,
+        code: TaskStatusCode,
+    ) -> Result<()> {
+        self.base
+            .return_task(&self.add_prefix_task(id), token, status, code)
+            .await
+    }
+
+    async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {
+        self.base.new_waiter(&self.add_prefix_task(id)).await
+    }
+
+    async fn delete_tasks(&self, ids: &[TaskId]) -> Result<()> {
+        let ids: Vec<TaskId> = ids.iter().map(|id| self.add_prefix_task(id)).collect();
+        self.base.delete_tasks(&ids).await
+    }
+
+    async fn get_task(&self, id: &TaskId) -> Result<Option<TaskData>> {
+        let task = self.base.get_task(&self.add_prefix_task(id)).await?;
+        Ok(task.map(|t| self.strip_task(t)))
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
+        let filter = TaskFilter {
+            action: filter.action.as_deref().map(|a| self.add_prefix(a)),
+            id_prefix: Some(self.add_prefix(filter.id_prefix.as_deref().unwrap_or(""))),
+            ..filter.clone()
+        };
+        let tasks = self.base.list_tasks(&filter).await?;
+        Ok(tasks.into_iter().map(|t| self.strip_task(t)).collect())
+    }
+}
+
+/// A shared queue is a queue: lets `Prefixed<Arc<dyn Parade>>` and friends work.
+#[async_trait]
+impl<P: Parade + ?Sized> Parade for Arc<P> {
+    async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()> {
+        (**self).insert_tasks(tasks).await
+    }
+
+    async fn own_tasks(
+        &self,
+        actor: &ActorId,
+        max_tasks: u32,
+        actions: &[String],
+        max_duration: Option<Duration>,
+    ) -> Result<Vec<OwnedTask>> {
+        (**self)
+            .own_tasks(actor, max_tasks, actions, max_duration)
+            .await
+    }
+
+    async fn extend_task_deadline(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        duration: Duration,
+    ) -> Result<()> {
+        (**self).extend_task_deadline(id, token, duration).await
+    }
+
+    async fn return_task(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        status: &str,
+        code: TaskStatusCode,
+    ) -> Result<()> {
+        (**self).return_task(id, token, status, code).await
+    }
+
+    async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {
+        (**self).new_waiter(id).await
+    }
+
+    async fn delete_tasks(&self, ids: &[TaskId]) -> Result<()> {
+        (**self).delete_tasks(ids).await
+    }
+
+    async fn get_task(&self, id: &TaskId) -> Result<Option<TaskData>> {
+        (**self).get_task(id).await
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
+        (**self).list_tasks(filter).await
+    }
+}

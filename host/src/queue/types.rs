@@ -1,0 +1,209 @@
+//! The values that travel through the queue: task ids, actor ids, performance tokens, status
+//! codes, whole task rows and owned tasks. Field names follow the columns of the `tasks`
+//! table, so JSON produced or read by the CLI uses the same names as SQL.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Error;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// Identifies a task. Any string; callers usually generate a random one.
+    TaskId
+);
+string_id!(
+    /// Identifies an actor (a node, or one owner inside it) that owns tasks.
+    ActorId
+);
+
+/// The secret handed to the owner of a task. Extending or returning the task requires it,
+/// so an owner whose ownership expired and was taken over cannot overwrite the new owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PerformanceToken(pub Uuid);
+
+impl fmt::Display for PerformanceToken {
+    /// Lower-case 8-4-4-4-12 hex, as PostgreSQL prints a uuid.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for PerformanceToken {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Where a task is in its life. `Aborted` and `Completed` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskStatusCode {
+    /// Waiting to be owned: new, or returned to be tried again.
+    #[default]
+    Pending,
+    /// Owned by an actor until its deadline.
+    InProgress,
+    /// Ended in failure; never offered again.
+    Aborted,
+    /// Ended in success; never offered again.
+    Completed,
+}
+
+impl TaskStatusCode {
+    /// Every code, in lifecycle order.
+    pub const ALL: [TaskStatusCode; 4] = [
+        TaskStatusCode::Pending,
+        TaskStatusCode::InProgress,
+        TaskStatusCode::Aborted,
+        TaskStatusCode::Completed,
+    ];
+
+    /// The name stored in the database (`task_status_code_value`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatusCode::Pending => "pending",
+            TaskStatusCode::InProgress => "in-progress",
+            TaskStatusCode::Aborted => "aborted",
+            TaskStatusCode::Completed => "completed",
+        }
+    }
+
+    /// True for `aborted` and `completed`: the task will never run again.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatusCode::Aborted | TaskStatusCode::Completed)
+    }
+}
+
+impl fmt::Display for TaskStatusCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskStatusCode {
+    type Err = Error;
+
+    /// Parses a code case-insensitively, as the seed's scanner did; anything else is
+    /// [`Error::BadStatus`] (the seed silently turned it into an "invalid" code).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskStatusCode::ALL
+            .into_iter()
+            .find(|code| code.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::BadStatus(s.to_owned()))
+    }
+}
+
+/// A whole task row: every column of the seed's `tasks` table, plus Parade's `priority`.
+///
+/// Build one with [`TaskData::new`] and set what differs; the rest has the column defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskData {
+    pub id: TaskId,
+    pub action: String,
+    pub body: Option<String>,
+    /// Free text set by the actor that returned the task.
+    pub status: Option<String>,
+    pub status_code: TaskStatusCode,
+    /// Times the task was owned.
+    pub num_tries: i32,
+    /// Direct predecessors that ended aborted.
+    pub num_failures: i32,
+    /// Cap on `num_tries`; `None` is unlimited.
+    pub max_tries: Option<i32>,
+    /// Signals received from predecessors.
+    pub num_signals: i32,
+    /// Signals required before the task may run; `None` means no gating.
+    pub total_dependencies: Option<i32>,
+    pub actor_id: Option<ActorId>,
+    pub action_deadline: Option<DateTime<Utc>>,
+    pub performance_token: Option<PerformanceToken>,
+    /// Successors to signal when this task ends.
+    pub to_signal_after: Vec<TaskId>,
+    /// Channel to notify (with this task's id as payload) when this task ends.
+    pub notify_channel_after: Option<String>,
+    /// Higher runs first; equal priorities run in insertion order.
+    pub priority: i32,
+}
+
+impl TaskData {
+    /// A pending task with this id and action and every other column at its default.
+    pub fn new(id: impl Into<TaskId>, action: impl Into<String>) -> Self {
+        TaskData {
+            id: id.into(),
+            action: action.into(),
+            ..TaskData::default()
+        }
+    }
+}
+
+/// A task handed to an actor by `own_tasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnedTask {
+    pub id: TaskId,
+    pub token: PerformanceToken,
+    /// Direct predecessors that ended aborted (the task's `num_failures`).
+    pub num_signalled_failures: i32,
+    /// The full stored action name.
+    pub action: String,
+    pub body: Option<String>,
+}
+
+/// What a finished (or, for a waiter that was woken early, current) task reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOutcome {
+    /// The status text its last owner returned (empty if none).
+    pub status: String,
+    pub status_code: TaskStatusCode,
+}
+
+/// Which tasks `list_tasks` returns, in insertion order.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status_code: Option<TaskStatusCode>,
+    pub action: Option<String>,
+    /// Only ids that start with this.
+    pub id_prefix: Option<String>,
+    /// At most this many tasks (`None`: all).
+    pub limit: Option<u32>,
+}

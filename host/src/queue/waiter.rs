@@ -1,0 +1,123 @@
+//! [`Waiter`]: a handle on the end of one task, shared by every backend.
+//!
+//! A backend creates the waiter *before* it checks the task, so a task that finishes between
+//! creation and [`Waiter::wait`] is never missed: the backend either resolves the waiter at
+//! once (the task already ended) or keeps a [`WaiterHandle`] and resolves it when it hears the
+//! task ended. Cancelling resolves it too, so `wait` never blocks after `cancel`.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{Error, Result, TaskId, TaskOutcome};
+
+#[derive(Debug, Clone)]
+enum WaitResult {
+    Finished(TaskOutcome),
+    Cancelled,
+    Failed(String),
+}
+
+type Slot = watch::Sender<Option<WaitResult>>;
+
+/// Waits for a task to end. Clones share one wait: cancelling any cancels all.
+#[derive(Debug, Clone)]
+pub struct Waiter {
+    task_id: TaskId,
+    slot: Arc<Slot>,
+    // Held so the backend can tell, through the receiver count, that nobody waits any more.
+    receiver: watch::Receiver<Option<WaitResult>>,
+}
+
+/// The backend's side of a [`Waiter`]: resolves it, once.
+#[derive(Debug, Clone)]
+pub struct WaiterHandle {
+    task_id: TaskId,
+    slot: Arc<Slot>,
+}
+
+impl Waiter {
+    /// A waiter and the handle that resolves it.
+    pub fn new(task_id: TaskId) -> (Waiter, WaiterHandle) {
+        let (slot, receiver) = watch::channel(None);
+        let slot = Arc::new(slot);
+        let handle = WaiterHandle {
+            task_id: task_id.clone(),
+            slot: slot.clone(),
+        };
+        let waiter = Waiter {
+            task_id,
+            slot,
+            receiver,
+        };
+        (waiter, handle)
+    }
+
+    /// The task this waiter waits for.
+    pub fn task_id(&self) -> &TaskId {
+        &self.task_id
+    }
+
+    /// Blocks until the task ends and returns its status text and code. Returns
+    /// [`Error::Cancelled`] at once after [`Waiter::cancel`]. May be called from several tasks.
+    pub async fn wait(&self) -> Result<TaskOutcome> {
+        let mut receiver = self.receiver.clone();
+        // The sender lives in `self.slot`, so the channel cannot close while we wait.
+        let result = match receiver.wait_for(Option::is_some).await {
+            Ok(value) => value.clone(),
+            Err(_) => None,
+        };
+        match result {
+            Some(WaitResult::Finished(outcome)) => Ok(outcome),
+            Some(WaitResult::Cancelled) => Err(Error::Cancelled(self.task_id.clone())),
+            Some(WaitResult::Failed(problem)) => Err(Error::WaitFailed {
+                task_id: self.task_id.clone(),
+                problem,
+            }),
+            None => Err(Error::WaitFailed {
+                task_id: self.task_id.clone(),
+                problem: "the queue was closed".into(),
+            }),
+        }
+    }
+
+    /// Stops waiting: every pending and future [`Waiter::wait`] returns [`Error::Cancelled`].
+    /// Does nothing if the task already ended.
+    pub fn cancel(&self) {
+        settle(&self.slot, WaitResult::Cancelled);
+    }
+}
+
+impl WaiterHandle {
+    /// The task the waiter waits for.
+    pub fn task_id(&self) -> &TaskId {
+        &self.task_id
+    }
+
+    /// Resolves the waiter with the task's final status.
+    pub fn finish(&self, outcome: TaskOutcome) {
+        settle(&self.slot, WaitResult::Finished(outcome));
+    }
+
+    /// Resolves the waiter with a failure.
+    pub fn fail(&self, problem: impl Into<String>) {
+        settle(&self.slot, WaitResult::Failed(problem.into()));
+    }
+
+    /// True once the waiter was resolved or cancelled, or every [`Waiter`] clone was dropped:
+    /// the backend may forget it.
+    pub fn is_done(&self) -> bool {
+        self.slot.borrow().is_some() || self.slot.receiver_count() == 0
+    }
+}
+
+/// Stores the first result; later ones are ignored.
+fn settle(slot: &Slot, result: WaitResult) {
+    slot.send_if_modified(|current| {
+        if current.is_some() {
+            return false;
+        }
+        *current = Some(result);
+        true
+    });
+}

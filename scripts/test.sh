@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Parade's whole check, runnable on a fresh machine: installs what is missing, starts a
+# throwaway PostgreSQL cluster, checks formatting and lints, and runs every test against it.
+# The cluster is stopped and deleted on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '== %s\n' "$*" >&2; }
+
+log "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add wasm32-wasip2 >/dev/null
+if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
+
+log "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "build"
+cargo build --workspace --all-targets --locked
+
+log "throwaway PostgreSQL cluster"
+cluster=$(mktemp -d /tmp/parade-test-pg.XXXXXX)
+trap 'scripts/pg-cluster.sh stop "$cluster"' EXIT
+admin_url=$(scripts/pg-cluster.sh start "$cluster")
+template_url=${admin_url/\/postgres\?/\/parade_template\?}
+psql -q "$admin_url" -c 'CREATE DATABASE parade_template'
+target/debug/parade migrate --database "$template_url" >/dev/null
+export PARADE_TEST_DATABASE_URL=$admin_url
+
+log "tests"
+cargo nextest run --workspace --locked --no-fail-fast "$@"
