@@ -207,3 +207,51 @@ pub struct TaskFilter {
     /// At most this many tasks (`None`: all).
     pub limit: Option<u32>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_parse_case_insensitively() {
+        for (text, code) in [
+            ("pending", TaskStatusCode::Pending),
+            ("PENdiNG", TaskStatusCode::Pending),
+            ("in-progress", TaskStatusCode::InProgress),
+            ("IN-ProgRESS", TaskStatusCode::InProgress),
+            ("completed", TaskStatusCode::Completed),
+            ("COMPLETED", TaskStatusCode::Completed),
+            ("aborted", TaskStatusCode::Aborted),
+        ] {
+            assert_eq!(text.parse::<TaskStatusCode>().unwrap(), code, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_status_codes_are_errors() {
+        for text in ["", "huh?", "[invalid]", "-17"] {
+            assert!(matches!(
+                text.parse::<TaskStatusCode>(),
+                Err(Error::BadStatus(t)) if t == text
+            ));
+        }
+    }
+
+    #[test]
+    fn task_json_uses_column_names_and_rejects_unknown_keys() {
+        let task: TaskData = serde_json::from_str(
+            r#"{"id":"a","action":"x","max_tries":3,"to_signal_after":["b"],"status_code":"in-progress"}"#,
+        )
+        .unwrap();
+        assert_eq!(task.max_tries, Some(3));
+        assert_eq!(task.status_code, TaskStatusCode::InProgress);
+        assert_eq!(task.to_signal_after, vec![TaskId::from("b")]);
+        assert!(serde_json::from_str::<TaskData>(r#"{"id":"a","action":"x","colour":1}"#).is_err());
+    }
+
+    #[test]
+    fn performance_token_prints_lowercase_hyphenated() {
+        let token: PerformanceToken = "6F1C8E2A-3B4D-4E5F-8A9B-0C1D2E3F4A5B".parse().unwrap();
+        assert_eq!(token.to_string(), "6f1c8e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b");
+    }
+}

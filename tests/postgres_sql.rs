@@ -1,0 +1,1 @@
+//! SQL-level tests: written next.

@@ -1,0 +1,60 @@
+//! Test fixtures shared by the integration tests: a fresh, migrated database per test on
+//! each backend. PostgreSQL comes from the throwaway cluster that `scripts/test.sh` starts
+//! (its admin URL is in `PARADE_TEST_DATABASE_URL`, with a migrated `parade_template`
+//! database); each test clones the template, so tests are isolated and run in parallel.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use parade_host::queue::{Parade, PgParade};
+use sqlx::{Connection, PgConnection};
+
+/// A storage backend under test.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Postgres,
+}
+
+impl Backend {
+    /// A queue on a fresh, empty, migrated store.
+    pub async fn open(self) -> anyhow::Result<Arc<dyn Parade>> {
+        match self {
+            Backend::Postgres => Ok(Arc::new(PgParade::connect(&fresh_pg_database().await?).await?)),
+        }
+    }
+}
+
+/// The admin URL of the test cluster.
+pub fn pg_admin_url() -> anyhow::Result<String> {
+    std::env::var("PARADE_TEST_DATABASE_URL").context(
+        "PARADE_TEST_DATABASE_URL is not set: run the tests through scripts/test.sh, \
+         which starts a throwaway PostgreSQL cluster",
+    )
+}
+
+/// `admin` with its database name replaced by `name`.
+pub fn pg_url_for(admin: &str, name: &str) -> String {
+    admin.replacen("/postgres?", &format!("/{name}?"), 1)
+}
+
+/// Creates a new database (a copy of the migrated template unless `migrated` is false) and
+/// returns its URL.
+pub async fn new_pg_database(migrated: bool) -> anyhow::Result<String> {
+    let admin = pg_admin_url()?;
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .with_context(|| format!("connecting to the test cluster at {admin}"))?;
+    let template = if migrated { "parade_template" } else { "template0" };
+    sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+        .execute(&mut conn)
+        .await
+        .context("creating a test database")?;
+    Ok(pg_url_for(&admin, &name))
+}
+
+/// A fresh migrated PostgreSQL database's URL.
+pub async fn fresh_pg_database() -> anyhow::Result<String> {
+    new_pg_database(true).await
+}
