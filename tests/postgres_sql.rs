@@ -1,1 +1,175 @@
-//! SQL-level tests: written next.
+//! SQL-level tests: a client that speaks SQL to a parade database, as programs written for
+//! the Go package did, works against Parade's schema unchanged.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use parade_host::queue::{ActorId, Error, Parade, PgParade, TaskData, TaskId, TaskStatusCode};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+async fn pool() -> anyhow::Result<PgPool> {
+    let url = support::fresh_pg_database().await?;
+    Ok(PgPoolOptions::new().max_connections(4).connect(&url).await?)
+}
+
+#[tokio::test]
+async fn plain_sql_insert_stays_permissive_about_successors() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    // A seed-era client inserts a predecessor before its successor exists.
+    sqlx::query(
+        "INSERT INTO tasks (id, action, to_signal_after) VALUES ('first', 'a', ARRAY['second'])",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("INSERT INTO tasks (id, action, total_dependencies) VALUES ('second', 'b', 1)")
+        .execute(&pool)
+        .await?;
+    let parade = PgParade::from_pool(pool);
+    let first = parade
+        .own_tasks(&ActorId::from("sql"), 10, &["a".into(), "b".into()], None)
+        .await?;
+    assert_eq!(first.len(), 1);
+    parade
+        .return_task(&first[0].id, first[0].token, "ok", TaskStatusCode::Completed)
+        .await?;
+    let second = parade
+        .own_tasks(&ActorId::from("sql"), 10, &["b".into()], None)
+        .await?;
+    assert_eq!(second[0].id.as_str(), "second");
+    Ok(())
+}
+
+#[tokio::test]
+async fn sql_functions_keep_the_seed_signatures() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    sqlx::query("INSERT INTO tasks (id, action, body, status_code) VALUES ('t', 'act', 'b', 'pending')")
+        .execute(&pool)
+        .await?;
+
+    let owned = sqlx::query(
+        "SELECT task_id, token, num_failures, action, body \
+         FROM own_tasks(5, ARRAY['act']::VARCHAR ARRAY, 'sql-client', '1 minute'::INTERVAL)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let token: Uuid = owned.try_get("token")?;
+    assert_eq!(owned.try_get::<String, _>("task_id")?, "t");
+    assert_eq!(owned.try_get::<i32, _>("num_failures")?, 0);
+    assert_eq!(owned.try_get::<String, _>("action")?, "act");
+    assert_eq!(owned.try_get::<Option<String>, _>("body")?.as_deref(), Some("b"));
+
+    let extended: Option<bool> =
+        sqlx::query_scalar("SELECT extend_task_deadline('t', $1, '2 minutes'::INTERVAL)")
+            .bind(token)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(extended, Some(true));
+    let wrong: Option<bool> =
+        sqlx::query_scalar("SELECT extend_task_deadline('t', $1, '2 minutes'::INTERVAL)")
+            .bind(Uuid::new_v4())
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(wrong, None);
+
+    let in_progress = sqlx::query("SELECT return_task('t', $1, 'x', 'in-progress')")
+        .bind(token)
+        .fetch_one(&pool)
+        .await;
+    assert!(in_progress.is_err(), "returning as in-progress must raise");
+
+    let returned: i32 = sqlx::query_scalar("SELECT return_task('t', $1, 'done!', 'completed')")
+        .bind(token)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(returned, 1);
+    let again: i32 = sqlx::query_scalar("SELECT return_task('t', $1, 'done!', 'completed')")
+        .bind(token)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(again, 0);
+
+    let (status, code): (String, String) =
+        sqlx::query_as("SELECT status, status_code::text FROM tasks WHERE id = 't'")
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!((status.as_str(), code.as_str()), ("done!", "completed"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn sql_delete_tasks_takes_a_work_table() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    sqlx::query(
+        "INSERT INTO tasks (id, action, to_signal_after, total_dependencies) VALUES \
+         ('p', 'a', ARRAY['s'], NULL), ('s', 'a', NULL, 1), ('other', 'a', NULL, NULL)",
+    )
+    .execute(&pool)
+    .await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "CREATE TEMPORARY TABLE work (id VARCHAR, mark tasks_recurse_value) ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO work VALUES ('p', 'new')")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT delete_tasks('work')")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM tasks ORDER BY id")
+        .fetch_all(&pool)
+        .await?;
+    assert_eq!(left, ["other"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn finishing_a_task_notifies_its_channel_with_its_id() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    let parade = PgParade::from_pool(pool.clone());
+    parade
+        .insert_tasks(&[TaskData {
+            notify_channel_after: Some("Mixed.Case channel".into()),
+            ..TaskData::new("announced", "a")
+        }])
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen("Mixed.Case channel").await?;
+    let owned = parade
+        .own_tasks(&ActorId::from("x"), 1, &["a".into()], None)
+        .await?;
+    parade
+        .return_task(&owned[0].id, owned[0].token, "ok", TaskStatusCode::Completed)
+        .await?;
+    let note = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await??;
+    assert_eq!(note.channel(), "Mixed.Case channel");
+    assert_eq!(note.payload(), "announced");
+    Ok(())
+}
+
+#[tokio::test]
+async fn unmigrated_database_reports_service_unavailable() -> anyhow::Result<()> {
+    let url = support::new_pg_database(false).await?;
+    let parade = PgParade::connect(&url).await?;
+    let result = parade
+        .own_tasks(&ActorId::from("x"), 1, &["a".into()], None)
+        .await;
+    assert!(matches!(result, Err(Error::ServiceUnavailable(_))), "{result:?}");
+    let message = result.unwrap_err().to_string();
+    assert!(message.contains("parade migrate"), "{message}");
+
+    parade.migrate().await?;
+    parade.migrate().await?;
+    assert!(parade
+        .own_tasks(&ActorId::from("x"), 1, &["a".into()], None)
+        .await?
+        .is_empty());
+    assert!(parade.get_task(&TaskId::from("none")).await?.is_none());
+    Ok(())
+}
