@@ -26,6 +26,14 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() -> anyhow::Result<()> {
+                    crate::$module::$test(crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
     };
 }
 

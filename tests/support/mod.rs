@@ -1,5 +1,6 @@
 //! Test fixtures shared by the integration tests: a fresh, migrated database per test on
-//! each backend. PostgreSQL comes from the throwaway cluster that `scripts/test.sh` starts
+//! each backend. SQLite uses a new file in a temporary directory that lives until the test
+//! process ends. PostgreSQL comes from the throwaway cluster that `scripts/test.sh` starts
 //! (its admin URL is in `PARADE_TEST_DATABASE_URL`, with a migrated `parade_template`
 //! database); each test clones the template, so tests are isolated and run in parallel.
 #![allow(dead_code)]
@@ -7,20 +8,27 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use parade_host::queue::{Parade, PgParade};
+use parade_host::queue::{Parade, PgParade, SqliteParade};
 use sqlx::{Connection, PgConnection};
 
 /// A storage backend under test.
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
     Postgres,
+    Sqlite,
 }
 
 impl Backend {
     /// A queue on a fresh, empty, migrated store.
     pub async fn open(self) -> anyhow::Result<Arc<dyn Parade>> {
         match self {
-            Backend::Postgres => Ok(Arc::new(PgParade::connect(&fresh_pg_database().await?).await?)),
+            Backend::Postgres => Ok(Arc::new(
+                PgParade::connect(&fresh_pg_database().await?).await?,
+            )),
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", fresh_sqlite_path().display());
+                Ok(Arc::new(SqliteParade::open(&url).await?))
+            }
         }
     }
 }
@@ -57,4 +65,12 @@ pub async fn new_pg_database(migrated: bool) -> anyhow::Result<String> {
 /// A fresh migrated PostgreSQL database's URL.
 pub async fn fresh_pg_database() -> anyhow::Result<String> {
     new_pg_database(true).await
+}
+
+/// A path for a new SQLite file, in a directory removed when the test process ends.
+pub fn fresh_sqlite_path() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("creating a temporary directory"));
+    dir.path()
+        .join(format!("{}.db", uuid::Uuid::new_v4().simple()))
 }

@@ -50,6 +50,10 @@ pub enum Error {
     #[error("wait for task {task_id} failed: {problem}")]
     WaitFailed { task_id: TaskId, problem: String },
 
+    /// The store could not be opened or prepared (named by its path).
+    #[error("cannot use the queue database {location}: {problem}")]
+    OpenStore { location: String, problem: String },
+
     /// The database URL is not one Parade can open.
     #[error("bad database URL {url:?}: {problem}")]
     BadUrl { url: String, problem: String },

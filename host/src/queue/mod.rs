@@ -9,12 +9,15 @@
 //! once it has received that many signals. Semantics follow the Go package `parade`
 //! (see `shared/parade-spec.md`), with the defects listed in the migration fixed on purpose.
 //!
-//! [`Parade`] is the one interface; [`PgParade`] implements it on PostgreSQL. [`Prefixed`]
-//! namespaces any implementation, and [`open`] turns a database URL into a backend.
+//! [`Parade`] is the one interface. [`SqliteParade`] implements it on an embedded SQLite
+//! file (the default, one node) and [`PgParade`] on PostgreSQL (several nodes, one database).
+//! [`Prefixed`] namespaces any implementation, and [`open`] turns a database URL into a
+//! backend, so callers never branch on which one they have.
 
 mod error;
 mod postgres;
 mod prefix;
+mod sqlite;
 mod types;
 mod waiter;
 
@@ -27,6 +30,7 @@ use async_trait::async_trait;
 pub use error::{Error, Result};
 pub use postgres::PgParade;
 pub use prefix::Prefixed;
+pub use sqlite::SqliteParade;
 pub use types::{
     ActorId, OwnedTask, PerformanceToken, TaskData, TaskFilter, TaskId, TaskOutcome,
     TaskStatusCode,
@@ -89,24 +93,42 @@ pub trait Parade: Send + Sync {
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>>;
 }
 
-/// Opens the queue at `url` (`postgres://…` or `postgresql://…`).
-pub async fn open(url: &str) -> Result<Arc<dyn Parade>> {
+/// The store used when none is configured: `parade.db` in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://parade.db";
+
+/// The backend a database URL names.
+enum Scheme {
+    Postgres,
+    Sqlite,
+}
+
+fn scheme(url: &str) -> Result<Scheme> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgParade::connect(url).await?))
+        Ok(Scheme::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Ok(Scheme::Sqlite)
     } else {
         Err(Error::BadUrl {
             url: url.to_owned(),
-            problem: "expected postgres://…".into(),
+            problem: "expected postgres://…, sqlite://PATH or sqlite::memory:".into(),
         })
     }
 }
 
-/// Applies the queue's migrations to the database at `url`.
+/// Opens the queue at `url`: `postgres://…` (the schema must be migrated: see [`migrate`]),
+/// `sqlite://PATH` (created and migrated on first use) or `sqlite::memory:`.
+pub async fn open(url: &str) -> Result<Arc<dyn Parade>> {
+    Ok(match scheme(url)? {
+        Scheme::Postgres => Arc::new(PgParade::connect(url).await?),
+        Scheme::Sqlite => Arc::new(SqliteParade::open(url).await?),
+    })
+}
+
+/// Creates or upgrades the queue schema of the database at `url`.
 pub async fn migrate(url: &str) -> Result<()> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        PgParade::connect(url).await?.migrate().await
-    } else {
-        open(url).await.map(drop)
+    match scheme(url)? {
+        Scheme::Postgres => PgParade::connect(url).await?.migrate().await,
+        Scheme::Sqlite => SqliteParade::open(url).await.map(drop),
     }
 }
 

@@ -1,0 +1,580 @@
+//! [`SqliteParade`]: the queue in an embedded SQLite file, Parade's default store.
+//!
+//! SQLite has no stored functions, so each operation's logic is here, in Rust over one
+//! transaction. Every operation that writes starts with `BEGIN IMMEDIATE`, which takes the
+//! file's write lock up front: writers (in this process or another sharing the file) are
+//! serialized, so a task is never handed to two owners, and nothing needs `SKIP LOCKED`.
+//! The file runs in WAL mode so readers never wait for that lock, with a busy timeout so
+//! writers queue instead of failing. Waiters are resolved in-process ([`waiters`]).
+
+mod waiters;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+use self::waiters::LocalWaiters;
+use super::{
+    check_batch, successors_outside, ActorId, Error, OwnedTask, Parade, PerformanceToken, Result,
+    TaskData, TaskFilter, TaskId, TaskOutcome, TaskStatusCode, Waiter,
+};
+
+/// Expired last tries aborted per `own_tasks` call (as on PostgreSQL).
+const EXPIRED_ABORTS_PER_OWN: i64 = 100;
+/// Rows per INSERT statement: 17 bound values each, well under SQLite's 32766.
+const INSERT_CHUNK: usize = 500;
+/// How long a writer waits for the file's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The columns of a whole task, in [`task_from_row`]'s terms.
+const TASK_COLUMNS: &str = "id, action, body, status, status_code, num_tries, num_failures, \
+     max_tries, num_signals, total_dependencies, actor_id, action_deadline, performance_token, \
+     to_signal_after, notify_channel_after, priority";
+
+/// The runnable-task predicate of tasks_runnable_idx, minus the status.
+const RUNNABLE: &str = "(total_dependencies IS NULL OR num_signals = total_dependencies) \
+     AND (max_tries IS NULL OR num_tries < max_tries)";
+
+/// The queue in a SQLite file (or in memory).
+#[derive(Debug)]
+pub struct SqliteParade {
+    pool: SqlitePool,
+    waiters: Arc<LocalWaiters>,
+}
+
+impl SqliteParade {
+    /// Opens `sqlite://PATH` (created if missing) or `sqlite::memory:`, and applies the
+    /// embedded migrations (`migrations/sqlite`) it lacks. Errors name the file.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::BadUrl {
+            url: url.to_owned(),
+            problem: e.to_string(),
+        })?;
+        let path = options.get_filename().to_owned();
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let store_error = |problem: String| Error::OpenStore {
+            location: path.display().to_string(),
+            problem,
+        };
+        if path.is_dir() {
+            return Err(store_error("is a directory, not a SQLite file".into()));
+        }
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        // An in-memory database lives as long as its one connection.
+        let pool_options = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        };
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(|e| store_error(e.to_string()))?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::VersionMissing(version) => store_error(format!(
+                    "it was written by a newer Parade (migration {version} is unknown to this \
+                     version); upgrade parade"
+                )),
+                other => store_error(format!("applying migrations: {other}")),
+            })?;
+        Ok(SqliteParade {
+            pool,
+            waiters: Arc::default(),
+        })
+    }
+
+    /// The underlying pool, for callers that speak SQL directly.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?)
+    }
+}
+
+fn db_error(e: sqlx::Error) -> Error {
+    if let Some(db) = e.as_database_error() {
+        if db.is_unique_violation() {
+            return Error::DuplicateTask(db.message().to_owned());
+        }
+        if db.message().starts_with("no such table") {
+            return Error::ServiceUnavailable(db.message().to_owned());
+        }
+    }
+    Error::Database(e)
+}
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn micros_after(now: i64, duration: Duration) -> i64 {
+    now.saturating_add(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn json_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::Value::from(ids.into_iter().collect::<Vec<_>>()).to_string()
+}
+
+fn task_from_row(row: &SqliteRow) -> Result<TaskData> {
+    let status_code: String = row.try_get(4)?;
+    let deadline: Option<i64> = row.try_get(11)?;
+    let token: Option<String> = row.try_get(12)?;
+    let successors: Option<String> = row.try_get(13)?;
+    let id: String = row.try_get(0)?;
+    let corrupt = |what: &str| Error::InvalidTask {
+        task_id: TaskId(id.clone()),
+        problem: format!("stored {what} is unreadable"),
+    };
+    Ok(TaskData {
+        action: row.try_get(1)?,
+        body: row.try_get(2)?,
+        status: row.try_get(3)?,
+        status_code: status_code.parse()?,
+        num_tries: row.try_get(5)?,
+        num_failures: row.try_get(6)?,
+        max_tries: row.try_get(7)?,
+        num_signals: row.try_get(8)?,
+        total_dependencies: row.try_get(9)?,
+        actor_id: row.try_get::<Option<String>, _>(10)?.map(ActorId),
+        action_deadline: deadline
+            .map(|us| DateTime::<Utc>::from_timestamp_micros(us).ok_or_else(|| corrupt("deadline")))
+            .transpose()?,
+        performance_token: token
+            .map(|t| t.parse().map_err(|_| corrupt("performance token")))
+            .transpose()?,
+        to_signal_after: successors
+            .map(|s| serde_json::from_str::<Vec<TaskId>>(&s).map_err(|_| corrupt("to_signal_after")))
+            .transpose()?
+            .unwrap_or_default(),
+        notify_channel_after: row.try_get(14)?,
+        priority: row.try_get(15)?,
+        id: TaskId(id),
+    })
+}
+
+/// The current status of each of `ids` that exists.
+async fn read_outcomes(pool: &SqlitePool, ids: &[String]) -> Result<HashMap<String, TaskOutcome>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT id, coalesce(status, ''), status_code FROM tasks \
+         WHERE id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(json_ids(ids.iter().map(String::as_str)))
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|(id, status, code)| {
+            Ok((
+                id,
+                TaskOutcome {
+                    status,
+                    status_code: code.parse()?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Signals each successor once: one more signal, and one more failure if `failed`.
+/// Ids that do not exist are ignored.
+async fn signal_successors(
+    tx: &mut Transaction<'static, Sqlite>,
+    successors: Option<&str>,
+    failed: bool,
+) -> Result<()> {
+    let Some(successors) = successors else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE tasks SET num_signals = num_signals + 1, num_failures = num_failures + ?2 \
+         WHERE id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(successors)
+    .bind(i32::from(failed))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Aborts tasks whose ownership expired on their last allowed try (uses
+/// tasks_owned_deadline_idx); returns those with a notify channel, for their waiters.
+async fn abort_expired(
+    tx: &mut Transaction<'static, Sqlite>,
+    now: i64,
+) -> Result<Vec<(String, TaskOutcome)>> {
+    let expired: Vec<(String, Option<String>, i32, Option<i32>, Option<String>, Option<String>)> =
+        sqlx::query_as(
+            "SELECT id, actor_id, num_tries, max_tries, to_signal_after, notify_channel_after \
+             FROM tasks WHERE status_code = 'in-progress' AND action_deadline < ?1 \
+               AND max_tries IS NOT NULL AND num_tries >= max_tries \
+             ORDER BY action_deadline LIMIT ?2",
+        )
+        .bind(now)
+        .bind(EXPIRED_ABORTS_PER_OWN)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let mut ended = Vec::new();
+    for (id, actor, tries, max_tries, successors, channel) in expired {
+        let status = format!(
+            "ownership by {} expired on try {tries} of {}",
+            actor.as_deref().unwrap_or("an unknown actor"),
+            max_tries.unwrap_or(tries)
+        );
+        sqlx::query(
+            "UPDATE tasks SET status = ?2, status_code = 'aborted', actor_id = NULL, \
+             performance_token = NULL, finished_at = ?3 WHERE id = ?1",
+        )
+        .bind(&id)
+        .bind(&status)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        signal_successors(tx, successors.as_deref(), true).await?;
+        if channel.is_some() {
+            let status_code = TaskStatusCode::Aborted;
+            ended.push((id, TaskOutcome { status, status_code }));
+        }
+    }
+    Ok(ended)
+}
+
+#[async_trait]
+impl Parade for SqliteParade {
+    async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        let outside = successors_outside(tasks);
+        let stored: Vec<String> = if outside.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar("SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(?1))")
+                .bind(json_ids(outside.iter().map(String::as_str)))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?
+        };
+        check_batch(tasks, &stored.iter().map(String::as_str).collect::<HashSet<_>>())?;
+        let now = now_micros();
+        for chunk in tasks.chunks(INSERT_CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO tasks ({TASK_COLUMNS}, created_at) "
+            ));
+            insert.push_values(chunk, |mut row, task| {
+                row.push_bind(task.id.as_str())
+                    .push_bind(task.action.as_str())
+                    .push_bind(task.body.as_deref())
+                    .push_bind(task.status.as_deref())
+                    .push_bind(task.status_code.as_str())
+                    .push_bind(task.num_tries)
+                    .push_bind(task.num_failures)
+                    .push_bind(task.max_tries)
+                    .push_bind(task.num_signals)
+                    .push_bind(task.total_dependencies)
+                    .push_bind(task.actor_id.as_ref().map(ActorId::as_str))
+                    .push_bind(task.action_deadline.map(|d| d.timestamp_micros()))
+                    .push_bind(task.performance_token.map(|t| t.to_string()))
+                    .push_bind(
+                        (!task.to_signal_after.is_empty())
+                            .then(|| json_ids(task.to_signal_after.iter().map(TaskId::as_str))),
+                    )
+                    .push_bind(task.notify_channel_after.as_deref())
+                    .push_bind(task.priority)
+                    .push_bind(now);
+            });
+            insert.build().execute(&mut *tx).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn own_tasks(
+        &self,
+        actor: &ActorId,
+        max_tasks: u32,
+        actions: &[String],
+        max_duration: Option<Duration>,
+    ) -> Result<Vec<OwnedTask>> {
+        let now = now_micros();
+        let deadline = max_duration.map(|d| micros_after(now, d));
+        let wanted: Vec<&str> = {
+            let mut seen = HashSet::new();
+            actions.iter().map(String::as_str).filter(|a| seen.insert(*a)).collect()
+        };
+        let max = i64::from(max_tasks);
+        let mut tx = self.begin_write().await?;
+        let ended = abort_expired(&mut tx, now).await?;
+
+        // Expired ownerships first, oldest deadline first (tasks_owned_deadline_idx).
+        let mut chosen: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM tasks WHERE status_code = 'in-progress' AND action_deadline < ?1 \
+               AND action IN (SELECT value FROM json_each(?2)) AND {RUNNABLE} \
+             ORDER BY action_deadline LIMIT ?3"
+        ))
+        .bind(now)
+        .bind(json_ids(wanted.iter().copied()))
+        .bind(max)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+
+        // Then pending tasks: the head of each action's run of tasks_runnable_idx, merged.
+        let remaining = max - chosen.len() as i64;
+        if remaining > 0 {
+            let mut pending: Vec<(i32, i64, String)> = Vec::new();
+            for action in &wanted {
+                let head: Vec<(i32, i64, String)> = sqlx::query_as(&format!(
+                    "SELECT priority, rowid, id FROM tasks \
+                     WHERE action = ?1 AND status_code = 'pending' AND {RUNNABLE} \
+                     ORDER BY priority DESC, rowid LIMIT ?2"
+                ))
+                .bind(action)
+                .bind(remaining)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                pending.extend(head);
+            }
+            pending.sort_by_key(|(priority, rowid, _)| (std::cmp::Reverse(*priority), *rowid));
+            chosen.extend(pending.into_iter().take(remaining as usize).map(|(_, _, id)| id));
+        }
+
+        let mut owned = Vec::with_capacity(chosen.len());
+        for id in chosen {
+            let token = PerformanceToken(Uuid::new_v4());
+            let (num_failures, action, body): (i32, String, Option<String>) = sqlx::query_as(
+                "UPDATE tasks SET actor_id = ?2, status_code = 'in-progress', \
+                 num_tries = num_tries + 1, performance_token = ?3, action_deadline = ?4 \
+                 WHERE id = ?1 RETURNING num_failures, action, body",
+            )
+            .bind(&id)
+            .bind(actor.as_str())
+            .bind(token.to_string())
+            .bind(deadline)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            owned.push(OwnedTask {
+                id: TaskId(id),
+                token,
+                num_signalled_failures: num_failures,
+                action,
+                body,
+            });
+        }
+        tx.commit().await.map_err(db_error)?;
+        self.waiters.announce(ended);
+        Ok(owned)
+    }
+
+    async fn extend_task_deadline(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        duration: Duration,
+    ) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE tasks SET action_deadline = ?3 WHERE id = ?1 AND performance_token = ?2",
+        )
+        .bind(id.as_str())
+        .bind(token.to_string())
+        .bind(micros_after(now_micros(), duration))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if updated.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(Error::InvalidToken {
+                task_id: id.clone(),
+            })
+        }
+    }
+
+    async fn return_task(
+        &self,
+        id: &TaskId,
+        token: PerformanceToken,
+        status: &str,
+        code: TaskStatusCode,
+    ) -> Result<()> {
+        if code == TaskStatusCode::InProgress {
+            return Err(Error::BadStatus(format!(
+                "{code} (task {id} can only be returned as pending, aborted or completed)"
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let owned: Option<(i32, Option<i32>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT num_tries, max_tries, to_signal_after, notify_channel_after FROM tasks \
+             WHERE id = ?1 AND performance_token = ?2",
+        )
+        .bind(id.as_str())
+        .bind(token.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some((tries, max_tries, successors, channel)) = owned else {
+            return Err(Error::InvalidToken {
+                task_id: id.clone(),
+            });
+        };
+        let exhausted = max_tries.is_some_and(|max| tries >= max);
+        let final_code = match code {
+            TaskStatusCode::Pending if exhausted => TaskStatusCode::Aborted,
+            code => code,
+        };
+        let now = now_micros();
+        sqlx::query(
+            "UPDATE tasks SET status = ?2, status_code = ?3, actor_id = NULL, \
+             performance_token = NULL, finished_at = ?4 WHERE id = ?1",
+        )
+        .bind(id.as_str())
+        .bind(status)
+        .bind(final_code.as_str())
+        .bind(final_code.is_final().then_some(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if final_code.is_final() {
+            let failed = final_code == TaskStatusCode::Aborted;
+            signal_successors(&mut tx, successors.as_deref(), failed).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        if final_code.is_final() && channel.is_some() {
+            let outcome = TaskOutcome {
+                status: status.to_owned(),
+                status_code: final_code,
+            };
+            self.waiters.announce(vec![(id.0.clone(), outcome)]);
+        }
+        Ok(())
+    }
+
+    async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {
+        let channel: Option<Option<String>> =
+            sqlx::query_scalar("SELECT notify_channel_after FROM tasks WHERE id = ?1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        match channel {
+            None => return Err(Error::TaskNotFound(id.clone())),
+            Some(None) => return Err(Error::NoNotifyChannel { task_id: id.clone() }),
+            Some(Some(c)) if c.is_empty() => {
+                return Err(Error::NoNotifyChannel { task_id: id.clone() })
+            }
+            Some(Some(_)) => {}
+        }
+        let (waiter, handle) = Waiter::new(id.clone());
+        self.waiters.register(handle.clone(), &self.pool);
+        // Registered now, so a task that ends after this read resolves the waiter.
+        let outcomes = read_outcomes(&self.pool, std::slice::from_ref(&id.0)).await?;
+        match outcomes.get(id.as_str()) {
+            Some(outcome) if outcome.status_code.is_final() => handle.finish(outcome.clone()),
+            Some(_) => {}
+            None => return Err(Error::TaskNotFound(id.clone())),
+        }
+        Ok(waiter)
+    }
+
+    async fn delete_tasks(&self, ids: &[TaskId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        // Breadth first, as PostgreSQL's delete_tasks: each task is processed once, so
+        // duplicates and cycles are harmless.
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut round: VecDeque<String> = ids
+            .iter()
+            .filter(|id| seen.insert(id.0.clone()))
+            .map(|id| id.0.clone())
+            .collect();
+        while let Some(id) = round.pop_front() {
+            let deleted: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT status_code, to_signal_after FROM tasks WHERE id = ?1",
+            )
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let Some((code, Some(successors))) = deleted else {
+                continue;
+            };
+            // A finished task's signal was already counted: nothing changes for successors.
+            if code.parse::<TaskStatusCode>()?.is_final() {
+                continue;
+            }
+            let released: Vec<Option<String>> = sqlx::query_scalar(
+                "UPDATE tasks SET total_dependencies = total_dependencies - 1 \
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND total_dependencies IS NOT NULL \
+                 RETURNING CASE WHEN total_dependencies = num_signals THEN id END",
+            )
+            .bind(&successors)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            round.extend(released.into_iter().flatten().filter(|r| seen.insert(r.clone())));
+        }
+        sqlx::query("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?1))")
+            .bind(json_ids(seen.iter().map(String::as_str)))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_task(&self, id: &TaskId) -> Result<Option<TaskData>> {
+        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks \
+             WHERE (?1 IS NULL OR status_code = ?1) AND (?2 IS NULL OR action = ?2) \
+               AND (?3 IS NULL OR substr(id, 1, length(?3)) = ?3) \
+             ORDER BY rowid LIMIT ?4"
+        ))
+        .bind(filter.status_code.map(TaskStatusCode::as_str))
+        .bind(filter.action.as_deref())
+        .bind(filter.id_prefix.as_deref())
+        .bind(filter.limit.map_or(-1, i64::from))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(task_from_row).collect()
+    }
+}
