@@ -17,9 +17,16 @@ const EXIT_ERROR: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "parade", version, about, long_about = None)]
 pub struct Cli {
-    /// The queue's database: postgres://user@host/db (or PARADE_DATABASE_URL).
-    #[arg(long, global = true, env = "PARADE_DATABASE_URL", value_name = "URL")]
-    database: Option<String>,
+    /// The queue's database: sqlite://PATH (created on first use) or
+    /// postgres://USER@HOST/DB (run `parade migrate` first).
+    #[arg(
+        long,
+        global = true,
+        env = "PARADE_DATABASE_URL",
+        value_name = "URL",
+        default_value = crate::queue::DEFAULT_DATABASE_URL
+    )]
+    database: String,
 
     #[command(subcommand)]
     command: Command,
@@ -32,14 +39,6 @@ enum Command {
     /// Add, list, show, wait for and delete tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
-}
-
-impl Cli {
-    fn database(&self) -> anyhow::Result<&str> {
-        self.database.as_deref().ok_or_else(|| {
-            anyhow::anyhow!("no database given: pass --database URL or set PARADE_DATABASE_URL")
-        })
-    }
 }
 
 /// Runs the command line and returns the process exit code.
@@ -70,7 +69,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let url = cli.database()?;
+    let url = cli.database.as_str();
     match &cli.command {
         Command::Migrate => {
             crate::queue::migrate(url).await?;

@@ -1,0 +1,188 @@
+//! What only the SQLite backend has to prove: several pools (as several processes) on one
+//! file, the default store, and clear errors for files it cannot use. Its queue semantics
+//! are covered by the conformance suite.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parade_host::queue::{
+    ActorId, Error, Parade, SqliteParade, TaskData, TaskId, TaskStatusCode,
+};
+
+fn url_of(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_on_one_file_perform_every_task_exactly_once() -> anyhow::Result<()> {
+    const TASKS: usize = 2000;
+    let url = url_of(&support::fresh_sqlite_path());
+    let first = Arc::new(SqliteParade::open(&url).await?);
+    let second = Arc::new(SqliteParade::open(&url).await?);
+    let tasks: Vec<TaskData> = (0..TASKS)
+        .map(|i| TaskData::new(format!("t{i}"), "work"))
+        .collect();
+    first.insert_tasks(&tasks).await?;
+
+    let mut owners = Vec::new();
+    for (n, store) in [first.clone(), second.clone(), first, second].into_iter().enumerate() {
+        owners.push(tokio::spawn(async move {
+            let actor = ActorId::from(format!("owner-{n}"));
+            let mut performed = Vec::new();
+            loop {
+                let batch = store
+                    .own_tasks(&actor, 25, &["work".into()], Some(Duration::from_secs(60)))
+                    .await?;
+                if batch.is_empty() {
+                    return anyhow::Ok(performed);
+                }
+                for t in batch {
+                    store
+                        .return_task(&t.id, t.token, "ok", TaskStatusCode::Completed)
+                        .await?;
+                    performed.push(t.id.0);
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for owner in owners {
+        all.extend(owner.await??);
+    }
+    assert_eq!(all.len(), TASKS, "a task was performed twice or not at all");
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), TASKS);
+    Ok(())
+}
+
+#[tokio::test]
+async fn waiter_sees_task_finished_through_another_pool() -> anyhow::Result<()> {
+    let url = url_of(&support::fresh_sqlite_path());
+    let watcher = SqliteParade::open(&url).await?;
+    let worker = SqliteParade::open(&url).await?;
+    watcher
+        .insert_tasks(&[TaskData {
+            notify_channel_after: Some("done".into()),
+            ..TaskData::new("job", "work")
+        }])
+        .await?;
+    let waiter = watcher.new_waiter(&TaskId::from("job")).await?;
+    let owned = worker
+        .own_tasks(&ActorId::from("w"), 1, &["work".into()], None)
+        .await?;
+    worker
+        .return_task(&owned[0].id, owned[0].token, "finished elsewhere", TaskStatusCode::Completed)
+        .await?;
+    let outcome = tokio::time::timeout(Duration::from_secs(10), waiter.wait()).await??;
+    assert_eq!(outcome.status, "finished elsewhere");
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_memory_store_works() -> anyhow::Result<()> {
+    let store = SqliteParade::open("sqlite::memory:").await?;
+    store.insert_tasks(&[TaskData::new("m", "work")]).await?;
+    let owned = store
+        .own_tasks(&ActorId::from("a"), 5, &["work".into()], None)
+        .await?;
+    assert_eq!(owned.len(), 1);
+    Ok(())
+}
+
+fn assert_open_error(result: Result<SqliteParade, Error>, path: &str, problem: &str) {
+    match result {
+        Err(e @ Error::OpenStore { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains(path), "{message} should name {path}");
+            assert!(message.contains(problem), "{message} should say {problem:?}");
+        }
+        Err(other) => panic!("expected OpenStore naming {path}, got {other:?}"),
+        Ok(_) => panic!("opening {path} should fail"),
+    }
+}
+
+#[tokio::test]
+async fn directory_path_is_a_clear_error() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().display().to_string();
+    assert_open_error(
+        SqliteParade::open(&format!("sqlite://{path}")).await,
+        &path,
+        "directory",
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn file_that_is_not_sqlite_is_a_clear_error_and_stays_intact() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("notes.db");
+    let content = "these are my notes, not a database\n".repeat(200);
+    std::fs::write(&path, &content)?;
+    assert_open_error(
+        SqliteParade::open(&url_of(&path)).await,
+        &path.display().to_string(),
+        "not a database",
+    );
+    assert_eq!(std::fs::read_to_string(&path)?, content, "the file was modified");
+    Ok(())
+}
+
+#[tokio::test]
+async fn database_from_a_newer_parade_is_a_clear_error() -> anyhow::Result<()> {
+    let path = support::fresh_sqlite_path();
+    let store = SqliteParade::open(&url_of(&path)).await?;
+    store.insert_tasks(&[TaskData::new("kept", "work")]).await?;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', true, x'00', 0)",
+    )
+    .execute(store.pool())
+    .await?;
+    drop(store);
+    assert_open_error(
+        SqliteParade::open(&url_of(&path)).await,
+        &path.display().to_string(),
+        "newer Parade",
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn read_only_open_of_a_missing_file_is_a_clear_error() -> anyhow::Result<()> {
+    let path = support::fresh_sqlite_path();
+    assert_open_error(
+        SqliteParade::open(&format!("{}?mode=ro", url_of(&path))).await,
+        &path.display().to_string(),
+        "unable to open",
+    );
+    Ok(())
+}
+
+#[test]
+fn cli_without_database_uses_parade_db_in_the_working_directory() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let parade = env!("CARGO_BIN_EXE_parade");
+    let added = Command::new(parade)
+        .args(["task", "add", "--action", "echo", "--body", "hi"])
+        .current_dir(dir.path())
+        .env_remove("PARADE_DATABASE_URL")
+        .output()?;
+    assert!(added.status.success(), "{added:?}");
+    let id = String::from_utf8(added.stdout)?.trim().to_owned();
+    assert!(dir.path().join("parade.db").is_file());
+    let listed = Command::new(parade)
+        .args(["task", "list", "--json"])
+        .current_dir(dir.path())
+        .env_remove("PARADE_DATABASE_URL")
+        .output()?;
+    assert!(listed.status.success(), "{listed:?}");
+    let task: TaskData = serde_json::from_str(String::from_utf8(listed.stdout)?.trim())?;
+    assert_eq!(task.id.as_str(), id);
+    assert_eq!(task.body.as_deref(), Some("hi"));
+    Ok(())
+}
