@@ -13,7 +13,10 @@ use uuid::Uuid;
 
 async fn pool() -> anyhow::Result<PgPool> {
     let url = support::fresh_pg_database().await?;
-    Ok(PgPoolOptions::new().max_connections(4).connect(&url).await?)
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await?)
 }
 
 #[tokio::test]
@@ -34,7 +37,12 @@ async fn plain_sql_insert_stays_permissive_about_successors() -> anyhow::Result<
         .await?;
     assert_eq!(first.len(), 1);
     parade
-        .return_task(&first[0].id, first[0].token, "ok", TaskStatusCode::Completed)
+        .return_task(
+            &first[0].id,
+            first[0].token,
+            "ok",
+            TaskStatusCode::Completed,
+        )
         .await?;
     let second = parade
         .own_tasks(&ActorId::from("sql"), 10, &["b".into()], None)
@@ -46,9 +54,11 @@ async fn plain_sql_insert_stays_permissive_about_successors() -> anyhow::Result<
 #[tokio::test]
 async fn sql_functions_keep_the_seed_signatures() -> anyhow::Result<()> {
     let pool = pool().await?;
-    sqlx::query("INSERT INTO tasks (id, action, body, status_code) VALUES ('t', 'act', 'b', 'pending')")
-        .execute(&pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO tasks (id, action, body, status_code) VALUES ('t', 'act', 'b', 'pending')",
+    )
+    .execute(&pool)
+    .await?;
 
     let owned = sqlx::query(
         "SELECT task_id, token, num_failures, action, body \
@@ -60,7 +70,10 @@ async fn sql_functions_keep_the_seed_signatures() -> anyhow::Result<()> {
     assert_eq!(owned.try_get::<String, _>("task_id")?, "t");
     assert_eq!(owned.try_get::<i32, _>("num_failures")?, 0);
     assert_eq!(owned.try_get::<String, _>("action")?, "act");
-    assert_eq!(owned.try_get::<Option<String>, _>("body")?.as_deref(), Some("b"));
+    assert_eq!(
+        owned.try_get::<Option<String>, _>("body")?.as_deref(),
+        Some("b")
+    );
 
     let extended: Option<bool> =
         sqlx::query_scalar("SELECT extend_task_deadline('t', $1, '2 minutes'::INTERVAL)")
@@ -145,7 +158,12 @@ async fn finishing_a_task_notifies_its_channel_with_its_id() -> anyhow::Result<(
         .own_tasks(&ActorId::from("x"), 1, &["a".into()], None)
         .await?;
     parade
-        .return_task(&owned[0].id, owned[0].token, "ok", TaskStatusCode::Completed)
+        .return_task(
+            &owned[0].id,
+            owned[0].token,
+            "ok",
+            TaskStatusCode::Completed,
+        )
         .await?;
     let note = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await??;
     assert_eq!(note.channel(), "Mixed.Case channel");
@@ -160,7 +178,10 @@ async fn unmigrated_database_reports_service_unavailable() -> anyhow::Result<()>
     let result = parade
         .own_tasks(&ActorId::from("x"), 1, &["a".into()], None)
         .await;
-    assert!(matches!(result, Err(Error::ServiceUnavailable(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::ServiceUnavailable(_))),
+        "{result:?}"
+    );
     let message = result.unwrap_err().to_string();
     assert!(message.contains("parade migrate"), "{message}");
 

@@ -10,9 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parade_host::queue::{
-    ActorId, Error, Parade, SqliteParade, TaskData, TaskId, TaskStatusCode,
-};
+use parade_host::queue::{ActorId, Error, Parade, SqliteParade, TaskData, TaskId, TaskStatusCode};
 
 fn url_of(path: &std::path::Path) -> String {
     format!("sqlite://{}", path.display())
@@ -30,7 +28,10 @@ async fn two_pools_on_one_file_perform_every_task_exactly_once() -> anyhow::Resu
     first.insert_tasks(&tasks).await?;
 
     let mut owners = Vec::new();
-    for (n, store) in [first.clone(), second.clone(), first, second].into_iter().enumerate() {
+    for (n, store) in [first.clone(), second.clone(), first, second]
+        .into_iter()
+        .enumerate()
+    {
         owners.push(tokio::spawn(async move {
             let actor = ActorId::from(format!("owner-{n}"));
             let mut performed = Vec::new();
@@ -75,7 +76,12 @@ async fn waiter_sees_task_finished_through_another_pool() -> anyhow::Result<()> 
         .own_tasks(&ActorId::from("w"), 1, &["work".into()], None)
         .await?;
     worker
-        .return_task(&owned[0].id, owned[0].token, "finished elsewhere", TaskStatusCode::Completed)
+        .return_task(
+            &owned[0].id,
+            owned[0].token,
+            "finished elsewhere",
+            TaskStatusCode::Completed,
+        )
         .await?;
     let outcome = tokio::time::timeout(Duration::from_secs(10), waiter.wait()).await??;
     assert_eq!(outcome.status, "finished elsewhere");
@@ -98,7 +104,10 @@ fn assert_open_error(result: Result<SqliteParade, Error>, path: &str, problem: &
         Err(e @ Error::OpenStore { .. }) => {
             let message = e.to_string();
             assert!(message.contains(path), "{message} should name {path}");
-            assert!(message.contains(problem), "{message} should say {problem:?}");
+            assert!(
+                message.contains(problem),
+                "{message} should say {problem:?}"
+            );
         }
         Err(other) => panic!("expected OpenStore naming {path}, got {other:?}"),
         Ok(_) => panic!("opening {path} should fail"),
@@ -128,7 +137,11 @@ async fn file_that_is_not_sqlite_is_a_clear_error_and_stays_intact() -> anyhow::
         &path.display().to_string(),
         "not a database",
     );
-    assert_eq!(std::fs::read_to_string(&path)?, content, "the file was modified");
+    assert_eq!(
+        std::fs::read_to_string(&path)?,
+        content,
+        "the file was modified"
+    );
     Ok(())
 }
 

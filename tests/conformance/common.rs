@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parade_host::queue::{
-    ActorId, OwnedTask, Parade, Prefixed, TaskData, TaskId, TaskStatusCode,
-};
+use parade_host::queue::{ActorId, OwnedTask, Parade, Prefixed, TaskData, TaskId, TaskStatusCode};
 
 use crate::support::Backend;
 
@@ -50,7 +48,10 @@ pub async fn own_one(
     duration: Option<Duration>,
 ) -> anyhow::Result<OwnedTask> {
     let mut owned = own(queue, actor, 1, names, duration).await?;
-    anyhow::ensure!(owned.len() == 1, "expected one task of {names:?}, got {owned:?}");
+    anyhow::ensure!(
+        owned.len() == 1,
+        "expected one task of {names:?}, got {owned:?}"
+    );
     Ok(owned.remove(0))
 }
 

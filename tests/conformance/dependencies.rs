@@ -39,7 +39,11 @@ pub async fn counts_failures_of_predecessors(backend: Backend) -> anyhow::Result
     assert_eq!(end.num_signalled_failures, 1);
     let stored = row(&q, "end").await?;
     assert_eq!((stored.num_signals, stored.num_failures), (2, 1));
-    assert_eq!(row(&q, "failure").await?.num_failures, 0, "own failures are not counted");
+    assert_eq!(
+        row(&q, "failure").await?.num_failures,
+        0,
+        "own failures are not counted"
+    );
     Ok(())
 }
 
@@ -50,10 +54,7 @@ pub async fn divisor_dag_runs_each_task_after_its_divisors(backend: Backend) -> 
     let tasks: Vec<TaskData> = (1..=N)
         .map(|n| TaskData {
             body: Some(n.to_string()),
-            to_signal_after: (2 * n..=N)
-                .step_by(n)
-                .map(|m| name(m).into())
-                .collect(),
+            to_signal_after: (2 * n..=N).step_by(n).map(|m| name(m).into()).collect(),
             total_dependencies: Some((1..n).filter(|d| n % d == 0).count() as i32),
             ..task(&name(n), "div")
         })
@@ -119,8 +120,8 @@ pub async fn fan_in_dag_under_concurrent_owners(backend: Backend) -> anyhow::Res
             while idle_rounds < 20 {
                 round += 1;
                 let bulk = 45 + (owner * 7 + round * 13) % 11;
-                let batch = own(&*q, &actor, bulk as u32, &["part", "shard", "done"], MINUTE)
-                    .await?;
+                let batch =
+                    own(&*q, &actor, bulk as u32, &["part", "shard", "done"], MINUTE).await?;
                 if batch.is_empty() {
                     idle_rounds += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -147,8 +148,15 @@ pub async fn fan_in_dag_under_concurrent_owners(backend: Backend) -> anyhow::Res
     let parts = parts.lock().await;
     assert_eq!(parts.len(), PARTS, "every part exactly once");
     assert_eq!(parts.iter().collect::<HashSet<_>>().len(), PARTS);
-    assert_eq!(done_count.load(Ordering::SeqCst), 1, "exactly one owner gets done");
-    assert_eq!(row(&*q, "done").await?.status_code, TaskStatusCode::Completed);
+    assert_eq!(
+        done_count.load(Ordering::SeqCst),
+        1,
+        "exactly one owner gets done"
+    );
+    assert_eq!(
+        row(&*q, "done").await?.status_code,
+        TaskStatusCode::Completed
+    );
     Ok(())
 }
 
@@ -165,6 +173,9 @@ pub async fn signalling_missing_successor_is_ignored(backend: Backend) -> anyhow
     q.delete_tasks(&ids(&["gone"])).await?;
     let t = own_one(&q, "actor", &["a"], MINUTE).await?;
     finish(&q, &t, TaskStatusCode::Completed).await?;
-    assert_eq!(row(&q, "first").await?.status_code, TaskStatusCode::Completed);
+    assert_eq!(
+        row(&q, "first").await?.status_code,
+        TaskStatusCode::Completed
+    );
     Ok(())
 }

@@ -22,7 +22,9 @@ pub async fn inserted_row_keeps_every_column(backend: Backend) -> anyhow::Result
         total_dependencies: Some(3),
         actor_id: Some(ActorId::from("someone")),
         action_deadline: Some(Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).unwrap()),
-        performance_token: Some(PerformanceToken("6f1c8e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b".parse()?)),
+        performance_token: Some(PerformanceToken(
+            "6f1c8e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b".parse()?,
+        )),
         to_signal_after: ids(&["next"]),
         notify_channel_after: Some("chan".into()),
         priority: 7,
@@ -66,12 +68,10 @@ pub async fn insert_accepts_successor_already_stored(backend: Backend) -> anyhow
         ..task("later", "work")
     }])
     .await?;
-    q.insert_tasks(&[
-        TaskData {
-            to_signal_after: ids(&["later", "self-too"]),
-            ..task("self-too", "work")
-        },
-    ])
+    q.insert_tasks(&[TaskData {
+        to_signal_after: ids(&["later", "self-too"]),
+        ..task("self-too", "work")
+    }])
     .await?;
     assert_eq!(q.list_tasks(&Default::default()).await?.len(), 2);
     Ok(())
@@ -89,7 +89,10 @@ pub async fn insert_rejects_duplicate_id_and_stores_nothing(
     let in_batch = q
         .insert_tasks(&[task("twice", "work"), task("twice", "work")])
         .await;
-    assert!(matches!(in_batch, Err(Error::DuplicateTask(_))), "{in_batch:?}");
+    assert!(
+        matches!(in_batch, Err(Error::DuplicateTask(_))),
+        "{in_batch:?}"
+    );
     let stored = q.list_tasks(&Default::default()).await?;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].action, "work");
@@ -104,7 +107,10 @@ pub async fn insert_rejects_negative_counts(backend: Backend) -> anyhow::Result<
             ..task("neg", "work")
         }])
         .await;
-    assert!(matches!(result, Err(Error::InvalidTask { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::InvalidTask { .. })),
+        "{result:?}"
+    );
     Ok(())
 }
 

@@ -217,7 +217,10 @@ pub async fn prefix_hides_other_namespaces_and_strips_names(
     let mut owned = own(&left, "actor", 10, &["work"], MINUTE).await?;
     owned.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(owned_ids(&owned), ["first", "next"]);
-    assert!(owned.iter().all(|t| t.action == "work"), "actions are stripped");
+    assert!(
+        owned.iter().all(|t| t.action == "work"),
+        "actions are stripped"
+    );
     let listed = left.list_tasks(&Default::default()).await?;
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].to_signal_after, ids(&["next"]));

@@ -45,7 +45,10 @@ pub async fn returning_as_in_progress_is_rejected(backend: Backend) -> anyhow::R
         .await;
     assert!(matches!(result, Err(Error::BadStatus(_))), "{result:?}");
     // Nothing changed: the owner can still return it properly.
-    assert_eq!(row(&q, "111").await?.status_code, TaskStatusCode::InProgress);
+    assert_eq!(
+        row(&q, "111").await?.status_code,
+        TaskStatusCode::InProgress
+    );
     finish(&q, &t, TaskStatusCode::Completed).await?;
     Ok(())
 }
@@ -70,13 +73,14 @@ pub async fn extend_with_unknown_token_is_invalid(backend: Backend) -> anyhow::R
     let result = q
         .extend_task_deadline(&TaskId::from("111"), made_up, Duration::from_secs(1))
         .await;
-    assert!(matches!(result, Err(Error::InvalidToken { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::InvalidToken { .. })),
+        "{result:?}"
+    );
     Ok(())
 }
 
-pub async fn extend_keeps_ownership_past_original_deadline(
-    backend: Backend,
-) -> anyhow::Result<()> {
+pub async fn extend_keeps_ownership_past_original_deadline(backend: Backend) -> anyhow::Result<()> {
     let q = queue(backend).await?;
     q.insert_tasks(&[task("111", "a")]).await?;
     let t = own_one(&q, "actor", &["a"], Some(Duration::from_millis(100))).await?;
@@ -103,10 +107,19 @@ pub async fn extend_fails_once_task_is_stolen(backend: Backend) -> anyhow::Resul
     let result = q
         .extend_task_deadline(&t.id, t.token, Duration::from_secs(1))
         .await;
-    assert!(matches!(result, Err(Error::InvalidToken { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::InvalidToken { .. })),
+        "{result:?}"
+    );
     let late = finish(&q, &t, TaskStatusCode::Completed).await;
-    assert!(late.is_err(), "a stale owner must not overwrite the new one");
-    assert_eq!(row(&q, "222").await?.status_code, TaskStatusCode::InProgress);
+    assert!(
+        late.is_err(),
+        "a stale owner must not overwrite the new one"
+    );
+    assert_eq!(
+        row(&q, "222").await?.status_code,
+        TaskStatusCode::InProgress
+    );
     Ok(())
 }
 
@@ -217,6 +230,9 @@ pub async fn expired_last_try_ends_aborted_and_signals_failure(
     assert_eq!(outcome.status_code, TaskStatusCode::Aborted);
     assert!(outcome.status.contains("expired"), "{}", outcome.status);
     let late = finish(&q, &t, TaskStatusCode::Completed).await;
-    assert!(late.is_err(), "the crashed owner's token is void once the task ended");
+    assert!(
+        late.is_err(),
+        "the crashed owner's token is void once the task ended"
+    );
     Ok(())
 }

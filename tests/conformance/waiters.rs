@@ -26,7 +26,8 @@ pub async fn waiter_sees_completion_and_abort_created_before_or_after_return(
     ] {
         for waiter_first in [true, false] {
             let id = TaskId::from(format!("{code}-{waiter_first}"));
-            q.insert_tasks(&[notifying(id.as_str(), "test.done")]).await?;
+            q.insert_tasks(&[notifying(id.as_str(), "test.done")])
+                .await?;
             let t = own_one(&q, "actor", &["work"], MINUTE).await?;
             let early = if waiter_first {
                 Some(q.new_waiter(&id).await?)
@@ -105,8 +106,11 @@ pub async fn waiters_sharing_a_channel_wake_only_for_their_task(
     backend: Backend,
 ) -> anyhow::Result<()> {
     let q = queue(backend).await?;
-    q.insert_tasks(&[notifying("one", "test.shared"), notifying("two", "test.shared")])
-        .await?;
+    q.insert_tasks(&[
+        notifying("one", "test.shared"),
+        notifying("two", "test.shared"),
+    ])
+    .await?;
     let one = q.new_waiter(&TaskId::from("one")).await?;
     let two = q.new_waiter(&TaskId::from("two")).await?;
     let owned = own(&q, "actor", 2, &["work"], MINUTE).await?;
@@ -115,7 +119,9 @@ pub async fn waiters_sharing_a_channel_wake_only_for_their_task(
 
     finish(&q, task_one, TaskStatusCode::Completed).await?;
     assert_eq!(
-        tokio::time::timeout(PATIENCE, one.wait()).await??.status_code,
+        tokio::time::timeout(PATIENCE, one.wait())
+            .await??
+            .status_code,
         TaskStatusCode::Completed
     );
     assert!(
@@ -126,7 +132,9 @@ pub async fn waiters_sharing_a_channel_wake_only_for_their_task(
     );
     finish(&q, task_two, TaskStatusCode::Aborted).await?;
     assert_eq!(
-        tokio::time::timeout(PATIENCE, two.wait()).await??.status_code,
+        tokio::time::timeout(PATIENCE, two.wait())
+            .await??
+            .status_code,
         TaskStatusCode::Aborted
     );
     Ok(())

@@ -54,7 +54,11 @@ pub async fn new_pg_database(migrated: bool) -> anyhow::Result<String> {
     let mut conn = PgConnection::connect(&admin)
         .await
         .with_context(|| format!("connecting to the test cluster at {admin}"))?;
-    let template = if migrated { "parade_template" } else { "template0" };
+    let template = if migrated {
+        "parade_template"
+    } else {
+        "template0"
+    };
     sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
         .execute(&mut conn)
         .await

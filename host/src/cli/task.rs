@@ -116,7 +116,11 @@ async fn add(args: &AddArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
         let tasks = read_task_file(path)?;
         let progress = std::io::stderr().is_terminal();
         if progress {
-            eprint!("inserting {} tasks from {} ...", tasks.len(), path.display());
+            eprint!(
+                "inserting {} tasks from {} ...",
+                tasks.len(),
+                path.display()
+            );
         }
         queue
             .insert_tasks(&tasks)
@@ -162,7 +166,10 @@ fn read_task_file(path: &Path) -> anyhow::Result<Vec<TaskData>> {
             continue;
         }
         let mut task: TaskData = serde_json::from_str(&line).with_context(|| {
-            format!("{}:{number}: not a task; nothing was inserted", path.display())
+            format!(
+                "{}:{number}: not a task; nothing was inserted",
+                path.display()
+            )
         })?;
         if task.action.is_empty() {
             bail!(
@@ -193,7 +200,11 @@ async fn list(args: &ListArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
             writeln!(out, "{}", serde_json::to_string(task)?)?;
         }
     } else {
-        writeln!(out, "{:<34} {:<20} {:<11} {:>5}  STATUS", "ID", "ACTION", "CODE", "TRIES")?;
+        writeln!(
+            out,
+            "{:<34} {:<20} {:<11} {:>5}  STATUS",
+            "ID", "ACTION", "CODE", "TRIES"
+        )?;
         for task in &tasks {
             writeln!(
                 out,

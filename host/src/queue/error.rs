@@ -12,7 +12,9 @@ pub enum Error {
     InvalidToken { task_id: TaskId },
 
     /// `new_waiter` on a task that has no `notify_channel_after`.
-    #[error("task {task_id} has no notify channel to wait on (insert it with notify_channel_after)")]
+    #[error(
+        "task {task_id} has no notify channel to wait on (insert it with notify_channel_after)"
+    )]
     NoNotifyChannel { task_id: TaskId },
 
     /// The queue schema is missing: migrations were not applied to this database.

@@ -32,8 +32,7 @@ pub use postgres::PgParade;
 pub use prefix::Prefixed;
 pub use sqlite::SqliteParade;
 pub use types::{
-    ActorId, OwnedTask, PerformanceToken, TaskData, TaskFilter, TaskId, TaskOutcome,
-    TaskStatusCode,
+    ActorId, OwnedTask, PerformanceToken, TaskData, TaskFilter, TaskId, TaskOutcome, TaskStatusCode,
 };
 pub use waiter::{Waiter, WaiterHandle};
 

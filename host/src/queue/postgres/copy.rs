@@ -100,7 +100,13 @@ mod tests {
     fn every_column_is_written() {
         let mut out = String::new();
         encode_row(&mut out, &TaskData::new("id", "action"));
-        let columns = COPY_TASKS.split('(').nth(1).unwrap().split(')').next().unwrap();
+        let columns = COPY_TASKS
+            .split('(')
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap();
         assert_eq!(out.split('\t').count(), columns.split(',').count());
     }
 }

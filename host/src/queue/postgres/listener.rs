@@ -63,7 +63,11 @@ impl NotificationHub {
     }
 }
 
-async fn run(pool: PgPool, mut listener: PgListener, mut commands: mpsc::UnboundedReceiver<Command>) {
+async fn run(
+    pool: PgPool,
+    mut listener: PgListener,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
     let mut waiters: HashMap<String, Vec<WaiterHandle>> = HashMap::new();
     let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
     recheck.tick().await;
@@ -124,7 +128,10 @@ fn all(waiters: &HashMap<String, Vec<WaiterHandle>>) -> Vec<WaiterHandle> {
 }
 
 /// Drops resolved waiters and stops listening on channels nobody waits on.
-async fn forget_finished(listener: &mut PgListener, waiters: &mut HashMap<String, Vec<WaiterHandle>>) {
+async fn forget_finished(
+    listener: &mut PgListener,
+    waiters: &mut HashMap<String, Vec<WaiterHandle>>,
+) {
     let mut idle = Vec::new();
     for (channel, handles) in waiters.iter_mut() {
         handles.retain(|h| !h.is_done());
@@ -151,7 +158,9 @@ async fn resolve_finished(pool: PgPool, handles: Vec<WaiterHandle>) {
         Ok(outcomes) => {
             for handle in handles {
                 match outcomes.get(handle.task_id().as_str()) {
-                    Some(outcome) if outcome.status_code.is_final() => handle.finish(outcome.clone()),
+                    Some(outcome) if outcome.status_code.is_final() => {
+                        handle.finish(outcome.clone())
+                    }
                     Some(_) => {}
                     None => handle.fail("the task was deleted"),
                 }

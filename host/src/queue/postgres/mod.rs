@@ -170,7 +170,10 @@ impl Parade for PgParade {
                 .await
                 .map_err(db_error)?
         };
-        check_batch(tasks, &stored.iter().map(String::as_str).collect::<HashSet<_>>())?;
+        check_batch(
+            tasks,
+            &stored.iter().map(String::as_str).collect::<HashSet<_>>(),
+        )?;
 
         let mut copy = tx.copy_in_raw(copy::COPY_TASKS).await.map_err(db_error)?;
         let mut chunk = String::with_capacity(COPY_CHUNK_BYTES + 4096);
@@ -283,9 +286,15 @@ impl Parade for PgParade {
                 .map_err(db_error)?;
         let channel = match channel {
             None => return Err(Error::TaskNotFound(id.clone())),
-            Some(None) => return Err(Error::NoNotifyChannel { task_id: id.clone() }),
+            Some(None) => {
+                return Err(Error::NoNotifyChannel {
+                    task_id: id.clone(),
+                })
+            }
             Some(Some(c)) if c.is_empty() => {
-                return Err(Error::NoNotifyChannel { task_id: id.clone() })
+                return Err(Error::NoNotifyChannel {
+                    task_id: id.clone(),
+                })
             }
             Some(Some(c)) => c,
         };

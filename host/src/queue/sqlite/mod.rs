@@ -110,7 +110,11 @@ impl SqliteParade {
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?)
+        Ok(self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?)
     }
 }
 
@@ -166,7 +170,9 @@ fn task_from_row(row: &SqliteRow) -> Result<TaskData> {
             .map(|t| t.parse().map_err(|_| corrupt("performance token")))
             .transpose()?,
         to_signal_after: successors
-            .map(|s| serde_json::from_str::<Vec<TaskId>>(&s).map_err(|_| corrupt("to_signal_after")))
+            .map(|s| {
+                serde_json::from_str::<Vec<TaskId>>(&s).map_err(|_| corrupt("to_signal_after"))
+            })
             .transpose()?
             .unwrap_or_default(),
         notify_channel_after: row.try_get(14)?,
@@ -226,18 +232,24 @@ async fn abort_expired(
     tx: &mut Transaction<'static, Sqlite>,
     now: i64,
 ) -> Result<Vec<(String, TaskOutcome)>> {
-    let expired: Vec<(String, Option<String>, i32, Option<i32>, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT id, actor_id, num_tries, max_tries, to_signal_after, notify_channel_after \
+    let expired: Vec<(
+        String,
+        Option<String>,
+        i32,
+        Option<i32>,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT id, actor_id, num_tries, max_tries, to_signal_after, notify_channel_after \
              FROM tasks WHERE status_code = 'in-progress' AND action_deadline < ?1 \
                AND max_tries IS NOT NULL AND num_tries >= max_tries \
              ORDER BY action_deadline LIMIT ?2",
-        )
-        .bind(now)
-        .bind(EXPIRED_ABORTS_PER_OWN)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    )
+    .bind(now)
+    .bind(EXPIRED_ABORTS_PER_OWN)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
     let mut ended = Vec::new();
     for (id, actor, tries, max_tries, successors, channel) in expired {
         let status = format!(
@@ -258,7 +270,13 @@ async fn abort_expired(
         signal_successors(tx, successors.as_deref(), true).await?;
         if channel.is_some() {
             let status_code = TaskStatusCode::Aborted;
-            ended.push((id, TaskOutcome { status, status_code }));
+            ended.push((
+                id,
+                TaskOutcome {
+                    status,
+                    status_code,
+                },
+            ));
         }
     }
     Ok(ended)
@@ -281,7 +299,10 @@ impl Parade for SqliteParade {
                 .await
                 .map_err(db_error)?
         };
-        check_batch(tasks, &stored.iter().map(String::as_str).collect::<HashSet<_>>())?;
+        check_batch(
+            tasks,
+            &stored.iter().map(String::as_str).collect::<HashSet<_>>(),
+        )?;
         let now = now_micros();
         for chunk in tasks.chunks(INSERT_CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(format!(
@@ -326,7 +347,11 @@ impl Parade for SqliteParade {
         let deadline = max_duration.map(|d| micros_after(now, d));
         let wanted: Vec<&str> = {
             let mut seen = HashSet::new();
-            actions.iter().map(String::as_str).filter(|a| seen.insert(*a)).collect()
+            actions
+                .iter()
+                .map(String::as_str)
+                .filter(|a| seen.insert(*a))
+                .collect()
         };
         let max = i64::from(max_tasks);
         let mut tx = self.begin_write().await?;
@@ -363,7 +388,12 @@ impl Parade for SqliteParade {
                 pending.extend(head);
             }
             pending.sort_by_key(|(priority, rowid, _)| (std::cmp::Reverse(*priority), *rowid));
-            chosen.extend(pending.into_iter().take(remaining as usize).map(|(_, _, id)| id));
+            chosen.extend(
+                pending
+                    .into_iter()
+                    .take(remaining as usize)
+                    .map(|(_, _, id)| id),
+            );
         }
 
         let mut owned = Vec::with_capacity(chosen.len());
@@ -486,9 +516,15 @@ impl Parade for SqliteParade {
                 .map_err(db_error)?;
         match channel {
             None => return Err(Error::TaskNotFound(id.clone())),
-            Some(None) => return Err(Error::NoNotifyChannel { task_id: id.clone() }),
+            Some(None) => {
+                return Err(Error::NoNotifyChannel {
+                    task_id: id.clone(),
+                })
+            }
             Some(Some(c)) if c.is_empty() => {
-                return Err(Error::NoNotifyChannel { task_id: id.clone() })
+                return Err(Error::NoNotifyChannel {
+                    task_id: id.clone(),
+                })
             }
             Some(Some(_)) => {}
         }
@@ -518,13 +554,12 @@ impl Parade for SqliteParade {
             .map(|id| id.0.clone())
             .collect();
         while let Some(id) = round.pop_front() {
-            let deleted: Option<(String, Option<String>)> = sqlx::query_as(
-                "SELECT status_code, to_signal_after FROM tasks WHERE id = ?1",
-            )
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            let deleted: Option<(String, Option<String>)> =
+                sqlx::query_as("SELECT status_code, to_signal_after FROM tasks WHERE id = ?1")
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
             let Some((code, Some(successors))) = deleted else {
                 continue;
             };
@@ -541,7 +576,12 @@ impl Parade for SqliteParade {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
-            round.extend(released.into_iter().flatten().filter(|r| seen.insert(r.clone())));
+            round.extend(
+                released
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| seen.insert(r.clone())),
+            );
         }
         sqlx::query("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?1))")
             .bind(json_ids(seen.iter().map(String::as_str)))
