@@ -83,7 +83,12 @@ impl Analyze {
             Analyze::Postgres(pool) => {
                 drop(sqlx::query("VACUUM ANALYZE tasks").execute(pool).await?)
             }
-            Analyze::Sqlite(pool) => drop(sqlx::query("ANALYZE").execute(pool).await?),
+            Analyze::Sqlite(pool) => {
+                sqlx::query("ANALYZE").execute(pool).await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(pool)
+                    .await?;
+            }
         }
         Ok(())
     }

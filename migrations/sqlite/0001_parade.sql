@@ -5,7 +5,7 @@
 -- Differences in representation only:
 --   * status_code is TEXT, checked against the four codes;
 --   * action_deadline, created_at and finished_at are microseconds since the Unix epoch;
---   * performance_token is the uuid's text;
+--   * performance_token is the uuid as 32 lower-case hex digits;
 --   * to_signal_after is a JSON array of ids;
 --   * insertion order is the rowid (`seq` on PostgreSQL).
 
