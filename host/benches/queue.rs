@@ -81,7 +81,7 @@ impl Analyze {
     async fn run(&self) -> anyhow::Result<()> {
         match self {
             Analyze::Postgres(pool) => {
-                drop(sqlx::query("VACUUM ANALYZE tasks").execute(pool).await?)
+                sqlx::query("VACUUM ANALYZE tasks").execute(pool).await?;
             }
             Analyze::Sqlite(pool) => {
                 sqlx::query("ANALYZE").execute(pool).await?;

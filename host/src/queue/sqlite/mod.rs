@@ -117,11 +117,10 @@ impl SqliteParade {
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self
-            .pool
+        self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(db_error)?)
+            .map_err(db_error)
     }
 }
 
@@ -238,20 +237,24 @@ async fn signal_successors(
     Ok(())
 }
 
+/// An in-progress task whose last allowed try expired.
+#[derive(sqlx::FromRow)]
+struct ExpiredTask {
+    id: String,
+    actor_id: Option<String>,
+    num_tries: i32,
+    max_tries: Option<i32>,
+    to_signal_after: Option<String>,
+    notify_channel_after: Option<String>,
+}
+
 /// Aborts tasks whose ownership expired on their last allowed try (uses
 /// tasks_owned_deadline_idx); returns those with a notify channel, for their waiters.
 async fn abort_expired(
     tx: &mut Transaction<'static, Sqlite>,
     now: i64,
 ) -> Result<Vec<(String, TaskOutcome)>> {
-    let expired: Vec<(
-        String,
-        Option<String>,
-        i32,
-        Option<i32>,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let expired: Vec<ExpiredTask> = sqlx::query_as(
         "SELECT id, actor_id, num_tries, max_tries, to_signal_after, notify_channel_after \
              FROM tasks INDEXED BY tasks_owned_deadline_idx \
              WHERE status_code = 'in-progress' AND action_deadline < ?1 \
@@ -264,27 +267,28 @@ async fn abort_expired(
     .await
     .map_err(db_error)?;
     let mut ended = Vec::new();
-    for (id, actor, tries, max_tries, successors, channel) in expired {
+    for task in expired {
         let status = format!(
-            "ownership by {} expired on try {tries} of {}",
-            actor.as_deref().unwrap_or("an unknown actor"),
-            max_tries.unwrap_or(tries)
+            "ownership by {} expired on try {} of {}",
+            task.actor_id.as_deref().unwrap_or("an unknown actor"),
+            task.num_tries,
+            task.max_tries.unwrap_or(task.num_tries)
         );
         sqlx::query(
             "UPDATE tasks SET status = ?2, status_code = 'aborted', actor_id = NULL, \
              performance_token = NULL, finished_at = ?3 WHERE id = ?1",
         )
-        .bind(&id)
+        .bind(&task.id)
         .bind(&status)
         .bind(now)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-        signal_successors(tx, successors.as_deref(), true).await?;
-        if channel.is_some() {
+        signal_successors(tx, task.to_signal_after.as_deref(), true).await?;
+        if task.notify_channel_after.is_some() {
             let status_code = TaskStatusCode::Aborted;
             ended.push((
-                id,
+                task.id,
                 TaskOutcome {
                     status,
                     status_code,
