@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod batch;
 mod common;
 mod delete;
 mod dependencies;
@@ -83,4 +84,7 @@ conformance!(
     waiters::cancel_after_finish_is_harmless,
     waiters::waiters_sharing_a_channel_wake_only_for_their_task,
     waiters::many_waiters_share_one_listener,
+    batch::return_tasks_applies_each_return_like_return_task,
+    batch::release_tasks_hands_back_without_using_a_try,
+    batch::inserting_tasks_hints_idle_actors,
 );

@@ -15,6 +15,7 @@
 //! backend, so callers never branch on which one they have.
 
 mod error;
+mod hints;
 mod postgres;
 mod prefix;
 mod sqlite;
@@ -28,11 +29,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use error::{Error, Result};
+pub use hints::{TaskHintSender, TaskHints};
 pub use postgres::PgParade;
 pub use prefix::Prefixed;
 pub use sqlite::SqliteParade;
 pub use types::{
-    ActorId, OwnedTask, PerformanceToken, TaskData, TaskFilter, TaskId, TaskOutcome, TaskStatusCode,
+    ActorId, OwnedTask, PerformanceToken, TaskData, TaskFilter, TaskId, TaskOutcome, TaskReturn,
+    TaskStatusCode,
 };
 pub use waiter::{Waiter, WaiterHandle};
 
@@ -76,6 +79,28 @@ pub trait Parade: Send + Sync {
         status: &str,
         code: TaskStatusCode,
     ) -> Result<()>;
+
+    /// Returns many owned tasks at once, each exactly as [`Parade::return_task`] would, in
+    /// as few round trips as the backend allows. One result per input, in order; the call
+    /// fails as a whole only if the store could not be reached.
+    async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
+        let mut results = Vec::with_capacity(returns.len());
+        for r in returns {
+            results.push(self.return_task(&r.id, r.token, &r.status, r.code).await);
+        }
+        Ok(results)
+    }
+
+    /// Gives owned tasks back without using up their try: they are pending again at once.
+    /// For an actor that shuts down before starting them. Pairs whose token no longer
+    /// matches are skipped; returns how many were released.
+    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64>;
+
+    /// Wake-ups for idle actors when tasks may have become runnable, if the backend has them
+    /// (`None`: poll only). See [`TaskHints`].
+    async fn new_task_hints(&self) -> Result<Option<TaskHints>> {
+        Ok(None)
+    }
 
     /// A [`Waiter`] for the end of a task that has a notify channel. Create it before acting
     /// on the task: a task that ends in between is not missed.
@@ -178,4 +203,14 @@ fn successors_outside(tasks: &[TaskData]) -> Vec<String> {
     outside.sort_unstable();
     outside.dedup();
     outside
+}
+
+/// A task can be returned as pending, aborted or completed, not as in-progress.
+fn check_return_code(id: &TaskId, code: TaskStatusCode) -> Result<()> {
+    if code == TaskStatusCode::InProgress {
+        return Err(Error::BadStatus(format!(
+            "{code} (task {id} can only be returned as pending, aborted or completed)"
+        )));
+    }
+    Ok(())
 }

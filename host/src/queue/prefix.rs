@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    ActorId, OwnedTask, Parade, PerformanceToken, Result, TaskData, TaskFilter, TaskId,
-    TaskStatusCode, Waiter,
+    ActorId, OwnedTask, Parade, PerformanceToken, Result, TaskData, TaskFilter, TaskHints, TaskId,
+    TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Namespaces every task id and action of `base` under `prefix`.
@@ -136,6 +136,29 @@ impl<P: Parade> Parade for Prefixed<P> {
             .await
     }
 
+    async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
+        let returns: Vec<TaskReturn> = returns
+            .iter()
+            .map(|r| TaskReturn {
+                id: self.add_prefix_task(&r.id),
+                ..r.clone()
+            })
+            .collect();
+        self.base.return_tasks(&returns).await
+    }
+
+    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64> {
+        let tasks: Vec<(TaskId, PerformanceToken)> = tasks
+            .iter()
+            .map(|(id, token)| (self.add_prefix_task(id), *token))
+            .collect();
+        self.base.release_tasks(&tasks).await
+    }
+
+    async fn new_task_hints(&self) -> Result<Option<TaskHints>> {
+        self.base.new_task_hints().await
+    }
+
     async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {
         self.base.new_waiter(&self.add_prefix_task(id)).await
     }
@@ -197,6 +220,18 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
         code: TaskStatusCode,
     ) -> Result<()> {
         (**self).return_task(id, token, status, code).await
+    }
+
+    async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
+        (**self).return_tasks(returns).await
+    }
+
+    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64> {
+        (**self).release_tasks(tasks).await
+    }
+
+    async fn new_task_hints(&self) -> Result<Option<TaskHints>> {
+        (**self).new_task_hints().await
     }
 
     async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {

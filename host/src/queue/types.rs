@@ -189,6 +189,15 @@ pub struct OwnedTask {
     pub body: Option<String>,
 }
 
+/// One task's result, for [`Parade::return_tasks`](super::Parade::return_tasks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskReturn {
+    pub id: TaskId,
+    pub token: PerformanceToken,
+    pub status: String,
+    pub code: TaskStatusCode,
+}
+
 /// What a finished (or, for a waiter that was woken early, current) task reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskOutcome {

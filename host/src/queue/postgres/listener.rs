@@ -10,13 +10,18 @@
 //! [`RECHECK_INTERVAL`] as a safety net, every waiter re-reads its task.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::read_outcomes;
-use crate::queue::{Error, Result, WaiterHandle};
+use crate::queue::{Error, Result, TaskHintSender, TaskHints, WaiterHandle};
+
+/// The channel the schema notifies when tasks may have become runnable
+/// (migrations/postgres/0002_manager.sql).
+const HINT_CHANNEL: &str = "parade_tasks";
 
 /// How often waiters re-read their tasks even without a notification.
 const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -33,15 +38,23 @@ enum Command {
 #[derive(Debug)]
 pub(super) struct NotificationHub {
     commands: mpsc::UnboundedSender<Command>,
+    hints: Arc<TaskHintSender>,
 }
 
 impl NotificationHub {
     /// Connects the listener and starts the hub task.
     pub(super) async fn start(pool: PgPool) -> Result<Self> {
-        let listener = PgListener::connect_with(&pool).await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(HINT_CHANNEL).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, listener, receiver));
-        Ok(NotificationHub { commands })
+        let hints = Arc::new(TaskHintSender::default());
+        tokio::spawn(run(pool, listener, receiver, hints.clone()));
+        Ok(NotificationHub { commands, hints })
+    }
+
+    /// A subscription to new-task hints (NOTIFY on `parade_tasks`).
+    pub(super) fn hints(&self) -> TaskHints {
+        self.hints.subscribe()
     }
 
     /// Adds a waiter on `channel`; returns once the channel is being listened to.
@@ -67,6 +80,7 @@ async fn run(
     pool: PgPool,
     mut listener: PgListener,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    hints: Arc<TaskHintSender>,
 ) {
     let mut waiters: HashMap<String, Vec<WaiterHandle>> = HashMap::new();
     let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
@@ -92,6 +106,9 @@ async fn run(
             // `try_recv` is cancel-safe (sqlx reads notifications from a buffered socket).
             received = listener.try_recv() => match received {
                 Ok(Some(notification)) => {
+                    if notification.channel() == HINT_CHANNEL {
+                        hints.notify();
+                    }
                     let task_id = notification.payload();
                     let woken: Vec<WaiterHandle> = waiters
                         .get(notification.channel())
@@ -100,10 +117,13 @@ async fn run(
                         .filter(|h| task_id.is_empty() || h.task_id().as_str() == task_id)
                         .cloned()
                         .collect();
-                    tokio::spawn(resolve_finished(pool.clone(), woken));
+                    if !woken.is_empty() {
+                        tokio::spawn(resolve_finished(pool.clone(), woken));
+                    }
                 }
                 Ok(None) => {
                     tracing::warn!("notification listener reconnected; re-checking all waiters");
+                    hints.notify();
                     tokio::spawn(resolve_finished(pool.clone(), all(&waiters)));
                 }
                 Err(e) => {
@@ -141,6 +161,9 @@ async fn forget_finished(
     }
     for channel in idle {
         waiters.remove(&channel);
+        if channel == HINT_CHANNEL {
+            continue;
+        }
         if let Err(e) = listener.unlisten(&channel).await {
             tracing::warn!(%channel, error = %e, "UNLISTEN failed");
         }

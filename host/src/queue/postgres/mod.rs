@@ -19,8 +19,9 @@ use uuid::Uuid;
 
 use self::listener::NotificationHub;
 use super::{
-    check_batch, successors_outside, ActorId, Error, OwnedTask, Parade, PerformanceToken, Result,
-    TaskData, TaskFilter, TaskId, TaskOutcome, TaskStatusCode, Waiter,
+    check_batch, check_return_code, successors_outside, ActorId, Error, OwnedTask, Parade,
+    PerformanceToken, Result, TaskData, TaskFilter, TaskHints, TaskId, TaskOutcome, TaskReturn,
+    TaskStatusCode, Waiter,
 };
 
 /// Rows of COPY text sent per message.
@@ -253,11 +254,7 @@ impl Parade for PgParade {
         status: &str,
         code: TaskStatusCode,
     ) -> Result<()> {
-        if code == TaskStatusCode::InProgress {
-            return Err(Error::BadStatus(format!(
-                "{code} (task {id} can only be returned as pending, aborted or completed)"
-            )));
-        }
+        check_return_code(id, code)?;
         let updated: i32 = sqlx::query_scalar(
             "SELECT return_task($1::varchar, $2, $3, $4::task_status_code_value)",
         )
@@ -275,6 +272,71 @@ impl Parade for PgParade {
                 task_id: id.clone(),
             })
         }
+    }
+
+    async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
+        // In-progress codes are refused here: in SQL they would fail the whole batch.
+        let checked: Vec<Result<()>> = returns
+            .iter()
+            .map(|r| check_return_code(&r.id, r.code))
+            .collect();
+        let valid: Vec<&TaskReturn> = returns
+            .iter()
+            .zip(&checked)
+            .filter_map(|(r, c)| c.is_ok().then_some(r))
+            .collect();
+        let ids: Vec<&str> = valid.iter().map(|r| r.id.as_str()).collect();
+        let tokens: Vec<Uuid> = valid.iter().map(|r| r.token.0).collect();
+        let statuses: Vec<&str> = valid.iter().map(|r| r.status.as_str()).collect();
+        let codes: Vec<&str> = valid.iter().map(|r| r.code.as_str()).collect();
+        let updated: Vec<i32> = if valid.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(
+                "SELECT num_updated FROM return_tasks($1::varchar[], $2, $3, \
+                 $4::text[]::task_status_code_value[])",
+            )
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(&statuses)
+            .bind(&codes)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+        };
+        let mut updated = updated.into_iter();
+        Ok(returns
+            .iter()
+            .zip(checked)
+            .map(|(r, checked)| {
+                checked?;
+                match updated.next() {
+                    Some(1) => Ok(()),
+                    _ => Err(Error::InvalidToken {
+                        task_id: r.id.clone(),
+                    }),
+                }
+            })
+            .collect())
+    }
+
+    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64> {
+        if tasks.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<&str> = tasks.iter().map(|(id, _)| id.as_str()).collect();
+        let tokens: Vec<Uuid> = tasks.iter().map(|(_, token)| token.0).collect();
+        let released: i32 = sqlx::query_scalar("SELECT release_tasks($1::varchar[], $2)")
+            .bind(&ids)
+            .bind(&tokens)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(released).unwrap_or(0))
+    }
+
+    async fn new_task_hints(&self) -> Result<Option<TaskHints>> {
+        Ok(Some(self.hub().await?.hints()))
     }
 
     async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {

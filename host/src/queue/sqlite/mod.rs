@@ -24,8 +24,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use self::waiters::LocalWaiters;
 use super::{
-    check_batch, successors_outside, ActorId, Error, OwnedTask, Parade, PerformanceToken, Result,
-    TaskData, TaskFilter, TaskId, TaskOutcome, TaskStatusCode, Waiter,
+    check_batch, check_return_code, successors_outside, ActorId, Error, OwnedTask, Parade,
+    PerformanceToken, Result, TaskData, TaskFilter, TaskHintSender, TaskHints, TaskId, TaskOutcome,
+    TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Expired last tries aborted per `own_tasks` call (as on PostgreSQL).
@@ -54,6 +55,7 @@ const RUNNABLE: &str = "(total_dependencies IS NULL OR num_signals = total_depen
 pub struct SqliteParade {
     pool: SqlitePool,
     waiters: Arc<LocalWaiters>,
+    hints: TaskHintSender,
 }
 
 impl SqliteParade {
@@ -108,12 +110,21 @@ impl SqliteParade {
         Ok(SqliteParade {
             pool,
             waiters: Arc::default(),
+            hints: TaskHintSender::default(),
         })
     }
 
     /// The underlying pool, for callers that speak SQL directly.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Tells waiters and idle actors in this process what a committed write changed.
+    fn publish(&self, effects: Effects) {
+        self.waiters.announce(effects.ended);
+        if effects.runnable {
+            self.hints.notify();
+        }
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -221,9 +232,9 @@ async fn signal_successors(
     tx: &mut Transaction<'static, Sqlite>,
     successors: Option<&str>,
     failed: bool,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(successors) = successors else {
-        return Ok(());
+        return Ok(false);
     };
     sqlx::query(
         "UPDATE tasks SET num_signals = num_signals + 1, num_failures = num_failures + ?2 \
@@ -234,7 +245,7 @@ async fn signal_successors(
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    Ok(())
+    Ok(true)
 }
 
 /// An in-progress task whose last allowed try expired.
@@ -253,7 +264,8 @@ struct ExpiredTask {
 async fn abort_expired(
     tx: &mut Transaction<'static, Sqlite>,
     now: i64,
-) -> Result<Vec<(String, TaskOutcome)>> {
+    effects: &mut Effects,
+) -> Result<()> {
     let expired: Vec<ExpiredTask> = sqlx::query_as(
         "SELECT id, actor_id, num_tries, max_tries, to_signal_after, notify_channel_after \
              FROM tasks INDEXED BY tasks_owned_deadline_idx \
@@ -266,7 +278,6 @@ async fn abort_expired(
     .fetch_all(&mut **tx)
     .await
     .map_err(db_error)?;
-    let mut ended = Vec::new();
     for task in expired {
         let status = format!(
             "ownership by {} expired on try {} of {}",
@@ -284,10 +295,10 @@ async fn abort_expired(
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-        signal_successors(tx, task.to_signal_after.as_deref(), true).await?;
+        effects.runnable |= signal_successors(tx, task.to_signal_after.as_deref(), true).await?;
         if task.notify_channel_after.is_some() {
             let status_code = TaskStatusCode::Aborted;
-            ended.push((
+            effects.ended.push((
                 task.id,
                 TaskOutcome {
                     status,
@@ -296,7 +307,73 @@ async fn abort_expired(
             ));
         }
     }
-    Ok(ended)
+    Ok(())
+}
+
+/// What a committed write changed that others must hear about.
+#[derive(Debug, Default)]
+struct Effects {
+    /// Tasks that ended, with a notify channel: their waiters are resolved.
+    ended: Vec<(String, TaskOutcome)>,
+    /// Tasks may have become runnable: idle actors are hinted.
+    runnable: bool,
+}
+
+/// Returns one owned task inside `tx`, with return_task's semantics on PostgreSQL. The outer
+/// result fails only if the store failed; the inner one is this task's answer.
+async fn return_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    r: &TaskReturn,
+    now: i64,
+    effects: &mut Effects,
+) -> Result<Result<()>> {
+    if let Err(e) = check_return_code(&r.id, r.code) {
+        return Ok(Err(e));
+    }
+    let owned: Option<(i32, Option<i32>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT num_tries, max_tries, to_signal_after, notify_channel_after FROM tasks \
+         WHERE id = ?1 AND performance_token = ?2",
+    )
+    .bind(r.id.as_str())
+    .bind(stored_token(r.token))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let Some((tries, max_tries, successors, channel)) = owned else {
+        return Ok(Err(Error::InvalidToken {
+            task_id: r.id.clone(),
+        }));
+    };
+    let exhausted = max_tries.is_some_and(|max| tries >= max);
+    let final_code = match r.code {
+        TaskStatusCode::Pending if exhausted => TaskStatusCode::Aborted,
+        code => code,
+    };
+    sqlx::query(
+        "UPDATE tasks SET status = ?2, status_code = ?3, actor_id = NULL, \
+         performance_token = NULL, finished_at = ?4 WHERE id = ?1",
+    )
+    .bind(r.id.as_str())
+    .bind(&r.status)
+    .bind(final_code.as_str())
+    .bind(final_code.is_final().then_some(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if !final_code.is_final() {
+        effects.runnable = true;
+        return Ok(Ok(()));
+    }
+    let failed = final_code == TaskStatusCode::Aborted;
+    effects.runnable |= signal_successors(tx, successors.as_deref(), failed).await?;
+    if channel.is_some() {
+        let outcome = TaskOutcome {
+            status: r.status.clone(),
+            status_code: final_code,
+        };
+        effects.ended.push((r.id.0.clone(), outcome));
+    }
+    Ok(Ok(()))
 }
 
 #[async_trait]
@@ -350,6 +427,7 @@ impl Parade for SqliteParade {
             insert.build().execute(&mut *tx).await.map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)?;
+        self.hints.notify();
         Ok(())
     }
 
@@ -372,7 +450,8 @@ impl Parade for SqliteParade {
         };
         let max = i64::from(max_tasks);
         let mut tx = self.begin_write().await?;
-        let ended = abort_expired(&mut tx, now).await?;
+        let mut effects = Effects::default();
+        abort_expired(&mut tx, now, &mut effects).await?;
 
         // Expired ownerships first, oldest deadline first (tasks_owned_deadline_idx).
         let mut chosen: Vec<String> = sqlx::query_scalar(&format!(
@@ -451,7 +530,7 @@ impl Parade for SqliteParade {
             .collect::<Result<Vec<_>>>()?;
         owned.sort_by_key(|t| order.get(t.id.as_str()).copied());
         tx.commit().await.map_err(db_error)?;
-        self.waiters.announce(ended);
+        self.publish(effects);
         Ok(owned)
     }
 
@@ -486,56 +565,54 @@ impl Parade for SqliteParade {
         status: &str,
         code: TaskStatusCode,
     ) -> Result<()> {
-        if code == TaskStatusCode::InProgress {
-            return Err(Error::BadStatus(format!(
-                "{code} (task {id} can only be returned as pending, aborted or completed)"
-            )));
-        }
+        let r = TaskReturn {
+            id: id.clone(),
+            token,
+            status: status.to_owned(),
+            code,
+        };
+        let mut results = self.return_tasks(std::slice::from_ref(&r)).await?;
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
         let mut tx = self.begin_write().await?;
-        let owned: Option<(i32, Option<i32>, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT num_tries, max_tries, to_signal_after, notify_channel_after FROM tasks \
-             WHERE id = ?1 AND performance_token = ?2",
-        )
-        .bind(id.as_str())
-        .bind(stored_token(token))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let Some((tries, max_tries, successors, channel)) = owned else {
-            return Err(Error::InvalidToken {
-                task_id: id.clone(),
-            });
-        };
-        let exhausted = max_tries.is_some_and(|max| tries >= max);
-        let final_code = match code {
-            TaskStatusCode::Pending if exhausted => TaskStatusCode::Aborted,
-            code => code,
-        };
+        let mut effects = Effects::default();
         let now = now_micros();
-        sqlx::query(
-            "UPDATE tasks SET status = ?2, status_code = ?3, actor_id = NULL, \
-             performance_token = NULL, finished_at = ?4 WHERE id = ?1",
-        )
-        .bind(id.as_str())
-        .bind(status)
-        .bind(final_code.as_str())
-        .bind(final_code.is_final().then_some(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if final_code.is_final() {
-            let failed = final_code == TaskStatusCode::Aborted;
-            signal_successors(&mut tx, successors.as_deref(), failed).await?;
+        let mut results = Vec::with_capacity(returns.len());
+        for r in returns {
+            results.push(return_in(&mut tx, r, now, &mut effects).await?);
         }
         tx.commit().await.map_err(db_error)?;
-        if final_code.is_final() && channel.is_some() {
-            let outcome = TaskOutcome {
-                status: status.to_owned(),
-                status_code: final_code,
-            };
-            self.waiters.announce(vec![(id.0.clone(), outcome)]);
+        self.publish(effects);
+        Ok(results)
+    }
+
+    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let mut released = 0;
+        for (id, token) in tasks {
+            released += sqlx::query(
+                "UPDATE tasks SET status_code = 'pending', num_tries = max(num_tries - 1, 0), \
+                 actor_id = NULL, performance_token = NULL, action_deadline = NULL \
+                 WHERE id = ?1 AND performance_token = ?2 AND status_code = 'in-progress'",
+            )
+            .bind(id.as_str())
+            .bind(stored_token(*token))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
         }
-        Ok(())
+        tx.commit().await.map_err(db_error)?;
+        if released > 0 {
+            self.hints.notify();
+        }
+        Ok(released)
+    }
+
+    async fn new_task_hints(&self) -> Result<Option<TaskHints>> {
+        Ok(Some(self.hints.subscribe()))
     }
 
     async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {

@@ -1,0 +1,104 @@
+//! What the ActionManager relies on beyond the seed: batched returns, handing tasks back,
+//! and hints that wake idle actors.
+
+use std::time::Duration;
+
+use parade_host::queue::{Error, Parade, TaskData, TaskReturn, TaskStatusCode};
+
+use crate::common::*;
+use crate::support::Backend;
+
+pub async fn return_tasks_applies_each_return_like_return_task(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let q = queue(backend).await?;
+    q.insert_tasks(&[
+        TaskData {
+            to_signal_after: ids(&["after"]),
+            ..task("ok", "work")
+        },
+        TaskData {
+            to_signal_after: ids(&["after"]),
+            ..task("bad", "work")
+        },
+        task("again", "work"),
+        task("stale", "work"),
+        task("odd", "work"),
+        TaskData {
+            total_dependencies: Some(2),
+            ..task("after", "next")
+        },
+    ])
+    .await?;
+    let owned = own(&q, "actor", 5, &["work"], MINUTE).await?;
+    let token_of = |id: &str| owned.iter().find(|t| t.id.as_str() == id).unwrap().token;
+    let ret = |id: &str, code: TaskStatusCode| TaskReturn {
+        id: id.into(),
+        token: token_of(id),
+        status: format!("{id} status"),
+        code,
+    };
+    let results = q
+        .return_tasks(&[
+            ret("ok", TaskStatusCode::Completed),
+            ret("bad", TaskStatusCode::Aborted),
+            ret("again", TaskStatusCode::Pending),
+            TaskReturn {
+                token: token_of("ok"),
+                ..ret("stale", TaskStatusCode::Completed)
+            },
+            ret("odd", TaskStatusCode::InProgress),
+        ])
+        .await?;
+    assert!(results[0].is_ok() && results[1].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(matches!(results[3], Err(Error::InvalidToken { .. })), "{results:?}");
+    assert!(matches!(results[4], Err(Error::BadStatus(_))), "{results:?}");
+
+    assert_eq!(row(&q, "ok").await?.status_code, TaskStatusCode::Completed);
+    assert_eq!(row(&q, "bad").await?.status.as_deref(), Some("bad status"));
+    assert_eq!(row(&q, "again").await?.status_code, TaskStatusCode::Pending);
+    assert_eq!(row(&q, "stale").await?.status_code, TaskStatusCode::InProgress);
+    assert_eq!(row(&q, "odd").await?.status_code, TaskStatusCode::InProgress);
+    let after = own_one(&q, "actor", &["next"], MINUTE).await?;
+    assert_eq!(after.num_signalled_failures, 1);
+    Ok(())
+}
+
+pub async fn release_tasks_hands_back_without_using_a_try(backend: Backend) -> anyhow::Result<()> {
+    let q = queue(backend).await?;
+    q.insert_tasks(&[
+        TaskData {
+            max_tries: Some(1),
+            ..task("once", "work")
+        },
+        task("kept", "work"),
+    ])
+    .await?;
+    let owned = own(&q, "leaving", 2, &["work"], MINUTE).await?;
+    let once = owned.iter().find(|t| t.id.as_str() == "once").unwrap();
+    let released = q.release_tasks(&[(once.id.clone(), once.token)]).await?;
+    assert_eq!(released, 1);
+    let stored = row(&q, "once").await?;
+    assert_eq!(stored.status_code, TaskStatusCode::Pending);
+    assert_eq!(stored.num_tries, 0);
+    assert_eq!(stored.actor_id, None);
+    assert_eq!(row(&q, "kept").await?.status_code, TaskStatusCode::InProgress);
+
+    assert_eq!(q.release_tasks(&[(once.id.clone(), once.token)]).await?, 0);
+    let again = own_one(&q, "next", &["work"], MINUTE).await?;
+    assert_eq!(again.id.as_str(), "once", "a released task runs again at once");
+    finish(&q, &again, TaskStatusCode::Completed).await?;
+    Ok(())
+}
+
+pub async fn inserting_tasks_hints_idle_actors(backend: Backend) -> anyhow::Result<()> {
+    let q = queue(backend).await?;
+    let Some(mut hints) = q.new_task_hints().await? else {
+        anyhow::bail!("both backends offer new-task hints");
+    };
+    let woken = tokio::spawn(async move { hints.changed().await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    q.insert_tasks(&[task("new", "work")]).await?;
+    assert!(tokio::time::timeout(Duration::from_secs(10), woken).await??);
+    Ok(())
+}
