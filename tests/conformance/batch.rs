@@ -50,15 +50,30 @@ pub async fn return_tasks_applies_each_return_like_return_task(
             ret("odd", TaskStatusCode::InProgress),
         ])
         .await?;
-    assert!(results[0].is_ok() && results[1].is_ok() && results[2].is_ok(), "{results:?}");
-    assert!(matches!(results[3], Err(Error::InvalidToken { .. })), "{results:?}");
-    assert!(matches!(results[4], Err(Error::BadStatus(_))), "{results:?}");
+    assert!(
+        results[0].is_ok() && results[1].is_ok() && results[2].is_ok(),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[3], Err(Error::InvalidToken { .. })),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[4], Err(Error::BadStatus(_))),
+        "{results:?}"
+    );
 
     assert_eq!(row(&q, "ok").await?.status_code, TaskStatusCode::Completed);
     assert_eq!(row(&q, "bad").await?.status.as_deref(), Some("bad status"));
     assert_eq!(row(&q, "again").await?.status_code, TaskStatusCode::Pending);
-    assert_eq!(row(&q, "stale").await?.status_code, TaskStatusCode::InProgress);
-    assert_eq!(row(&q, "odd").await?.status_code, TaskStatusCode::InProgress);
+    assert_eq!(
+        row(&q, "stale").await?.status_code,
+        TaskStatusCode::InProgress
+    );
+    assert_eq!(
+        row(&q, "odd").await?.status_code,
+        TaskStatusCode::InProgress
+    );
     let after = own_one(&q, "actor", &["next"], MINUTE).await?;
     assert_eq!(after.num_signalled_failures, 1);
     Ok(())
@@ -82,11 +97,18 @@ pub async fn release_tasks_hands_back_without_using_a_try(backend: Backend) -> a
     assert_eq!(stored.status_code, TaskStatusCode::Pending);
     assert_eq!(stored.num_tries, 0);
     assert_eq!(stored.actor_id, None);
-    assert_eq!(row(&q, "kept").await?.status_code, TaskStatusCode::InProgress);
+    assert_eq!(
+        row(&q, "kept").await?.status_code,
+        TaskStatusCode::InProgress
+    );
 
     assert_eq!(q.release_tasks(&[(once.id.clone(), once.token)]).await?, 0);
     let again = own_one(&q, "next", &["work"], MINUTE).await?;
-    assert_eq!(again.id.as_str(), "once", "a released task runs again at once");
+    assert_eq!(
+        again.id.as_str(),
+        "once",
+        "a released task runs again at once"
+    );
     finish(&q, &again, TaskStatusCode::Completed).await?;
     Ok(())
 }

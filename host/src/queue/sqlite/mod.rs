@@ -319,6 +319,15 @@ struct Effects {
     runnable: bool,
 }
 
+/// The columns of a task being returned that decide what its return changes.
+#[derive(sqlx::FromRow)]
+struct ReturnedTask {
+    num_tries: i32,
+    max_tries: Option<i32>,
+    to_signal_after: Option<String>,
+    notify_channel_after: Option<String>,
+}
+
 /// Returns one owned task inside `tx`, with return_task's semantics on PostgreSQL. The outer
 /// result fails only if the store failed; the inner one is this task's answer.
 async fn return_in(
@@ -330,7 +339,7 @@ async fn return_in(
     if let Err(e) = check_return_code(&r.id, r.code) {
         return Ok(Err(e));
     }
-    let owned: Option<(i32, Option<i32>, Option<String>, Option<String>)> = sqlx::query_as(
+    let owned: Option<ReturnedTask> = sqlx::query_as(
         "SELECT num_tries, max_tries, to_signal_after, notify_channel_after FROM tasks \
          WHERE id = ?1 AND performance_token = ?2",
     )
@@ -339,12 +348,18 @@ async fn return_in(
     .fetch_optional(&mut **tx)
     .await
     .map_err(db_error)?;
-    let Some((tries, max_tries, successors, channel)) = owned else {
+    let Some(ReturnedTask {
+        num_tries,
+        max_tries,
+        to_signal_after: successors,
+        notify_channel_after: channel,
+    }) = owned
+    else {
         return Ok(Err(Error::InvalidToken {
             task_id: r.id.clone(),
         }));
     };
-    let exhausted = max_tries.is_some_and(|max| tries >= max);
+    let exhausted = max_tries.is_some_and(|max| num_tries >= max);
     let final_code = match r.code {
         TaskStatusCode::Pending if exhausted => TaskStatusCode::Aborted,
         code => code,
