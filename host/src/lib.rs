@@ -2,7 +2,10 @@
 //!
 //! - [`queue`]: tasks, the [`queue::Parade`] trait and its PostgreSQL backend — the durable
 //!   part, with the semantics of the Go package `parade`.
+//! - [`manager`]: the ActionManager, which owns tasks for an [`manager::Actor`], runs them
+//!   with heartbeats, and returns their results in batches.
 //! - [`cli`]: the `parade` command line (`parade migrate`, `parade task ...`).
 
 pub mod cli;
+pub mod manager;
 pub mod queue;

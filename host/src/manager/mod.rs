@@ -1,0 +1,333 @@
+//! The ActionManager: a node's engine that owns tasks, runs them, and returns their results.
+//!
+//! An [`Actor`] says which actions it performs and performs one task at a time; the runtime
+//! of WebAssembly components is one such actor, a native Rust type is another. The manager
+//! drives it against any [`Parade`](crate::queue::Parade):
+//!
+//! - a *fetch loop* owns batches of runnable tasks for the actor's actions (no pause after a
+//!   batch, `wait_time` after an empty answer, `err_wait_time` after an error; a new-task hint
+//!   from the queue cuts a pause short) and queues them, never owning more than the queue of
+//!   waiting tasks can hold;
+//! - `workers` tasks run handlers, each in its own tokio task so a panic is caught, and extend
+//!   the running task's deadline every `heartbeat` so long handlers keep their tasks;
+//! - a *returner* sends finished results back in batches, retrying with backoff when the
+//!   store is unreachable.
+//!
+//! A handler that fails or panics returns its task `pending` with a status that says why, so
+//! the task's `max_tries` decides whether it runs again. [`ActionManager::close`] stops
+//! owning, lets running handlers finish within `shutdown_grace`, and hands every other owned
+//! task back at once with `release_tasks`.
+
+mod properties;
+mod returner;
+mod stats;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::queue::{
+    ActorId, Error, OwnedTask, Parade, PerformanceToken, TaskHints, TaskId, TaskStatusCode,
+};
+
+pub use properties::ManagerProperties;
+use stats::Counters;
+pub use stats::ManagerStats;
+
+/// The result of performing one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorResult {
+    /// Free text stored with the task (and shown to waiters).
+    pub status: String,
+    /// `Completed` or `Aborted` end the task; `Pending` tries it again (within `max_tries`).
+    pub status_code: TaskStatusCode,
+}
+
+impl ActorResult {
+    /// The task succeeded.
+    pub fn completed(status: impl Into<String>) -> Self {
+        Self::with(status, TaskStatusCode::Completed)
+    }
+
+    /// The task failed for good.
+    pub fn aborted(status: impl Into<String>) -> Self {
+        Self::with(status, TaskStatusCode::Aborted)
+    }
+
+    /// The task should be tried again later (aborted instead once `max_tries` is used up).
+    pub fn retry(status: impl Into<String>) -> Self {
+        Self::with(status, TaskStatusCode::Pending)
+    }
+
+    fn with(status: impl Into<String>, status_code: TaskStatusCode) -> Self {
+        ActorResult {
+            status: status.into(),
+            status_code,
+        }
+    }
+}
+
+/// Performs tasks of some actions.
+#[async_trait]
+pub trait Actor: Send + Sync + 'static {
+    /// The actions this actor performs; read once when the manager starts.
+    fn actions(&self) -> Vec<String>;
+
+    /// The owner recorded on tasks this actor performs.
+    fn actor_id(&self) -> ActorId;
+
+    /// Performs one task. An error returns the task `pending` with the error as its status.
+    async fn handle(
+        &self,
+        action: &str,
+        body: Option<&str>,
+        signalled_failures: i32,
+    ) -> anyhow::Result<ActorResult>;
+}
+
+/// What the fetch loop, workers and returner share.
+struct Shared {
+    actor: Arc<dyn Actor>,
+    queue: Arc<dyn Parade>,
+    props: ManagerProperties,
+    actor_id: ActorId,
+    actions: Vec<String>,
+    counters: Counters,
+    /// Tasks a worker has started and not yet handed to the returner.
+    in_flight: StdMutex<HashMap<TaskId, PerformanceToken>>,
+}
+
+impl Shared {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, PerformanceToken>> {
+        // The map stays consistent even if a holder panicked.
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Running {
+    fetch: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    returner: JoinHandle<()>,
+    queued: Arc<Mutex<mpsc::Receiver<OwnedTask>>>,
+}
+
+/// Owns, runs and returns the tasks of one [`Actor`] until closed.
+pub struct ActionManager {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    running: Mutex<Option<Running>>,
+}
+
+impl ActionManager {
+    /// Starts owning and performing tasks at once (inside a tokio runtime).
+    pub fn start(actor: Arc<dyn Actor>, queue: Arc<dyn Parade>, props: ManagerProperties) -> Self {
+        let props = props.with_defaults();
+        let shared = Arc::new(Shared {
+            actor_id: actor.actor_id(),
+            actions: actor.actions(),
+            actor,
+            queue,
+            counters: Counters::default(),
+            in_flight: StdMutex::default(),
+            props,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let (queue_tx, queue_rx) = mpsc::channel(shared.props.channel_size);
+        let queued = Arc::new(Mutex::new(queue_rx));
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
+        let workers = (0..shared.props.workers)
+            .map(|_| {
+                tokio::spawn(worker::run(
+                    shared.clone(),
+                    queued.clone(),
+                    results_tx.clone(),
+                    stopped.clone(),
+                ))
+            })
+            .collect();
+        let running = Running {
+            fetch: tokio::spawn(fetch_loop(shared.clone(), queue_tx, stopped)),
+            workers,
+            returner: tokio::spawn(returner::run(shared.clone(), results_rx)),
+            queued,
+        };
+        ActionManager {
+            shared,
+            stop,
+            running: Mutex::new(Some(running)),
+        }
+    }
+
+    /// What the manager has done so far.
+    pub fn stats(&self) -> ManagerStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Stops owning tasks, lets running handlers finish (within `shutdown_grace`), returns
+    /// their results, and hands every other owned task back to the queue at once. Safe to
+    /// call more than once; later calls wait for the first to finish.
+    pub async fn close(&self) {
+        let mut running = self.running.lock().await;
+        let Some(Running {
+            fetch,
+            workers,
+            returner,
+            queued,
+        }) = running.take()
+        else {
+            return;
+        };
+        self.stop.send_replace(true);
+        let _ = fetch.await;
+
+        let aborts: Vec<_> = workers.iter().map(JoinHandle::abort_handle).collect();
+        let finished = tokio::time::timeout(
+            self.shared.props.shutdown_grace,
+            futures_util::future::join_all(workers),
+        )
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                grace = ?self.shared.props.shutdown_grace,
+                "handlers still running after the shutdown grace period; handing their tasks back"
+            );
+            for abort in &aborts {
+                abort.abort();
+            }
+        }
+
+        let mut unstarted = Vec::new();
+        {
+            let mut queued = queued.lock().await;
+            queued.close();
+            while let Ok(task) = queued.try_recv() {
+                unstarted.push((task.id, task.token));
+            }
+        }
+        unstarted.extend(self.shared.in_flight().drain());
+        if !unstarted.is_empty() {
+            match self.shared.queue.release_tasks(&unstarted).await {
+                Ok(released) => Counters::add(&self.shared.counters.released, released),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    tasks = unstarted.len(),
+                    "could not hand tasks back; they will be offered again after their deadline"
+                ),
+            }
+        }
+        // Every worker (and so every results sender) is gone: the returner flushes and ends.
+        let _ = returner.await;
+    }
+}
+
+impl Drop for ActionManager {
+    fn drop(&mut self) {
+        // Without close(), stop at once; owned tasks return to the queue at their deadline.
+        self.stop.send_replace(true);
+    }
+}
+
+/// Waits for the next hint; forever if there are none.
+async fn next_hint(hints: &mut Option<TaskHints>) {
+    match hints {
+        Some(h) => {
+            if !h.changed().await {
+                *hints = None;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// True once the manager is told to stop (or was dropped).
+async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+async fn fetch_loop(
+    shared: Arc<Shared>,
+    queue_tx: mpsc::Sender<OwnedTask>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let props = &shared.props;
+    let mut hints = match shared.queue.new_task_hints().await {
+        Ok(hints) => hints,
+        Err(e) => {
+            tracing::warn!(error = %e, "no new-task hints; polling every {:?}", props.wait_time);
+            None
+        }
+    };
+    let mut pause = Duration::ZERO;
+    loop {
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = stop_requested(&mut stopped) => return,
+                _ = tokio::time::sleep(pause) => {}
+                _ = next_hint(&mut hints) => {}
+            }
+        }
+        // Own no more than can wait for a worker right away, so no owned task sits out its
+        // deadline in the queue.
+        let room = tokio::select! {
+            biased;
+            _ = stop_requested(&mut stopped) => return,
+            permit = queue_tx.reserve() => match permit {
+                Ok(permit) => {
+                    drop(permit);
+                    queue_tx.capacity()
+                }
+                Err(_) => return,
+            },
+        };
+        let max_tasks = props
+            .max_tasks
+            .min(u32::try_from(room).unwrap_or(u32::MAX))
+            .max(1);
+        let owned = shared
+            .queue
+            .own_tasks(
+                &shared.actor_id,
+                max_tasks,
+                &shared.actions,
+                Some(props.max_duration),
+            )
+            .await;
+        pause = match owned {
+            Err(Error::ServiceUnavailable(e)) => {
+                tracing::debug!(error = %e, "queue unavailable");
+                props.err_wait_time
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "owning tasks failed; retrying in {:?}", props.err_wait_time);
+                props.err_wait_time
+            }
+            Ok(owned) if owned.is_empty() => props.wait_time,
+            Ok(owned) => {
+                Counters::add(&shared.counters.owned, owned.len() as u64);
+                let mut overflow = Vec::new();
+                for task in owned {
+                    if let Err(e) = queue_tx.try_send(task) {
+                        let task = match e {
+                            mpsc::error::TrySendError::Full(t)
+                            | mpsc::error::TrySendError::Closed(t) => t,
+                        };
+                        overflow.push((task.id, task.token));
+                    }
+                }
+                if !overflow.is_empty() {
+                    // Only this loop sends, so there was room; release anything that wasn't.
+                    let _ = shared.queue.release_tasks(&overflow).await;
+                }
+                Duration::ZERO
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! [`ManagerProperties`]: the ActionManager's knobs, with the seed's defaults.
+
+use std::time::Duration;
+
+/// How an [`ActionManager`](super::ActionManager) owns and runs tasks. A zero field means
+/// its default (the seed's, where the seed had the field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerProperties {
+    /// Tasks run at once. Default 5.
+    pub workers: usize,
+    /// Owned tasks waiting for a worker. Default 1000.
+    pub channel_size: usize,
+    /// Tasks owned per `own_tasks` call. Default 500.
+    pub max_tasks: u32,
+    /// Pause after an `own_tasks` call that found nothing (cut short by new-task hints).
+    /// Default 300 ms.
+    pub wait_time: Duration,
+    /// Pause after an `own_tasks` call that failed. Default 3 s.
+    pub err_wait_time: Duration,
+    /// Ownership lasts this long past each heartbeat. Default 30 min.
+    pub max_duration: Duration,
+    /// How often a running task's deadline is extended. Default a third of `max_duration`.
+    pub heartbeat: Duration,
+    /// How long `close` lets running handlers finish before handing their tasks back.
+    /// Default 30 s.
+    pub shutdown_grace: Duration,
+    /// Most results returned in one round trip. Default 100.
+    pub return_batch: usize,
+}
+
+impl Default for ManagerProperties {
+    fn default() -> Self {
+        ManagerProperties {
+            workers: 5,
+            channel_size: 1000,
+            max_tasks: 500,
+            wait_time: Duration::from_millis(300),
+            err_wait_time: Duration::from_secs(3),
+            max_duration: Duration::from_secs(30 * 60),
+            heartbeat: Duration::from_secs(10 * 60),
+            shutdown_grace: Duration::from_secs(30),
+            return_batch: 100,
+        }
+    }
+}
+
+impl ManagerProperties {
+    /// These properties with every zero replaced by its default.
+    pub fn with_defaults(self) -> Self {
+        let defaults = ManagerProperties::default();
+        let or = |value: Duration, default: Duration| if value.is_zero() { default } else { value };
+        let max_duration = or(self.max_duration, defaults.max_duration);
+        ManagerProperties {
+            workers: if self.workers == 0 {
+                defaults.workers
+            } else {
+                self.workers
+            },
+            channel_size: if self.channel_size == 0 {
+                defaults.channel_size
+            } else {
+                self.channel_size
+            },
+            max_tasks: if self.max_tasks == 0 {
+                defaults.max_tasks
+            } else {
+                self.max_tasks
+            },
+            wait_time: or(self.wait_time, defaults.wait_time),
+            err_wait_time: or(self.err_wait_time, defaults.err_wait_time),
+            max_duration,
+            heartbeat: or(self.heartbeat, max_duration / 3),
+            shutdown_grace: or(self.shutdown_grace, defaults.shutdown_grace),
+            return_batch: if self.return_batch == 0 {
+                defaults.return_batch
+            } else {
+                self.return_batch
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_means_default_and_heartbeat_follows_max_duration() {
+        let zero = ManagerProperties {
+            workers: 0,
+            channel_size: 0,
+            max_tasks: 0,
+            wait_time: Duration::ZERO,
+            err_wait_time: Duration::ZERO,
+            max_duration: Duration::from_secs(90),
+            heartbeat: Duration::ZERO,
+            shutdown_grace: Duration::ZERO,
+            return_batch: 0,
+        }
+        .with_defaults();
+        assert_eq!(zero.workers, 5);
+        assert_eq!(zero.channel_size, 1000);
+        assert_eq!(zero.max_tasks, 500);
+        assert_eq!(zero.wait_time, Duration::from_millis(300));
+        assert_eq!(zero.err_wait_time, Duration::from_secs(3));
+        assert_eq!(zero.heartbeat, Duration::from_secs(30));
+        assert_eq!(
+            ManagerProperties::default().with_defaults(),
+            ManagerProperties::default()
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! A worker: takes owned tasks from the queue, runs the actor's handler with heartbeats, and
+//! passes the result to the returner.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::{stop_requested, ActorResult, Counters, Shared};
+use crate::queue::{Error, OwnedTask, TaskReturn, TaskStatusCode};
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    queued: Arc<Mutex<mpsc::Receiver<OwnedTask>>>,
+    results: mpsc::UnboundedSender<TaskReturn>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let task = {
+            let mut queued = queued.lock().await;
+            tokio::select! {
+                biased;
+                _ = stop_requested(&mut stopped) => return,
+                task = queued.recv() => match task {
+                    Some(task) => task,
+                    None => return,
+                },
+            }
+        };
+        shared.in_flight().insert(task.id.clone(), task.token);
+        let span = tracing::info_span!("task", id = %task.id, action = %task.action);
+        if let Some(result) = perform(&shared, task).instrument(span).await {
+            // The returner outlives every worker, so this cannot fail.
+            let _ = results.send(result);
+        }
+    }
+}
+
+/// Aborts the handler if the worker stops waiting for it (lost ownership, shutdown).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs one task's handler, extending its deadline while it runs. `None` if ownership was
+/// lost: the result must not be returned.
+async fn perform(shared: &Shared, task: OwnedTask) -> Option<TaskReturn> {
+    let props = &shared.props;
+    let mut handler = AbortOnDrop(tokio::spawn({
+        let actor = shared.actor.clone();
+        let (action, body) = (task.action.clone(), task.body.clone());
+        let failures = task.num_signalled_failures;
+        async move { actor.handle(&action, body.as_deref(), failures).await }.in_current_span()
+    }));
+    let start = tokio::time::Instant::now();
+    let mut heartbeat = tokio::time::interval_at(start + props.heartbeat, props.heartbeat);
+    let joined = loop {
+        tokio::select! {
+            joined = &mut handler.0 => break Some(joined),
+            _ = heartbeat.tick() => {
+                match shared.queue.extend_task_deadline(&task.id, task.token, props.max_duration).await {
+                    Ok(()) => {}
+                    Err(e @ Error::InvalidToken { .. }) => {
+                        tracing::warn!(error = %e, "ownership lost while running; its result will be dropped");
+                        Counters::add(&shared.counters.lost, 1);
+                        break None;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "extending the deadline failed; will retry"),
+                }
+            }
+        }
+    };
+    shared.in_flight().remove(&task.id);
+    let result = match joined? {
+        Ok(Ok(result)) if result.status_code == TaskStatusCode::InProgress => {
+            Counters::add(&shared.counters.handler_failures, 1);
+            ActorResult::retry(format!(
+                "handler returned status code in-progress (status {:?}); trying again",
+                result.status
+            ))
+        }
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => {
+            Counters::add(&shared.counters.handler_failures, 1);
+            tracing::warn!(error = %format!("{e:#}"), "handler failed");
+            ActorResult::retry(format!("handler failed: {e:#}"))
+        }
+        Err(e) => {
+            Counters::add(&shared.counters.handler_failures, 1);
+            let why = match e.try_into_panic() {
+                Ok(panic) => panic_message(panic.as_ref()),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(panic = %why, "handler panicked");
+            ActorResult::retry(format!("handler panicked: {why}"))
+        }
+    };
+    Some(TaskReturn {
+        id: task.id,
+        token: task.token,
+        status: result.status,
+        code: result.status_code,
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
