@@ -1,0 +1,352 @@
+//! The ActionManager against real stores: every test runs on PostgreSQL and on SQLite with a
+//! native Rust actor.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parade_host::manager::{ActionManager, Actor, ActorResult, ManagerProperties};
+use parade_host::queue::{ActorId, Parade, TaskData, TaskFilter, TaskId, TaskStatusCode};
+use support::Backend;
+
+/// Performs "work" and "slow" (body `MILLISECONDS/NAME`: sleeps first), recording each body,
+/// and "panic" and "fail", which never succeed.
+#[derive(Default)]
+struct TestActor {
+    performed: Mutex<HashMap<String, usize>>,
+}
+
+impl TestActor {
+    fn performed(&self) -> HashMap<String, usize> {
+        self.performed.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Actor for TestActor {
+    fn actions(&self) -> Vec<String> {
+        ["work", "slow", "panic", "fail"].map(String::from).to_vec()
+    }
+
+    fn actor_id(&self) -> ActorId {
+        ActorId::from("test-node")
+    }
+
+    async fn handle(
+        &self,
+        action: &str,
+        body: Option<&str>,
+        _signalled_failures: i32,
+    ) -> anyhow::Result<ActorResult> {
+        let body = body.unwrap_or_default();
+        match action {
+            "slow" => {
+                let (millis, _) = body.split_once('/').unwrap_or((body, ""));
+                tokio::time::sleep(Duration::from_millis(millis.parse()?)).await;
+            }
+            "panic" => panic!("the handler broke on {body}"),
+            "fail" => anyhow::bail!("cannot do {body}"),
+            _ => {}
+        }
+        *self
+            .performed
+            .lock()
+            .unwrap()
+            .entry(body.to_owned())
+            .or_default() += 1;
+        Ok(ActorResult::completed(format!("did {body}")))
+    }
+}
+
+fn task(id: &str, action: &str, body: &str) -> TaskData {
+    TaskData {
+        body: Some(body.into()),
+        ..TaskData::new(id, action)
+    }
+}
+
+fn fast_props() -> ManagerProperties {
+    ManagerProperties {
+        wait_time: Duration::from_millis(50),
+        err_wait_time: Duration::from_millis(200),
+        ..ManagerProperties::default()
+    }
+}
+
+/// Waits until `check` holds, polling; fails after `limit`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await? {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn count(queue: &Arc<dyn Parade>, code: TaskStatusCode) -> anyhow::Result<usize> {
+    Ok(queue
+        .list_tasks(&TaskFilter {
+            status_code: Some(code),
+            ..TaskFilter::default()
+        })
+        .await?
+        .len())
+}
+
+async fn row(queue: &Arc<dyn Parade>, id: &str) -> anyhow::Result<TaskData> {
+    queue
+        .get_task(&TaskId::from(id))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("task {id} missing"))
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() -> anyhow::Result<()> {
+                    super::$test(super::Backend::Postgres).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() -> anyhow::Result<()> {
+                    super::$test(super::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    eight_workers_perform_ten_thousand_tasks_exactly_once,
+    heartbeats_keep_a_task_longer_than_max_duration,
+    failing_and_panicking_handlers_retry_until_max_tries,
+    shutdown_mid_run_loses_nothing,
+    shutdown_hands_back_tasks_still_running_after_grace,
+    idle_manager_wakes_when_a_task_is_inserted,
+);
+
+async fn eight_workers_perform_ten_thousand_tasks_exactly_once(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    const TASKS: usize = 10_000;
+    let queue = backend.open().await?;
+    let tasks: Vec<TaskData> = (0..TASKS)
+        .map(|i| task(&format!("t{i}"), "work", &i.to_string()))
+        .collect();
+    queue.insert_tasks(&tasks).await?;
+    let actor = Arc::new(TestActor::default());
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            workers: 8,
+            ..fast_props()
+        },
+    );
+    eventually(
+        Duration::from_secs(300),
+        "every task to complete",
+        || async { Ok(manager.stats().completed == TASKS as u64) },
+    )
+    .await?;
+    manager.close().await;
+    let performed = actor.performed();
+    assert_eq!(performed.len(), TASKS);
+    assert!(performed.values().all(|&n| n == 1), "a task ran twice");
+    assert_eq!(count(&queue, TaskStatusCode::Completed).await?, TASKS);
+    Ok(())
+}
+
+async fn heartbeats_keep_a_task_longer_than_max_duration(backend: Backend) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    queue
+        .insert_tasks(&[task("long", "slow", "2500/long")])
+        .await?;
+    let actor = Arc::new(TestActor::default());
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            max_duration: Duration::from_secs(1),
+            heartbeat: Duration::from_millis(250),
+            ..fast_props()
+        },
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the manager to own the task",
+        || async { Ok(row(&queue, "long").await?.actor_id == Some(ActorId::from("test-node"))) },
+    )
+    .await?;
+    let thief = ActorId::from("thief");
+    eventually(Duration::from_secs(30), "the task to finish", || async {
+        let stolen = queue
+            .own_tasks(&thief, 1, &["slow".into()], Some(Duration::from_secs(60)))
+            .await?;
+        anyhow::ensure!(
+            stolen.is_empty(),
+            "the running task was re-offered: {stolen:?}"
+        );
+        Ok(row(&queue, "long").await?.status_code == TaskStatusCode::Completed)
+    })
+    .await?;
+    manager.close().await;
+    let stored = row(&queue, "long").await?;
+    assert_eq!(stored.num_tries, 1);
+    assert_eq!(manager.stats().lost, 0);
+    Ok(())
+}
+
+async fn failing_and_panicking_handlers_retry_until_max_tries(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    queue
+        .insert_tasks(&[
+            TaskData {
+                max_tries: Some(3),
+                ..task("boom", "panic", "boom")
+            },
+            TaskData {
+                max_tries: Some(2),
+                ..task("nope", "fail", "nope")
+            },
+        ])
+        .await?;
+    let manager = ActionManager::start(Arc::new(TestActor::default()), queue.clone(), fast_props());
+    eventually(Duration::from_secs(60), "both tasks to abort", || async {
+        Ok(count(&queue, TaskStatusCode::Aborted).await? == 2)
+    })
+    .await?;
+    manager.close().await;
+    let boom = row(&queue, "boom").await?;
+    assert_eq!(boom.num_tries, 3);
+    let status = boom.status.unwrap_or_default();
+    assert!(
+        status.contains("panicked") && status.contains("the handler broke on boom"),
+        "{status}"
+    );
+    let nope = row(&queue, "nope").await?;
+    assert_eq!(nope.num_tries, 2);
+    assert!(nope.status.unwrap_or_default().contains("cannot do nope"));
+    assert_eq!(manager.stats().handler_failures, 5);
+    Ok(())
+}
+
+async fn shutdown_mid_run_loses_nothing(backend: Backend) -> anyhow::Result<()> {
+    const TASKS: usize = 300;
+    let queue = backend.open().await?;
+    let tasks: Vec<TaskData> = (0..TASKS)
+        .map(|i| TaskData {
+            max_tries: Some(1),
+            ..task(&format!("t{i}"), "slow", &format!("10/t{i}"))
+        })
+        .collect();
+    queue.insert_tasks(&tasks).await?;
+    let first_actor = Arc::new(TestActor::default());
+    let first = ActionManager::start(
+        first_actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            workers: 4,
+            ..fast_props()
+        },
+    );
+    eventually(Duration::from_secs(30), "some progress", || async {
+        Ok(first.stats().completed > 0)
+    })
+    .await?;
+    first.close().await;
+    let stats = first.stats();
+    assert!(
+        stats.released > 0,
+        "the shutdown should hand tasks back: {stats:?}"
+    );
+    assert_eq!(count(&queue, TaskStatusCode::InProgress).await?, 0);
+    assert_eq!(
+        count(&queue, TaskStatusCode::Aborted).await?,
+        0,
+        "a handed-back task used its only try"
+    );
+
+    let second = ActionManager::start(Arc::new(TestActor::default()), queue.clone(), fast_props());
+    eventually(
+        Duration::from_secs(120),
+        "the restart to finish",
+        || async { Ok(count(&queue, TaskStatusCode::Completed).await? == TASKS) },
+    )
+    .await?;
+    second.close().await;
+    let done = first_actor.performed().len() as u64 + second.stats().completed;
+    assert_eq!(
+        done, TASKS as u64,
+        "every task ran exactly once across the restart"
+    );
+    Ok(())
+}
+
+async fn shutdown_hands_back_tasks_still_running_after_grace(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    queue
+        .insert_tasks(&[task("stuck", "slow", "60000/stuck")])
+        .await?;
+    let manager = ActionManager::start(
+        Arc::new(TestActor::default()),
+        queue.clone(),
+        ManagerProperties {
+            shutdown_grace: Duration::from_millis(200),
+            ..fast_props()
+        },
+    );
+    eventually(Duration::from_secs(30), "the task to start", || async {
+        Ok(row(&queue, "stuck").await?.status_code == TaskStatusCode::InProgress)
+    })
+    .await?;
+    tokio::time::timeout(Duration::from_secs(20), manager.close()).await?;
+    let stored = row(&queue, "stuck").await?;
+    assert_eq!(stored.status_code, TaskStatusCode::Pending);
+    assert_eq!(stored.num_tries, 0);
+    assert_eq!(manager.stats().released, 1);
+    Ok(())
+}
+
+async fn idle_manager_wakes_when_a_task_is_inserted(backend: Backend) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    // With a one-minute poll interval, only a wake-up can start the task in time.
+    let manager = ActionManager::start(
+        Arc::new(TestActor::default()),
+        queue.clone(),
+        ManagerProperties {
+            wait_time: Duration::from_secs(60),
+            ..ManagerProperties::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    queue.insert_tasks(&[task("wake", "work", "wake")]).await?;
+    eventually(
+        Duration::from_secs(20),
+        "the inserted task to run",
+        || async { Ok(row(&queue, "wake").await?.status_code == TaskStatusCode::Completed) },
+    )
+    .await?;
+    manager.close().await;
+    Ok(())
+}
