@@ -214,3 +214,15 @@ fn check_return_code(id: &TaskId, code: TaskStatusCode) -> Result<()> {
     }
     Ok(())
 }
+
+/// The channel a waiter on `id` listens to, from the task's stored `notify_channel_after`
+/// (`None`: no such task).
+fn notify_channel(id: &TaskId, stored: Option<Option<String>>) -> Result<String> {
+    match stored {
+        None => Err(Error::TaskNotFound(id.clone())),
+        Some(Some(channel)) if !channel.is_empty() => Ok(channel),
+        Some(_) => Err(Error::NoNotifyChannel {
+            task_id: id.clone(),
+        }),
+    }
+}

@@ -19,9 +19,9 @@ use uuid::Uuid;
 
 use self::listener::NotificationHub;
 use super::{
-    check_batch, check_return_code, successors_outside, ActorId, Error, OwnedTask, Parade,
-    PerformanceToken, Result, TaskData, TaskFilter, TaskHints, TaskId, TaskOutcome, TaskReturn,
-    TaskStatusCode, Waiter,
+    check_batch, check_return_code, notify_channel, successors_outside, ActorId, Error, OwnedTask,
+    Parade, PerformanceToken, Result, TaskData, TaskFilter, TaskHints, TaskId, TaskOutcome,
+    TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Rows of COPY text sent per message.
@@ -346,20 +346,7 @@ impl Parade for PgParade {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        let channel = match channel {
-            None => return Err(Error::TaskNotFound(id.clone())),
-            Some(None) => {
-                return Err(Error::NoNotifyChannel {
-                    task_id: id.clone(),
-                })
-            }
-            Some(Some(c)) if c.is_empty() => {
-                return Err(Error::NoNotifyChannel {
-                    task_id: id.clone(),
-                })
-            }
-            Some(Some(c)) => c,
-        };
+        let channel = notify_channel(id, channel)?;
         let (waiter, handle) = Waiter::new(id.clone());
         self.hub().await?.register(channel, handle.clone()).await?;
         // Listening now, so a task that ends after this read is announced to the hub.

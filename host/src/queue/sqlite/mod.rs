@@ -24,9 +24,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use self::waiters::LocalWaiters;
 use super::{
-    check_batch, check_return_code, successors_outside, ActorId, Error, OwnedTask, Parade,
-    PerformanceToken, Result, TaskData, TaskFilter, TaskHintSender, TaskHints, TaskId, TaskOutcome,
-    TaskReturn, TaskStatusCode, Waiter,
+    check_batch, check_return_code, notify_channel, successors_outside, ActorId, Error, OwnedTask,
+    Parade, PerformanceToken, Result, TaskData, TaskFilter, TaskHintSender, TaskHints, TaskId,
+    TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Expired last tries aborted per `own_tasks` call (as on PostgreSQL).
@@ -637,20 +637,7 @@ impl Parade for SqliteParade {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        match channel {
-            None => return Err(Error::TaskNotFound(id.clone())),
-            Some(None) => {
-                return Err(Error::NoNotifyChannel {
-                    task_id: id.clone(),
-                })
-            }
-            Some(Some(c)) if c.is_empty() => {
-                return Err(Error::NoNotifyChannel {
-                    task_id: id.clone(),
-                })
-            }
-            Some(Some(_)) => {}
-        }
+        notify_channel(id, channel)?;
         let (waiter, handle) = Waiter::new(id.clone());
         self.waiters.register(handle.clone(), &self.pool);
         // Registered now, so a task that ends after this read resolves the waiter.
