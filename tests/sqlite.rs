@@ -176,6 +176,23 @@ async fn read_only_open_of_a_missing_file_is_a_clear_error() -> anyhow::Result<(
     Ok(())
 }
 
+#[tokio::test]
+async fn read_only_database_is_a_clear_error_and_stays_intact() -> anyhow::Result<()> {
+    let path = support::fresh_sqlite_path();
+    let store = SqliteParade::open(&url_of(&path)).await?;
+    store.insert_tasks(&[TaskData::new("kept", "work")]).await?;
+    drop(store);
+    // The test may run as root, which ignores file permissions: open it read-only instead.
+    assert_open_error(
+        SqliteParade::open(&format!("{}?mode=ro", url_of(&path))).await,
+        &path.display().to_string(),
+        "cannot be written",
+    );
+    let store = SqliteParade::open(&url_of(&path)).await?;
+    assert!(store.get_task(&TaskId::from("kept")).await?.is_some());
+    Ok(())
+}
+
 #[test]
 fn cli_without_database_uses_parade_db_in_the_working_directory() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

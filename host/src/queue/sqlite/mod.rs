@@ -97,6 +97,19 @@ impl SqliteParade {
             .connect_with(options)
             .await
             .map_err(|e| store_error(e.to_string()))?;
+        // Fail now, naming the file, rather than at the first write: write once and roll back
+        // (taking the lock alone succeeds on a read-only file).
+        let writable: std::result::Result<(), sqlx::Error> = async {
+            let mut probe = pool.begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query("PRAGMA user_version = 0")
+                .execute(&mut *probe)
+                .await?;
+            probe.rollback().await
+        }
+        .await;
+        if let Err(e) = writable {
+            return Err(store_error(format!("it cannot be written ({e})")));
+        }
         sqlx::migrate!("../migrations/sqlite")
             .run(&pool)
             .await
