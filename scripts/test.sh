@@ -17,7 +17,11 @@ fi
 
 log "format and lints"
 cargo fmt --all -- --check
+cargo fmt --all --manifest-path plugins/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "plugins (wasm32-wasip2 components)"
+scripts/build-plugins.sh
 
 log "build"
 cargo build --workspace --all-targets --locked

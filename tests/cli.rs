@@ -1,85 +1,234 @@
 //! The `parade` command line against a real PostgreSQL database: the contract other tools
-//! script against (output, exit codes, error messages).
+//! script against. Output (ids, JSON with column names as keys, status lines), exit codes
+//! (0 success, 1 for `task wait` on an aborted task, 2 for every error) and error messages
+//! that name what went wrong (the id, FILE:LINE, `parade migrate`, `PARADE_DATABASE_URL`).
+//!
+//! Every test runs the real binary against its own fresh database; tasks are finished
+//! through the library, as an actor would.
 
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
 use parade_host::queue::{ActorId, Parade, PgParade, TaskData, TaskId, TaskStatusCode};
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
+use tokio::process::{Child, Command};
 
-fn parade(url: &str, args: &[&str]) -> anyhow::Result<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_parade"))
-        .args(["--database", url])
-        .args(args)
-        .output()?)
+/// Every column of the `tasks` table, as `task show --json` must name them.
+const TASK_COLUMNS: [&str; 16] = [
+    "id",
+    "action",
+    "body",
+    "status",
+    "status_code",
+    "num_tries",
+    "num_failures",
+    "max_tries",
+    "num_signals",
+    "total_dependencies",
+    "actor_id",
+    "action_deadline",
+    "performance_token",
+    "to_signal_after",
+    "notify_channel_after",
+    "priority",
+];
+
+/// The `parade` binary with a clean environment: no database from the caller's environment,
+/// no log filter, output captured.
+fn parade_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parade"));
+    command
+        .env_remove("PARADE_DATABASE_URL")
+        .env_remove("PARADE_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
 }
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+/// What one run of `parade` did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
 }
 
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{output:?}");
+impl Run {
+    /// Asserts the exit code and returns the run for further checks.
+    #[track_caller]
+    fn exits(self, code: i32) -> Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit code\n--- stdout\n{}--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts that the error message contains `text`.
+    #[track_caller]
+    fn says(self, text: &str) -> Self {
+        assert!(
+            self.stderr.contains(text),
+            "stderr does not contain {text:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// The printed output without its final newline.
+    fn out(&self) -> &str {
+        self.stdout.trim_end_matches('\n')
+    }
 }
 
-async fn list_json(url: &str) -> anyhow::Result<Vec<TaskData>> {
-    let listed = parade(url, &["task", "list", "--json"])?;
-    assert_exit(&listed, 0);
-    stdout(&listed)
+/// Runs a command to completion (at most 60 s).
+async fn run(mut command: Command) -> anyhow::Result<Run> {
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .context("parade did not exit within 60s")??;
+    Ok(output.into())
+}
+
+/// Runs `parade --database URL ARGS...`.
+async fn parade(url: &str, args: &[&str]) -> anyhow::Result<Run> {
+    let mut command = parade_command();
+    command.arg("--database").arg(url).args(args);
+    run(command).await
+}
+
+/// Adds one task of action `act` with this id through the CLI.
+async fn add(url: &str, id: &str, extra: &[&str]) -> anyhow::Result<()> {
+    let mut args = vec!["task", "add", "--action", "act", "--id", id];
+    args.extend_from_slice(extra);
+    let added = parade(url, &args).await?.exits(0);
+    assert_eq!(added.out(), id);
+    Ok(())
+}
+
+/// `task list --json ARGS...`, parsed: one task row per line.
+async fn list(url: &str, args: &[&str]) -> anyhow::Result<Vec<TaskData>> {
+    let mut all = vec!["task", "list", "--json"];
+    all.extend_from_slice(args);
+    let listed = parade(url, &all).await?.exits(0);
+    listed
+        .stdout
         .lines()
-        .map(|line| Ok(serde_json::from_str(line)?))
+        .map(|line| serde_json::from_str(line).with_context(|| format!("list line {line:?}")))
         .collect()
 }
 
-/// Owns the task `id` (action `act`), returns it with `code`, and hands back any other task
-/// owned on the way.
+/// The ids `task list --json ARGS...` prints, in order.
+async fn listed_ids(url: &str, args: &[&str]) -> anyhow::Result<Vec<String>> {
+    Ok(list(url, args).await?.into_iter().map(|t| t.id.0).collect())
+}
+
+/// `task show ID --json`, parsed.
+async fn show_json(url: &str, id: &str) -> anyhow::Result<Value> {
+    let shown = parade(url, &["task", "show", id, "--json"]).await?.exits(0);
+    Ok(serde_json::from_str(&shown.stdout)?)
+}
+
+/// A generated task id: 32 lower-case hex digits.
+fn is_generated_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// As an actor would: owns the task `id` (action `act`), returns it with status "done" and
+/// `code`, and gives back any other task it owned on the way.
 async fn finish(url: &str, id: &str, code: TaskStatusCode) -> anyhow::Result<()> {
     let queue = PgParade::connect(url).await?;
     let owned = queue
         .own_tasks(
             &ActorId::from("t"),
-            100,
-            &["act".into()],
+            10,
+            &["act".to_string()],
             Some(Duration::from_secs(60)),
         )
         .await?;
     let (target, others): (Vec<_>, Vec<_>) = owned.into_iter().partition(|t| t.id.as_str() == id);
     let others: Vec<_> = others.into_iter().map(|t| (t.id, t.token)).collect();
     queue.release_tasks(&others).await?;
-    let task = target
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("could not own {id}"))?;
+    let Some(task) = target.first() else {
+        bail!("could not own task {id}");
+    };
     queue
-        .return_task(&task.id, task.token, "done here", code)
+        .return_task(&task.id, task.token, "done", code)
         .await?;
     Ok(())
 }
 
+/// Starts `parade task wait ID --timeout 20s` in the background.
+fn spawn_wait(url: &str, id: &str) -> anyhow::Result<Child> {
+    let mut command = parade_command();
+    command.args(["--database", url, "task", "wait", id, "--timeout", "20s"]);
+    Ok(command.spawn()?)
+}
+
+/// Returns once some session of the database at `url` listens on `channel` (the waiting
+/// child), failing if `child` exits first or nothing listens within 20 s.
+async fn until_listening(url: &str, channel: &str, child: &mut Child) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(url).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listening: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN %' || $1 || '%')",
+        )
+        .bind(channel)
+        .fetch_one(&mut conn)
+        .await?;
+        if listening {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("parade task wait exited ({status}) before listening on {channel}");
+        }
+        if Instant::now() > deadline {
+            bail!("parade task wait did not listen on {channel} within 20s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes `lines` (joined by newlines) to `name` in `dir`.
+fn write_file(dir: &Path, name: &str, lines: &[&str]) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n") + "\n")?;
+    Ok(path)
+}
+
+fn path_arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+// ---------------------------------------------------------------------------------------
+// task add / task show
+
 #[tokio::test]
-async fn task_add_prints_the_id_and_show_returns_the_row() -> anyhow::Result<()> {
+async fn task_add_prints_generated_id_and_show_returns_row() -> anyhow::Result<()> {
     let url = support::fresh_pg_database().await?;
-    let next = parade(
-        &url,
-        &[
-            "task",
-            "add",
-            "--action",
-            "later",
-            "--id",
-            "next",
-            "--total-dependencies",
-            "1",
-        ],
-    )?;
-    assert_exit(&next, 0);
-    assert_eq!(stdout(&next), "next");
+    add(&url, "next", &["--total-dependencies", "1"]).await?;
     let added = parade(
         &url,
         &[
@@ -88,7 +237,7 @@ async fn task_add_prints_the_id_and_show_returns_the_row() -> anyhow::Result<()>
             "--action",
             "act",
             "--body",
-            "{\"x\":1}",
+            r#"{"x":1}"#,
             "--max-tries",
             "3",
             "--signal-after",
@@ -96,236 +245,719 @@ async fn task_add_prints_the_id_and_show_returns_the_row() -> anyhow::Result<()>
             "--notify",
             "chan",
         ],
-    )?;
-    assert_exit(&added, 0);
-    let id = stdout(&added);
-    assert!(!id.is_empty());
+    )
+    .await?
+    .exits(0);
+    let id = added.out();
+    assert!(is_generated_id(id), "generated id {id:?}");
 
-    let shown = parade(&url, &["task", "show", &id, "--json"])?;
-    assert_exit(&shown, 0);
-    let row: serde_json::Value = serde_json::from_str(&stdout(&shown))?;
-    assert_eq!(row["id"], id.as_str());
-    assert_eq!(row["action"], "act");
-    assert_eq!(row["body"], "{\"x\":1}");
-    assert_eq!(row["max_tries"], 3);
-    assert_eq!(row["status_code"], "pending");
-    assert_eq!(row["to_signal_after"], serde_json::json!(["next"]));
-    assert_eq!(row["notify_channel_after"], "chan");
+    let row = show_json(&url, id).await?;
+    let mut keys: Vec<&str> = row
+        .as_object()
+        .context("task show --json prints an object")?
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut columns = TASK_COLUMNS.to_vec();
+    columns.sort_unstable();
+    assert_eq!(keys, columns, "one key per column");
+    assert_eq!(
+        row,
+        json!({
+            "id": id,
+            "action": "act",
+            "body": r#"{"x":1}"#,
+            "status": null,
+            "status_code": "pending",
+            "num_tries": 0,
+            "num_failures": 0,
+            "max_tries": 3,
+            "num_signals": 0,
+            "total_dependencies": null,
+            "actor_id": null,
+            "action_deadline": null,
+            "performance_token": null,
+            "to_signal_after": ["next"],
+            "notify_channel_after": "chan",
+            "priority": 0,
+        })
+    );
+
+    let next = show_json(&url, "next").await?;
+    assert_eq!(next["id"], "next");
+    assert_eq!(next["total_dependencies"], 1);
+    assert_eq!(next["to_signal_after"], json!([]));
+    assert_eq!(next["notify_channel_after"], Value::Null);
     Ok(())
 }
 
 #[tokio::test]
-async fn show_of_a_missing_task_exits_2_naming_it() -> anyhow::Result<()> {
+async fn task_add_generates_a_different_id_each_time() -> anyhow::Result<()> {
     let url = support::fresh_pg_database().await?;
-    let shown = parade(&url, &["task", "show", "no-such-task"])?;
-    assert_exit(&shown, 2);
-    assert!(
-        stderr(&shown).contains("no-such-task"),
-        "{}",
-        stderr(&shown)
+    let first = parade(&url, &["task", "add", "--action", "act"])
+        .await?
+        .exits(0);
+    let second = parade(&url, &["task", "add", "--action", "act"])
+        .await?
+        .exits(0);
+    assert_ne!(first.out(), second.out());
+    assert_eq!(
+        listed_ids(&url, &[]).await?,
+        [first.out(), second.out()],
+        "both stored under the printed ids"
     );
     Ok(())
 }
 
 #[tokio::test]
-async fn database_url_comes_from_the_environment() -> anyhow::Result<()> {
+async fn task_add_with_priority_stores_it() -> anyhow::Result<()> {
     let url = support::fresh_pg_database().await?;
-    let added = Command::new(env!("CARGO_BIN_EXE_parade"))
-        .args(["task", "add", "--action", "act", "--id", "from-env"])
-        .env("PARADE_DATABASE_URL", &url)
-        .output()?;
-    assert_exit(&added, 0);
-    assert_eq!(list_json(&url).await?[0].id.as_str(), "from-env");
+    add(&url, "urgent", &["--priority", "7"]).await?;
+    assert_eq!(show_json(&url, "urgent").await?["priority"], 7);
     Ok(())
 }
 
 #[tokio::test]
-async fn file_with_a_bad_line_names_it_and_inserts_nothing() -> anyhow::Result<()> {
+async fn task_show_without_json_prints_one_column_per_line() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "plain", &["--body", "hello", "--notify", "chan"]).await?;
+    let shown = parade(&url, &["task", "show", "plain"]).await?.exits(0);
+    let lines: Vec<&str> = shown.stdout.lines().collect();
+    for expected in [
+        "id: plain",
+        "action: act",
+        "body: hello",
+        "status_code: pending",
+        "num_tries: 0",
+        "notify_channel_after: chan",
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "{expected:?} in\n{}",
+            shown.stdout
+        );
+    }
+    assert_eq!(lines.len(), TASK_COLUMNS.len(), "{}", shown.stdout);
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_show_of_missing_id_exits_2_naming_it() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    for json in [true, false] {
+        let mut args = vec!["task", "show", "no-such-task"];
+        if json {
+            args.push("--json");
+        }
+        let shown = parade(&url, &args).await?.exits(2).says("no-such-task");
+        assert_eq!(shown.stdout, "", "nothing on stdout");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_of_an_existing_id_exits_2_and_keeps_the_stored_task() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "dup", &["--body", "first"]).await?;
+    parade(
+        &url,
+        &[
+            "task", "add", "--action", "other", "--id", "dup", "--body", "second",
+        ],
+    )
+    .await?
+    .exits(2)
+    .says("dup");
+    let row = show_json(&url, "dup").await?;
+    assert_eq!(row["action"], "act");
+    assert_eq!(row["body"], "first");
+    assert_eq!(listed_ids(&url, &[]).await?, ["dup"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_without_action_or_file_exits_2() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    parade(&url, &["task", "add", "--id", "x"])
+        .await?
+        .exits(2)
+        .says("--action");
+    assert!(listed_ids(&url, &[]).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_signal_after_unknown_id_exits_2_and_inserts_nothing() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "known", &["--total-dependencies", "1"]).await?;
+    parade(
+        &url,
+        &[
+            "task",
+            "add",
+            "--action",
+            "act",
+            "--id",
+            "pred",
+            "--signal-after",
+            "known",
+            "--signal-after",
+            "ghost",
+        ],
+    )
+    .await?
+    .exits(2)
+    .says("ghost");
+    assert_eq!(listed_ids(&url, &[]).await?, ["known"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_signal_after_is_repeatable() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "s1", &["--total-dependencies", "1"]).await?;
+    add(&url, "s2", &["--total-dependencies", "1"]).await?;
+    add(
+        &url,
+        "pred",
+        &["--signal-after", "s1", "--signal-after", "s2"],
+    )
+    .await?;
+    assert_eq!(
+        show_json(&url, "pred").await?["to_signal_after"],
+        json!(["s1", "s2"])
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// the database URL
+
+#[tokio::test]
+async fn database_falls_back_to_parade_database_url_env() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    let mut command = parade_command();
+    command
+        .args(["task", "add", "--action", "act", "--id", "from-env"])
+        .env("PARADE_DATABASE_URL", &url);
+    assert_eq!(run(command).await?.exits(0).out(), "from-env");
+
+    let mut command = parade_command();
+    command
+        .args(["task", "list", "--json"])
+        .env("PARADE_DATABASE_URL", &url);
+    let listed = run(command).await?.exits(0);
+    let task: TaskData = serde_json::from_str(listed.out())?;
+    assert_eq!(task.id.as_str(), "from-env");
+    Ok(())
+}
+
+#[tokio::test]
+async fn database_flag_overrides_parade_database_url_env() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    let mut command = parade_command();
+    command
+        .args([
+            "--database",
+            &url,
+            "task",
+            "add",
+            "--action",
+            "act",
+            "--id",
+            "x",
+        ])
+        .env("PARADE_DATABASE_URL", "mysql://not-this-one/db");
+    run(command).await?.exits(0);
+    assert_eq!(listed_ids(&url, &[]).await?, ["x"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn empty_database_url_exits_2_and_mentions_parade_database_url() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut from_env = parade_command();
+    from_env
+        .args(["task", "list"])
+        .env("PARADE_DATABASE_URL", "")
+        .current_dir(dir.path());
+    run(from_env).await?.exits(2).says("PARADE_DATABASE_URL");
+
+    let mut from_flag = parade_command();
+    from_flag
+        .args(["--database", "", "task", "list"])
+        .current_dir(dir.path());
+    run(from_flag).await?.exits(2).says("PARADE_DATABASE_URL");
+    assert_eq!(
+        std::fs::read_dir(dir.path())?.count(),
+        0,
+        "no store was created"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_database_flag_or_env_the_default_is_parade_db_in_working_directory(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut add = parade_command();
+    add.args(["task", "add", "--action", "act", "--id", "local"])
+        .current_dir(dir.path());
+    run(add).await?.exits(0);
+    assert!(dir.path().join("parade.db").exists());
+
+    let mut list = parade_command();
+    list.args(["task", "list", "--json"])
+        .current_dir(dir.path());
+    let listed = run(list).await?.exits(0);
+    let task: TaskData = serde_json::from_str(listed.out())?;
+    assert_eq!(task.id.as_str(), "local");
+    Ok(())
+}
+
+#[tokio::test]
+async fn unsupported_database_url_exits_2_naming_it() -> anyhow::Result<()> {
+    parade("mysql://somewhere/db", &["task", "list"])
+        .await?
+        .exits(2)
+        .says("mysql://somewhere/db");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// task add --file
+
+#[tokio::test]
+async fn task_add_file_inserts_every_line_in_order_skipping_blank_lines() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "stored", &["--total-dependencies", "1"]).await?;
+    let dir = tempfile::tempdir()?;
+    let file = write_file(
+        dir.path(),
+        "tasks.jsonl",
+        &[
+            r#"{"id":"z","action":"act","to_signal_after":["m"],"notify_channel_after":"chan"}"#,
+            "",
+            r#"{"id":"m","action":"act","total_dependencies":1,"body":"{\"n\":2}","max_tries":4}"#,
+            "   ",
+            r#"{"action":"other","priority":5,"to_signal_after":["stored"]}"#,
+            r#"{"id":"a","action":"act"}"#,
+        ],
+    )?;
+    let added = parade(&url, &["task", "add", "--file", path_arg(&file)])
+        .await?
+        .exits(0);
+    assert_eq!(added.out(), "4", "prints how many tasks were inserted");
+
+    let tasks = list(&url, &[]).await?;
+    let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(ids[..3], ["stored", "z", "m"], "file order is kept");
+    assert!(
+        is_generated_id(ids[3]),
+        "a task without id gets one: {ids:?}"
+    );
+    assert_eq!(ids[4], "a");
+
+    let z = &tasks[1];
+    assert_eq!(z.to_signal_after, [TaskId::from("m")]);
+    assert_eq!(z.notify_channel_after.as_deref(), Some("chan"));
+    let m = &tasks[2];
+    assert_eq!(m.total_dependencies, Some(1));
+    assert_eq!(m.body.as_deref(), Some(r#"{"n":2}"#));
+    assert_eq!(m.max_tries, Some(4));
+    assert_eq!(m.status_code, TaskStatusCode::Pending);
+    let generated = &tasks[3];
+    assert_eq!(generated.action, "other");
+    assert_eq!(generated.priority, 5);
+    assert_eq!(generated.to_signal_after, [TaskId::from("stored")]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_file_gives_each_task_without_id_its_own() -> anyhow::Result<()> {
     let url = support::fresh_pg_database().await?;
     let dir = tempfile::tempdir()?;
-    let good = dir.path().join("good.jsonl");
-    std::fs::write(
-        &good,
-        "{\"id\":\"a\",\"action\":\"act\",\"to_signal_after\":[\"b\"]}\n\n\
-         {\"id\":\"b\",\"action\":\"act\",\"total_dependencies\":1}\n{\"action\":\"act\"}\n",
-    )?;
-    let added = parade(&url, &["task", "add", "--file", good.to_str().unwrap()])?;
-    assert_exit(&added, 0);
-    assert_eq!(stdout(&added), "3");
-    let stored = list_json(&url).await?;
-    assert_eq!(stored.len(), 3);
-    assert!(
-        !stored[2].id.as_str().is_empty(),
-        "a task without id gets one"
-    );
+    let file = write_file(dir.path(), "anonymous.jsonl", &[r#"{"action":"act"}"#; 3])?;
+    parade(&url, &["task", "add", "--file", path_arg(&file)])
+        .await?
+        .exits(0);
+    let mut ids = listed_ids(&url, &[]).await?;
+    assert!(ids.iter().all(|id| is_generated_id(id)), "{ids:?}");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "distinct ids");
+    Ok(())
+}
 
-    for (name, third_line) in [
-        ("broken.jsonl", "{\"id\":\"y\",\"action\":"),
+/// Adds two good lines then `third` from FILE, expects exit 2 with a message naming FILE:3
+/// and containing `problem`, and checks that the store still holds only the task `before`.
+async fn assert_file_rejected_at_line_3(third: &str, problem: &str) -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "before", &[]).await?;
+    let dir = tempfile::tempdir()?;
+    let file = write_file(
+        dir.path(),
+        "bad.jsonl",
+        &[
+            r#"{"id":"x1","action":"act"}"#,
+            r#"{"id":"x2","action":"act"}"#,
+            third,
+            r#"{"id":"x4","action":"act"}"#,
+        ],
+    )?;
+    let failed = parade(&url, &["task", "add", "--file", path_arg(&file)])
+        .await?
+        .exits(2)
+        .says(&format!("{}:3", file.display()))
+        .says(problem)
+        .says("nothing was inserted");
+    assert_eq!(failed.stdout, "");
+    assert_eq!(
+        listed_ids(&url, &[]).await?,
+        ["before"],
+        "nothing of the file is inserted"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_file_with_invalid_json_on_line_3_names_file_3_and_inserts_nothing(
+) -> anyhow::Result<()> {
+    assert_file_rejected_at_line_3(r#"{"id":"x3","action":"#, "not a task").await
+}
+
+#[tokio::test]
+async fn task_add_file_with_unknown_key_names_file_3_and_inserts_nothing() -> anyhow::Result<()> {
+    assert_file_rejected_at_line_3(r#"{"id":"x3","action":"act","colour":"red"}"#, "colour").await
+}
+
+#[tokio::test]
+async fn task_add_file_with_line_without_action_names_file_3_and_inserts_nothing(
+) -> anyhow::Result<()> {
+    assert_file_rejected_at_line_3(r#"{"id":"x3","body":"b"}"#, "action").await
+}
+
+#[tokio::test]
+async fn task_add_file_the_store_refuses_inserts_nothing() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "taken", &[]).await?;
+    let dir = tempfile::tempdir()?;
+    for (name, bad) in [
+        ("duplicate.jsonl", r#"{"id":"taken","action":"act"}"#),
         (
-            "unknown.jsonl",
-            "{\"id\":\"y\",\"action\":\"act\",\"colour\":\"red\"}",
+            "ghost.jsonl",
+            r#"{"id":"x3","action":"act","to_signal_after":["ghost"]}"#,
         ),
-        ("no-action.jsonl", "{\"id\":\"y\"}"),
     ] {
-        let path = dir.path().join(name);
-        let mut file = std::fs::File::create(&path)?;
-        writeln!(file, "{{\"id\":\"x1\",\"action\":\"act\"}}")?;
-        writeln!(file, "{{\"id\":\"x2\",\"action\":\"act\"}}")?;
-        writeln!(file, "{third_line}")?;
-        let failed = parade(&url, &["task", "add", "--file", path.to_str().unwrap()])?;
-        assert_exit(&failed, 2);
-        let message = stderr(&failed);
-        assert!(message.contains(&format!("{name}:3")), "{message}");
+        let file = write_file(
+            dir.path(),
+            name,
+            &[
+                r#"{"id":"x1","action":"act"}"#,
+                r#"{"id":"x2","action":"act"}"#,
+                bad,
+            ],
+        )?;
+        parade(&url, &["task", "add", "--file", path_arg(&file)])
+            .await?
+            .exits(2)
+            .says(name)
+            .says("nothing was inserted");
     }
-    assert_eq!(
-        list_json(&url).await?.len(),
-        3,
-        "nothing of a bad file is inserted"
-    );
+    assert_eq!(listed_ids(&url, &[]).await?, ["taken"]);
     Ok(())
 }
 
 #[tokio::test]
-async fn unknown_successor_fails_and_inserts_nothing() -> anyhow::Result<()> {
+async fn task_add_file_refuses_single_task_options_instead_of_ignoring_them() -> anyhow::Result<()>
+{
     let url = support::fresh_pg_database().await?;
-    let added = parade(
-        &url,
-        &["task", "add", "--action", "act", "--signal-after", "ghost"],
-    )?;
-    assert_exit(&added, 2);
-    assert!(stderr(&added).contains("ghost"), "{}", stderr(&added));
-    assert!(list_json(&url).await?.is_empty());
-    Ok(())
-}
-
-#[tokio::test]
-async fn list_filters_and_keeps_insertion_order() -> anyhow::Result<()> {
-    let url = support::fresh_pg_database().await?;
-    for (id, action) in [("c", "act"), ("a", "other"), ("b", "act")] {
-        assert_exit(
-            &parade(&url, &["task", "add", "--action", action, "--id", id])?,
-            0,
-        );
-    }
-    finish(&url, "c", TaskStatusCode::Completed).await?;
-    let ids = |args: &[&str]| -> anyhow::Result<Vec<String>> {
-        let mut all = vec!["task", "list", "--json"];
-        all.extend_from_slice(args);
-        let listed = parade(&url, &all)?;
-        assert_exit(&listed, 0);
-        stdout(&listed)
-            .lines()
-            .map(|l| Ok(serde_json::from_str::<TaskData>(l)?.id.0))
-            .collect()
-    };
-    assert_eq!(ids(&[])?, ["c", "a", "b"]);
-    assert_eq!(ids(&["--action", "act"])?, ["c", "b"]);
-    assert_eq!(ids(&["--status", "pending"])?, ["a", "b"]);
-    assert_eq!(ids(&["--limit", "1"])?, ["c"]);
-    let table = parade(&url, &["task", "list"])?;
-    assert!(stdout(&table).starts_with("ID"), "{}", stdout(&table));
-    let bad = parade(&url, &["task", "list", "--status", "sleeping"])?;
-    assert_exit(&bad, 2);
-    Ok(())
-}
-
-#[tokio::test]
-async fn wait_exit_code_follows_the_outcome() -> anyhow::Result<()> {
-    let url = support::fresh_pg_database().await?;
-    for id in ["good", "bad", "never"] {
-        assert_exit(
-            &parade(
-                &url,
-                &[
-                    "task", "add", "--action", "act", "--id", id, "--notify", "chan",
-                ],
-            )?,
-            0,
-        );
-    }
-    assert_exit(
-        &parade(&url, &["task", "add", "--action", "act", "--id", "silent"])?,
-        0,
-    );
-
-    for (id, code, exit) in [
-        ("good", TaskStatusCode::Completed, 0),
-        ("bad", TaskStatusCode::Aborted, 1),
+    let dir = tempfile::tempdir()?;
+    let file = write_file(dir.path(), "one.jsonl", &[r#"{"action":"act"}"#])?;
+    for option in [
+        &["--id", "x"][..],
+        &["--body", "b"],
+        &["--max-tries", "2"],
+        &["--total-dependencies", "1"],
+        &["--signal-after", "x"],
+        &["--notify", "chan"],
+        &["--priority", "3"],
     ] {
-        let waiting = tokio::process::Command::new(env!("CARGO_BIN_EXE_parade"))
-            .args(["--database", &url, "task", "wait", id, "--timeout", "20s"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        finish(&url, id, code).await?;
-        let output =
-            tokio::time::timeout(Duration::from_secs(30), waiting.wait_with_output()).await??;
-        assert_exit(&output, exit);
-        assert_eq!(stdout(&output), format!("{code}\tdone here"));
+        let mut args = vec!["task", "add", "--file", path_arg(&file)];
+        args.extend_from_slice(option);
+        parade(&url, &args).await?.exits(2).says(option[0]);
     }
+    assert!(listed_ids(&url, &[]).await?.is_empty());
+    Ok(())
+}
 
-    let timed_out = parade(&url, &["task", "wait", "never", "--timeout", "300ms"])?;
-    assert_exit(&timed_out, 2);
-    assert!(
-        stderr(&timed_out).contains("never"),
-        "{}",
-        stderr(&timed_out)
+#[tokio::test]
+async fn task_add_missing_file_exits_2_naming_it() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("missing.jsonl");
+    parade(&url, &["task", "add", "--file", path_arg(&missing)])
+        .await?
+        .exits(2)
+        .says(&missing.display().to_string());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// task list
+
+#[tokio::test]
+async fn task_list_returns_insertion_order_not_id_or_priority_order() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "c", &[]).await?;
+    add(&url, "a", &["--priority", "9"]).await?;
+    add(&url, "b", &["--priority=-1"]).await?;
+    assert_eq!(listed_ids(&url, &[]).await?, ["c", "a", "b"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_list_filters_by_status_action_and_limit() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    for (id, action) in [
+        ("c", "act"),
+        ("a", "other"),
+        ("e", "act"),
+        ("b", "act"),
+        ("d", "other"),
+    ] {
+        parade(&url, &["task", "add", "--action", action, "--id", id])
+            .await?
+            .exits(0);
+    }
+    finish(&url, "e", TaskStatusCode::Completed).await?;
+
+    assert_eq!(listed_ids(&url, &[]).await?, ["c", "a", "e", "b", "d"]);
+    assert_eq!(
+        listed_ids(&url, &["--action", "act"]).await?,
+        ["c", "e", "b"]
     );
-    let no_channel = parade(&url, &["task", "wait", "silent", "--timeout", "1s"])?;
-    assert_exit(&no_channel, 2);
+    assert_eq!(listed_ids(&url, &["--action", "other"]).await?, ["a", "d"]);
+    assert_eq!(
+        listed_ids(&url, &["--status", "pending"]).await?,
+        ["c", "a", "b", "d"]
+    );
+    assert_eq!(listed_ids(&url, &["--status", "completed"]).await?, ["e"]);
+    assert!(listed_ids(&url, &["--status", "aborted"]).await?.is_empty());
+    assert_eq!(
+        listed_ids(&url, &["--status", "pending", "--action", "act"]).await?,
+        ["c", "b"]
+    );
+    assert_eq!(listed_ids(&url, &["--limit", "2"]).await?, ["c", "a"]);
+    assert_eq!(
+        listed_ids(&url, &["--action", "act", "--limit", "2"]).await?,
+        ["c", "e"]
+    );
+    assert!(listed_ids(&url, &["--action", "nobody"]).await?.is_empty());
+
+    let completed = list(&url, &["--status", "completed"]).await?;
+    assert_eq!(completed[0].status.as_deref(), Some("done"));
+    assert_eq!(completed[0].num_tries, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_list_with_unknown_status_exits_2() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    parade(&url, &["task", "list", "--status", "sleeping"])
+        .await?
+        .exits(2)
+        .says("sleeping");
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_list_without_json_prints_a_table() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "first", &[]).await?;
+    add(&url, "second", &[]).await?;
+    finish(&url, "first", TaskStatusCode::Aborted).await?;
+    let listed = parade(&url, &["task", "list"]).await?.exits(0);
+    let rows: Vec<Vec<&str>> = listed
+        .stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["ID", "ACTION", "CODE", "TRIES", "STATUS"],
+            vec!["first", "act", "aborted", "1", "done"],
+            vec!["second", "act", "pending", "0"],
+        ]
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// task wait
+
+/// Adds a task with notify channel `chan`, starts `task wait` on it, ends it with `code`
+/// once the waiter listens, and returns what `task wait` did.
+async fn wait_for_task_ended_with(code: TaskStatusCode) -> anyhow::Result<Run> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "watched", &["--notify", "chan"]).await?;
+    let mut waiting = spawn_wait(&url, "watched")?;
+    until_listening(&url, "chan", &mut waiting).await?;
     assert!(
-        stderr(&no_channel).contains("notify channel"),
-        "{}",
-        stderr(&no_channel)
+        waiting.try_wait()?.is_none(),
+        "task wait returned before the task ended"
+    );
+    finish(&url, "watched", code).await?;
+    let output = tokio::time::timeout(Duration::from_secs(30), waiting.wait_with_output())
+        .await
+        .context("task wait did not return after the task ended")??;
+    Ok(output.into())
+}
+
+#[tokio::test]
+async fn task_wait_prints_status_and_exits_0_when_task_completes() -> anyhow::Result<()> {
+    let waited = wait_for_task_ended_with(TaskStatusCode::Completed)
+        .await?
+        .exits(0);
+    assert_eq!(waited.out(), "completed\tdone");
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_wait_prints_status_and_exits_1_when_task_aborts() -> anyhow::Result<()> {
+    let waited = wait_for_task_ended_with(TaskStatusCode::Aborted)
+        .await?
+        .exits(1);
+    assert_eq!(waited.out(), "aborted\tdone");
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_wait_of_an_already_ended_task_returns_at_once() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "ended", &["--notify", "chan"]).await?;
+    finish(&url, "ended", TaskStatusCode::Completed).await?;
+    let waited = parade(&url, &["task", "wait", "ended", "--timeout", "5s"])
+        .await?
+        .exits(0);
+    assert_eq!(waited.out(), "completed\tdone");
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_wait_exits_2_on_timeout() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "never", &["--notify", "chan"]).await?;
+    let started = Instant::now();
+    let waited = parade(&url, &["task", "wait", "never", "--timeout", "300ms"])
+        .await?
+        .exits(2)
+        .says("never");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(waited.stdout, "", "no status line on timeout");
+    assert_eq!(
+        show_json(&url, "never").await?["status_code"],
+        "pending",
+        "the task is untouched"
     );
     Ok(())
 }
 
 #[tokio::test]
-async fn delete_removes_tasks_and_ignores_unknown_ids() -> anyhow::Result<()> {
+async fn task_wait_exits_2_for_task_without_notify_channel() -> anyhow::Result<()> {
     let url = support::fresh_pg_database().await?;
-    for id in ["x", "y"] {
-        assert_exit(
-            &parade(&url, &["task", "add", "--action", "act", "--id", id])?,
-            0,
-        );
+    add(&url, "silent", &[]).await?;
+    parade(&url, &["task", "wait", "silent", "--timeout", "5s"])
+        .await?
+        .exits(2)
+        .says("silent")
+        .says("notify channel");
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_wait_exits_2_for_missing_task() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    parade(&url, &["task", "wait", "no-such-task", "--timeout", "5s"])
+        .await?
+        .exits(2)
+        .says("no-such-task");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// task delete
+
+#[tokio::test]
+async fn task_delete_removes_tasks_and_unknown_ids_succeed() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    for id in ["x", "y", "z"] {
+        add(&url, id, &[]).await?;
     }
-    assert_exit(&parade(&url, &["task", "delete", "x", "unknown"])?, 0);
-    let left = list_json(&url).await?;
-    assert_eq!(
-        left.iter().map(|t| t.id.0.as_str()).collect::<Vec<_>>(),
-        ["y"]
-    );
+    let deleted = parade(&url, &["task", "delete", "x", "z"]).await?.exits(0);
+    assert_eq!(deleted.stdout, "");
+    assert_eq!(listed_ids(&url, &[]).await?, ["y"]);
     let queue = PgParade::connect(&url).await?;
     assert!(queue.get_task(&TaskId::from("x")).await?.is_none());
+    assert!(queue.get_task(&TaskId::from("z")).await?.is_none());
+
+    parade(&url, &["task", "delete", "unknown", "x"])
+        .await?
+        .exits(0);
+    assert_eq!(listed_ids(&url, &[]).await?, ["y"]);
+    parade(&url, &["task", "show", "x"]).await?.exits(2);
     Ok(())
 }
 
 #[tokio::test]
-async fn migrate_prepares_a_database_and_is_idempotent() -> anyhow::Result<()> {
+async fn task_delete_without_ids_exits_2() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "kept", &[]).await?;
+    parade(&url, &["task", "delete"]).await?.exits(2);
+    assert_eq!(listed_ids(&url, &[]).await?, ["kept"]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// migrate
+
+#[tokio::test]
+async fn migrate_on_unmigrated_database_succeeds_and_is_idempotent() -> anyhow::Result<()> {
     let url = support::new_pg_database(false).await?;
-    let before = parade(&url, &["task", "list"])?;
-    assert_exit(&before, 2);
-    assert!(
-        stderr(&before).contains("parade migrate"),
-        "{}",
-        stderr(&before)
-    );
-    assert_exit(&parade(&url, &["migrate"])?, 0);
-    assert_exit(&parade(&url, &["migrate"])?, 0);
-    assert_exit(&parade(&url, &["task", "list"])?, 0);
+    for _ in 0..2 {
+        let migrated = parade(&url, &["migrate"]).await?.exits(0);
+        assert_eq!(migrated.out(), "migrated");
+    }
+    add(&url, "after-migrate", &[]).await?;
+    assert_eq!(listed_ids(&url, &[]).await?, ["after-migrate"]);
     Ok(())
 }
 
 #[tokio::test]
-async fn a_bad_database_url_is_a_clear_error() -> anyhow::Result<()> {
-    let listed = parade("mysql://somewhere/db", &["task", "list"])?;
-    assert_exit(&listed, 2);
-    assert!(
-        stderr(&listed).contains("mysql://somewhere/db"),
-        "{}",
-        stderr(&listed)
-    );
+async fn migrate_keeps_existing_tasks() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "kept", &["--body", "b"]).await?;
+    parade(&url, &["migrate"]).await?.exits(0);
+    assert_eq!(show_json(&url, "kept").await?["body"], "b");
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_commands_on_unmigrated_database_exit_2_saying_run_parade_migrate(
+) -> anyhow::Result<()> {
+    let url = support::new_pg_database(false).await?;
+    for args in [
+        &["task", "list"][..],
+        &["task", "add", "--action", "act"],
+        &["task", "show", "x"],
+    ] {
+        parade(&url, args)
+            .await?
+            .exits(2)
+            .says("run `parade migrate`");
+    }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! The `parade` command line: `parade migrate` prepares a database, `parade task ...` adds,
-//! inspects, waits for and deletes tasks. Other tools script against these commands, so their
-//! output and exit codes are stable: 0 success, 2 error (and for `task wait`, 1 if the task
-//! ended aborted).
+//! inspects, waits for and deletes tasks, `parade plugin check` loads components. Other
+//! tools script against these commands, so their output and exit codes are stable: 0
+//! success, 2 error (and for `task wait`, 1 if the task ended aborted).
 
+mod plugin;
 mod task;
 
 use std::io::IsTerminal;
@@ -39,6 +40,9 @@ enum Command {
     /// Add, list, show, wait for and delete tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Check WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -69,7 +73,16 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Plugin(command) = &cli.command {
+        return plugin::run(command).await;
+    }
     let url = cli.database.as_str();
+    if url.trim().is_empty() {
+        anyhow::bail!(
+            "no database: pass --database URL or set PARADE_DATABASE_URL \
+             (sqlite://PATH or postgres://USER@HOST/DB)"
+        );
+    }
     match &cli.command {
         Command::Migrate => {
             crate::queue::migrate(url).await?;
@@ -80,5 +93,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let queue = crate::queue::open(url).await?;
             task::run(command, queue.as_ref()).await
         }
+        Command::Plugin(command) => plugin::run(command).await,
     }
 }

@@ -46,25 +46,25 @@ pub(super) struct AddArgs {
     #[arg(long, required_unless_present = "file", conflicts_with = "file")]
     action: Option<String>,
     /// Task id (default: a new random id).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     id: Option<String>,
     /// The task's body (JSON by convention; opaque to Parade).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     body: Option<String>,
     /// Give up (abort) after this many tries.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     max_tries: Option<i32>,
     /// Signals from predecessors required before the task may run.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     total_dependencies: Option<i32>,
     /// A successor to signal when this task ends (repeatable).
-    #[arg(long = "signal-after", value_name = "ID")]
+    #[arg(long = "signal-after", value_name = "ID", conflicts_with = "file")]
     signal_after: Vec<String>,
     /// Channel to NOTIFY when this task ends (needed by `parade task wait`).
-    #[arg(long = "notify", value_name = "CHANNEL")]
+    #[arg(long = "notify", value_name = "CHANNEL", conflicts_with = "file")]
     notify: Option<String>,
     /// Higher runs first.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "file")]
     priority: i32,
     /// Insert every task of a JSON-lines file (one object per line, keys named like the
     /// columns: id, action, body, max_tries, total_dependencies, to_signal_after,
@@ -225,10 +225,15 @@ async fn show(id: &str, json: bool, queue: &dyn Parade) -> anyhow::Result<ExitCo
         bail!("task {id} not found");
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&task)?);
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(&task)?
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let value = serde_json::to_value(&task)?;
+    let mut out = std::io::stdout().lock();
     if let Some(fields) = value.as_object() {
         for (key, value) in fields {
             let text = match value {
@@ -236,7 +241,7 @@ async fn show(id: &str, json: bool, queue: &dyn Parade) -> anyhow::Result<ExitCo
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            println!("{key}: {text}");
+            writeln!(out, "{key}: {text}")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -88,6 +88,18 @@ pub trait Actor: Send + Sync + 'static {
         body: Option<&str>,
         signalled_failures: i32,
     ) -> anyhow::Result<ActorResult>;
+
+    /// Performs one owned task; what the manager calls. By default [`Actor::handle`] with
+    /// the task's action, body and signalled failures; actors that need the task's id or
+    /// token (to extend its deadline or enqueue follow-ups) override this.
+    async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {
+        self.handle(
+            &task.action,
+            task.body.as_deref(),
+            task.num_signalled_failures,
+        )
+        .await
+    }
 }
 
 /// What the fetch loop, workers and returner share.

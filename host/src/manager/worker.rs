@@ -51,10 +51,8 @@ impl<T> Drop for AbortOnDrop<T> {
 async fn perform(shared: &Shared, task: OwnedTask) -> Option<TaskReturn> {
     let props = &shared.props;
     let mut handler = AbortOnDrop(tokio::spawn({
-        let actor = shared.actor.clone();
-        let (action, body) = (task.action.clone(), task.body.clone());
-        let failures = task.num_signalled_failures;
-        async move { actor.handle(&action, body.as_deref(), failures).await }.in_current_span()
+        let (actor, task) = (shared.actor.clone(), task.clone());
+        async move { actor.perform(&task).await }.in_current_span()
     }));
     let start = tokio::time::Instant::now();
     let mut heartbeat = tokio::time::interval_at(start + props.heartbeat, props.heartbeat);

@@ -1,0 +1,234 @@
+//! The WebAssembly runtime: runs tasks in sandboxed components of the `parade:actor` world
+//! (`wit/actor.wit`).
+//!
+//! One [`Runtime`] per process holds the wasmtime `Engine` (async, pooling instance
+//! allocator, epoch interruption) and the `Linker` with WASI preview 2 and Parade's host
+//! interface. [`Runtime::load`] compiles a component once (or loads it from the on-disk
+//! cache, keyed by its content hash and the engine's settings), checks it implements the
+//! world, and asks it for its actions: the result is a [`Plugin`]. [`ComponentActor`] is the
+//! ActionManager's [`Actor`](crate::manager::Actor) for a set of plugins.
+//!
+//! Every task runs in a fresh `Store` and instance: nothing survives between tasks and no
+//! task sees another. The guest gets no ambient authority (no files, environment, network
+//! or inherited stdio); its stdout and stderr are captured, bounded, and logged with the
+//! task id. Memory is limited per plugin and time per task; a trap, timeout, out-of-memory
+//! or stack overflow ends only that task, with a status that says which.
+
+mod actor;
+mod plugin;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use actor::ComponentActor;
+pub use plugin::{FailurePolicy, Plugin, PluginLimits};
+use state::TaskState;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "parade:actor/actor",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+/// How often the epoch advances: the granularity of time limits and of fair yielding.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Largest linear memory any plugin may be granted.
+pub const MAX_PLUGIN_MEMORY: usize = 1 << 30;
+
+/// The process's WebAssembly engine, linker and compiled-component cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<TaskState>,
+    cache_dir: Option<PathBuf>,
+    pooling: bool,
+    ticking: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cache_dir", &self.cache_dir)
+            .field("pooling", &self.pooling)
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine_config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(1024)
+            .total_memories(512)
+            .total_tables(512)
+            .max_memory_size(MAX_PLUGIN_MEMORY);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+impl Runtime {
+    /// Creates the engine (pooling allocator, or on-demand allocation where the OS refuses
+    /// the pool's reservation) and starts its epoch ticker. `cache_dir` keeps compiled
+    /// components across restarts.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
+        let (engine, pooling) = match Engine::new(&engine_config(true)) {
+            Ok(engine) => (engine, true),
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable; allocating on demand");
+                (Engine::new(&engine_config(false))?, false)
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Actor::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |s| s)?;
+
+        let ticking = Arc::new(AtomicBool::new(true));
+        std::thread::Builder::new()
+            .name("parade-epoch".into())
+            .spawn({
+                let (engine, ticking) = (engine.clone(), ticking.clone());
+                move || {
+                    while ticking.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                }
+            })?;
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            pooling,
+            ticking,
+        }))
+    }
+
+    /// True if instances come from the pooling allocator.
+    pub fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Compiles (or loads from the cache) the component in `bytes`, checks that it
+    /// implements the `parade:actor/actor` world, and asks it for its actions.
+    pub async fn load(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        limits: PluginLimits,
+    ) -> anyhow::Result<Plugin> {
+        plugin::check_header(bytes)?;
+        let hash = plugin::content_hash(bytes);
+        let component = self.compile(&hash, bytes)?;
+        Plugin::new(self, name, hash, component, limits).await
+    }
+
+    /// Loads the component at `path`, named after its file stem.
+    pub async fn load_file(&self, path: &Path, limits: PluginLimits) -> anyhow::Result<Plugin> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
+        self.load(&name, &bytes, limits)
+            .await
+            .with_context(|| format!("{}", path.display()))
+    }
+
+    fn compile(&self, hash: &str, bytes: &[u8]) -> anyhow::Result<Component> {
+        let Some(dir) = &self.cache_dir else {
+            return Ok(Component::new(&self.engine, bytes)?);
+        };
+        let cached = dir.join(format!("{hash}-{}.cwasm", self.engine_fingerprint()));
+        if cached.is_file() {
+            // SAFETY: the file was written by `precompile_component` of an engine with the
+            // same settings (both are in its name) into Parade's own cache directory; a
+            // file that fails to load is recompiled below.
+            #[allow(unsafe_code)]
+            match unsafe { Component::deserialize_file(&self.engine, &cached) } {
+                Ok(component) => return Ok(component),
+                Err(e) => {
+                    tracing::warn!(file = %cached.display(), error = %e, "ignoring unusable cache entry")
+                }
+            }
+        }
+        let compiled = self.engine.precompile_component(bytes)?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the component cache {}", dir.display()))?;
+        // Write aside and rename, so a concurrent reader never sees half a file.
+        let partial = cached.with_extension(format!("partial-{}", std::process::id()));
+        std::fs::write(&partial, &compiled)
+            .and_then(|()| std::fs::rename(&partial, &cached))
+            .with_context(|| format!("cannot write {}", cached.display()))?;
+        // SAFETY: just produced by this engine's `precompile_component`.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(&self.engine, &compiled)? };
+        Ok(component)
+    }
+
+    fn engine_fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
+
+    /// A store for one call, with no authority and the plugin's limits.
+    fn store(
+        &self,
+        plugin: &Plugin,
+        context: Option<state::TaskContext>,
+        timeout: Duration,
+        output: &plugin::CapturedOutput,
+    ) -> wasmtime::Store<TaskState> {
+        let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
+        wasi.stdout(output.stdout.clone())
+            .stderr(output.stderr.clone());
+        let state = TaskState {
+            wasi: wasi.build(),
+            table: wasmtime::component::ResourceTable::new(),
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(plugin.limits.memory)
+                .trap_on_grow_failure(true)
+                .build(),
+            plugin: plugin.name.clone().into(),
+            context,
+        };
+        let mut store = wasmtime::Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let started = Instant::now();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if started.elapsed() > timeout {
+                Ok(wasmtime::UpdateDeadline::Interrupt)
+            } else {
+                Ok(wasmtime::UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
+        store
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticking.store(false, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,251 @@
+//! [`Plugin`]: one loaded component, its actions and limits, and how a task runs in it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Trap;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use super::bindings::parade::actor::types::StatusCode;
+use super::bindings::{Actor as ActorWorld, ActorPre};
+use super::state::TaskContext;
+use super::Runtime;
+use crate::manager::ActorResult;
+use crate::queue::{OwnedTask, Parade, TaskStatusCode};
+
+/// Longest status text kept from a guest; longer ones are cut.
+const MAX_STATUS: usize = 64 * 1024;
+/// Guest stdout and stderr kept per task, each.
+const MAX_OUTPUT: usize = 64 * 1024;
+
+/// What happens to a task whose plugin trapped, timed out or ran out of memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// Return it pending: it runs again until its `max_tries` are used up.
+    #[default]
+    Retry,
+    /// Abort it at once.
+    Abort,
+}
+
+/// Resource limits of a plugin's instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Largest linear memory, in bytes (default 64 MiB, at most 1 GiB).
+    pub memory: usize,
+    /// Wall-clock time per task (default 30 minutes, the ActionManager's max duration).
+    pub timeout: Duration,
+    /// What a failed instance means for its task.
+    pub on_failure: FailurePolicy,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            memory: 64 << 20,
+            timeout: Duration::from_secs(30 * 60),
+            on_failure: FailurePolicy::Retry,
+        }
+    }
+}
+
+/// A compiled component ready to instantiate, with the actions it serves.
+pub struct Plugin {
+    /// Its name (the file stem, or the manifest's name).
+    pub name: String,
+    /// Hex SHA-256 of the component's bytes.
+    pub hash: String,
+    /// The actions it exports through `actions()`.
+    pub actions: Vec<String>,
+    pub limits: PluginLimits,
+    pre: ActorPre<super::TaskState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .field("actions", &self.actions)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Refuses bytes that are not a WebAssembly component, saying what they are instead.
+pub(super) fn check_header(bytes: &[u8]) -> anyhow::Result<()> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        bail!("not a WebAssembly file");
+    }
+    match bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => bail!(
+            "a core WebAssembly module, not a component: build for wasm32-wasip2, or wrap it \
+             with `wasm-tools component new`"
+        ),
+        _ => bail!("a WebAssembly binary of an unsupported version"),
+    }
+}
+
+pub(super) fn content_hash(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A task's captured stdout and stderr.
+pub(super) struct CapturedOutput {
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+}
+
+impl CapturedOutput {
+    fn new() -> Self {
+        CapturedOutput {
+            stdout: MemoryOutputPipe::new(MAX_OUTPUT),
+            stderr: MemoryOutputPipe::new(MAX_OUTPUT),
+        }
+    }
+
+    /// Logs what the guest printed, a line at a time, tagged with the task.
+    fn log(&self, plugin: &str, task: &str) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                tracing::info!(plugin, task, stream, "{line}");
+            }
+        }
+    }
+}
+
+impl Plugin {
+    pub(super) async fn new(
+        runtime: &Runtime,
+        name: &str,
+        hash: String,
+        component: Component,
+        limits: PluginLimits,
+    ) -> anyhow::Result<Self> {
+        if limits.memory > super::MAX_PLUGIN_MEMORY {
+            bail!(
+                "memory limit {} MiB is above the largest allowed, {} MiB",
+                limits.memory >> 20,
+                super::MAX_PLUGIN_MEMORY >> 20
+            );
+        }
+        let instance_pre = runtime
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context(
+                "it imports something a Parade node does not provide (only WASI preview 2 and \
+             parade:actor/host are available)",
+            )?;
+        let pre = ActorPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .context("it does not export the parade:actor/actor world (actions and handle)")?;
+        let mut plugin = Plugin {
+            name: name.to_owned(),
+            hash,
+            actions: Vec::new(),
+            limits,
+            pre,
+        };
+        let output = CapturedOutput::new();
+        let mut store = runtime.store(&plugin, None, plugin.limits.timeout, &output);
+        let instance = plugin.pre.instantiate_async(&mut store).await?;
+        let actions = instance
+            .call_actions(&mut store)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("calling its actions() failed")?;
+        output.log(name, "");
+        if actions.is_empty() {
+            bail!("its actions() returned no action");
+        }
+        plugin.actions = actions;
+        Ok(plugin)
+    }
+
+    /// Performs `task` in a fresh instance. Never fails: a trap, timeout or bad result
+    /// becomes the task's status, with the code the plugin's failure policy gives.
+    pub(super) async fn perform(
+        &self,
+        runtime: &Runtime,
+        task: &OwnedTask,
+        queue: Arc<dyn Parade>,
+        timeout: Duration,
+    ) -> ActorResult {
+        let output = CapturedOutput::new();
+        let context = TaskContext {
+            task: task.clone(),
+            queue,
+        };
+        let mut store = runtime.store(self, Some(context), timeout, &output);
+        let failures = u32::try_from(task.num_signalled_failures).unwrap_or(0);
+        let result = async {
+            let instance: ActorWorld = self.pre.instantiate_async(&mut store).await?;
+            instance
+                .call_handle(&mut store, &task.action, task.body.as_deref(), failures)
+                .await
+        }
+        .await;
+        output.log(&self.name, task.id.as_str());
+        match result {
+            Ok(result) => ActorResult {
+                status: cut(result.status),
+                status_code: match result.code {
+                    StatusCode::Completed => TaskStatusCode::Completed,
+                    StatusCode::Aborted => TaskStatusCode::Aborted,
+                    StatusCode::Pending => TaskStatusCode::Pending,
+                },
+            },
+            Err(e) => {
+                let why = describe_failure(&e, timeout, self.limits.memory);
+                tracing::warn!(plugin = %self.name, task = %task.id, error = %format!("{e:#}"), "{why}");
+                ActorResult {
+                    status: format!("plugin {}: {why}", self.name),
+                    status_code: match self.limits.on_failure {
+                        FailurePolicy::Retry => TaskStatusCode::Pending,
+                        FailurePolicy::Abort => TaskStatusCode::Aborted,
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn cut(mut status: String) -> String {
+    if status.len() > MAX_STATUS {
+        let mut end = MAX_STATUS;
+        while !status.is_char_boundary(end) {
+            end -= 1;
+        }
+        status.truncate(end);
+        status.push_str(" [cut]");
+    }
+    status
+}
+
+/// Says in a few words why an instance failed.
+fn describe_failure(e: &wasmtime::Error, timeout: Duration, memory: usize) -> String {
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::Interrupt => format!("timed out after {}", humantime::format_duration(timeout)),
+            Trap::StackOverflow => "stack overflow".to_owned(),
+            Trap::OutOfFuel => "ran out of fuel".to_owned(),
+            Trap::UnreachableCodeReached => {
+                "trapped: unreachable code (a panic in the guest?)".to_owned()
+            }
+            other => format!("trapped: {other}"),
+        };
+    }
+    let text = format!("{e:#}");
+    if text.contains("growing memory") || text.contains("memory limit") {
+        return format!("out of memory (limit {} MiB)", memory >> 20);
+    }
+    format!("failed: {text}")
+}

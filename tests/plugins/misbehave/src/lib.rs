@@ -1,0 +1,70 @@
+//! Test-only actor: each action misbehaves in one way the node's sandbox must contain.
+
+use parade_guest::{export_actor, Actor, Outcome};
+
+struct Misbehave;
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    // black_box keeps the recursion from being optimised into a loop.
+    std::hint::black_box(depth) + recurse(depth + 1)
+}
+
+impl Actor for Misbehave {
+    fn actions() -> Vec<String> {
+        [
+            "trap",
+            "loop",
+            "hog",
+            "recurse",
+            "read-file",
+            "read-env",
+            "connect",
+            "huge-status",
+            "print",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn handle(action: &str, _body: Option<&str>, _signalled_failures: u32) -> Outcome {
+        match action {
+            "trap" => panic!("misbehaving on purpose"),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "hog" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "recurse" => Outcome::Completed(recurse(0).to_string()),
+            "read-file" => match std::fs::read_to_string("/etc/passwd") {
+                Ok(_) => Outcome::Completed("read /etc/passwd".into()),
+                Err(e) => Outcome::Aborted(format!("denied: {e}")),
+            },
+            "read-env" => match std::env::vars().next() {
+                Some((k, _)) => Outcome::Completed(format!("saw environment variable {k}")),
+                None => Outcome::Aborted("denied: no environment".into()),
+            },
+            "connect" => match std::net::TcpStream::connect("127.0.0.1:5432") {
+                Ok(_) => Outcome::Completed("connected".into()),
+                Err(e) => Outcome::Aborted(format!("denied: {e}")),
+            },
+            "huge-status" => Outcome::Completed("x".repeat(10 << 20)),
+            "print" => {
+                println!("hello from the guest");
+                eprintln!("and its stderr");
+                Outcome::Completed("printed".into())
+            }
+            other => Outcome::Aborted(format!("unknown action {other}")),
+        }
+    }
+}
+
+export_actor!(Misbehave);

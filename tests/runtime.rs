@@ -1,0 +1,320 @@
+//! Tasks performed by real WebAssembly components (built by scripts/build-plugins.sh)
+//! through the ActionManager, on both backends; the sandbox's limits; loading errors.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parade_host::manager::{ActionManager, ManagerProperties};
+use parade_host::queue::{ActorId, Parade, TaskData, TaskFilter, TaskStatusCode};
+use parade_host::runtime::{ComponentActor, Plugin, PluginLimits, Runtime};
+use support::Backend;
+
+fn component_path(name: &str) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is missing: run scripts/build-plugins.sh",
+        path.display()
+    );
+    Ok(path)
+}
+
+async fn load(runtime: &Runtime, name: &str, limits: PluginLimits) -> anyhow::Result<Arc<Plugin>> {
+    Ok(Arc::new(
+        runtime.load_file(&component_path(name)?, limits).await?,
+    ))
+}
+
+/// A node on a fresh store running `plugins`.
+async fn node(
+    backend: Backend,
+    plugins: &[(&str, PluginLimits)],
+) -> anyhow::Result<(Arc<dyn Parade>, ActionManager)> {
+    let queue = backend.open().await?;
+    let runtime = Runtime::new(None)?;
+    let mut loaded = Vec::new();
+    for (name, limits) in plugins {
+        loaded.push(load(&runtime, name, limits.clone()).await?);
+    }
+    let props = ManagerProperties {
+        wait_time: Duration::from_millis(50),
+        ..ManagerProperties::default()
+    };
+    let actor = ComponentActor::new(
+        runtime,
+        loaded,
+        queue.clone(),
+        ActorId::from("wasm-node"),
+        props.max_duration,
+    )?;
+    let manager = ActionManager::start(Arc::new(actor), queue.clone(), props);
+    Ok((queue, manager))
+}
+
+async fn settled(queue: &Arc<dyn Parade>, count: usize) -> anyhow::Result<Vec<TaskData>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let tasks = queue.list_tasks(&TaskFilter::default()).await?;
+        let done = tasks.iter().filter(|t| t.status_code.is_final()).count();
+        if tasks.len() >= count && done == tasks.len() {
+            return Ok(tasks);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "tasks did not settle: {tasks:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn find<'a>(tasks: &'a [TaskData], id: &str) -> &'a TaskData {
+    tasks
+        .iter()
+        .find(|t| t.id.as_str() == id)
+        .unwrap_or_else(|| panic!("task {id} missing"))
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() -> anyhow::Result<()> {
+                    super::$test(super::Backend::Postgres).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() -> anyhow::Result<()> {
+                    super::$test(super::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    example_plugins_perform_tasks_end_to_end,
+    misbehaving_plugins_fail_only_their_own_tasks,
+);
+
+async fn example_plugins_perform_tasks_end_to_end(backend: Backend) -> anyhow::Result<()> {
+    let limits = PluginLimits::default();
+    let (queue, manager) = node(
+        backend,
+        &[
+            ("echo", limits.clone()),
+            ("json_transform", limits.clone()),
+            ("fan_out", limits.clone()),
+            ("flaky", limits.clone()),
+        ],
+    )
+    .await?;
+    queue
+        .insert_tasks(&[
+            TaskData {
+                body: Some("hello".into()),
+                ..TaskData::new("echo-1", "echo")
+            },
+            TaskData {
+                body: Some(r#"{"text": "the cat and the hat and the bat"}"#.into()),
+                ..TaskData::new("count-1", "word-count")
+            },
+            TaskData {
+                body: Some("not json".into()),
+                ..TaskData::new("count-bad", "word-count")
+            },
+            TaskData {
+                body: Some(r#"{"failures": 2}"#.into()),
+                max_tries: Some(5),
+                ..TaskData::new("flaky-1", "flaky")
+            },
+            TaskData {
+                body: Some(r#"{"children": 4}"#.into()),
+                ..TaskData::new("dag", "fan-out")
+            },
+        ])
+        .await?;
+    let tasks = settled(&queue, 5 + 4 + 1).await?;
+    manager.close().await;
+
+    let echo = find(&tasks, "echo-1");
+    assert_eq!(
+        (echo.status_code, echo.status.as_deref()),
+        (TaskStatusCode::Completed, Some("hello"))
+    );
+    let counted: serde_json::Value = serde_json::from_str(
+        find(&tasks, "count-1")
+            .status
+            .as_deref()
+            .unwrap_or_default(),
+    )?;
+    assert_eq!(counted["words"], 8);
+    assert_eq!(counted["distinct"], 5);
+    assert_eq!(counted["top"][0], serde_json::json!(["the", 3]));
+    assert_eq!(counted["top"][1], serde_json::json!(["and", 2]));
+    assert_eq!(
+        find(&tasks, "count-bad").status_code,
+        TaskStatusCode::Aborted
+    );
+    let flaky = find(&tasks, "flaky-1");
+    assert_eq!(flaky.status_code, TaskStatusCode::Completed);
+    assert_eq!(flaky.num_tries, 3);
+    assert_eq!(flaky.status.as_deref(), Some("succeeded on try 3"));
+
+    let join = find(&tasks, "dag.join");
+    assert_eq!(join.status_code, TaskStatusCode::Completed);
+    assert_eq!(join.num_signals, 4);
+    for i in 0..4 {
+        assert_eq!(
+            find(&tasks, &format!("dag.child-{i}")).status_code,
+            TaskStatusCode::Completed
+        );
+    }
+    Ok(())
+}
+
+async fn misbehaving_plugins_fail_only_their_own_tasks(backend: Backend) -> anyhow::Result<()> {
+    let tight = PluginLimits {
+        memory: 32 << 20,
+        timeout: Duration::from_secs(1),
+        ..PluginLimits::default()
+    };
+    let (queue, manager) = node(
+        backend,
+        &[("misbehave", tight), ("echo", PluginLimits::default())],
+    )
+    .await?;
+    let actions = [
+        "trap",
+        "loop",
+        "hog",
+        "recurse",
+        "read-file",
+        "read-env",
+        "connect",
+        "huge-status",
+        "print",
+    ];
+    let mut tasks: Vec<TaskData> = actions
+        .iter()
+        .map(|a| TaskData {
+            max_tries: Some(1),
+            ..TaskData::new(*a, *a)
+        })
+        .collect();
+    tasks.push(TaskData {
+        body: Some("still here".into()),
+        ..TaskData::new("survivor", "echo")
+    });
+    queue.insert_tasks(&tasks).await?;
+    let done = settled(&queue, tasks.len()).await?;
+    manager.close().await;
+
+    let status = |id: &str| {
+        let t = find(&done, id);
+        (t.status_code, t.status.clone().unwrap_or_default())
+    };
+    let expect_failure = |id: &str, words: &str| {
+        let (code, text) = status(id);
+        assert_eq!(code, TaskStatusCode::Aborted, "{id}: {text}");
+        assert!(
+            text.contains(words),
+            "{id}: {text:?} should mention {words:?}"
+        );
+    };
+    expect_failure("trap", "unreachable");
+    expect_failure("loop", "timed out");
+    expect_failure("hog", "out of memory");
+    expect_failure("recurse", "stack overflow");
+    expect_failure("read-file", "denied");
+    expect_failure("read-env", "denied");
+    expect_failure("connect", "denied");
+    let (code, huge) = status("huge-status");
+    assert_eq!(code, TaskStatusCode::Completed);
+    assert!(
+        huge.len() < 70_000 && huge.ends_with("[cut]"),
+        "{} bytes",
+        huge.len()
+    );
+    assert_eq!(status("print").0, TaskStatusCode::Completed);
+    assert_eq!(
+        status("survivor"),
+        (TaskStatusCode::Completed, "still here".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn loading_refuses_what_is_not_a_parade_component() -> anyhow::Result<()> {
+    let runtime = Runtime::new(None)?;
+    let dir = tempfile::tempdir()?;
+    let text = dir.path().join("notes.wasm");
+    std::fs::write(&text, "hello")?;
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0")?;
+    for (path, says) in [
+        (&text, "not a WebAssembly file"),
+        (&core, "core WebAssembly module"),
+    ] {
+        let error = runtime
+            .load_file(path, PluginLimits::default())
+            .await
+            .expect_err("must refuse");
+        let message = format!("{error:#}");
+        assert!(message.contains(says), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+    }
+    let echo = runtime
+        .load_file(&component_path("echo")?, PluginLimits::default())
+        .await?;
+    assert_eq!(echo.actions, ["echo"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_by_content_hash() -> anyhow::Result<()> {
+    let cache = tempfile::tempdir()?;
+    let runtime = Runtime::new(Some(cache.path().to_owned()))?;
+    let first = runtime
+        .load_file(&component_path("echo")?, PluginLimits::default())
+        .await?;
+    let entries: Vec<_> = std::fs::read_dir(cache.path())?.collect::<Result<_, _>>()?;
+    assert_eq!(entries.len(), 1);
+    let cached = entries[0].path();
+    assert!(cached
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with(&first.hash));
+    let modified = std::fs::metadata(&cached)?.modified()?;
+
+    let again = Runtime::new(Some(cache.path().to_owned()))?;
+    again
+        .load_file(&component_path("echo")?, PluginLimits::default())
+        .await?;
+    assert_eq!(
+        std::fs::metadata(&cached)?.modified()?,
+        modified,
+        "not recompiled"
+    );
+
+    std::fs::write(&cached, b"garbage")?;
+    let plugin = again
+        .load_file(&component_path("echo")?, PluginLimits::default())
+        .await?;
+    assert_eq!(
+        plugin.actions,
+        ["echo"],
+        "a broken cache entry is recompiled"
+    );
+    Ok(())
+}
