@@ -318,3 +318,80 @@ async fn compiled_components_are_cached_by_content_hash() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn granted_env_and_directories_are_all_a_plugin_sees() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+    use parade_host::queue::{OwnedTask, PerformanceToken, SqliteParade};
+    use parade_host::runtime::{DirGrant, PluginGrants};
+
+    let shared = tempfile::tempdir()?;
+    std::fs::write(shared.path().join("hello.txt"), "hi")?;
+    let queue: Arc<dyn Parade> = Arc::new(SqliteParade::open("sqlite::memory:").await?);
+    let runtime = Runtime::new(None)?;
+    let task = OwnedTask {
+        id: "g".into(),
+        token: PerformanceToken(uuid::Uuid::new_v4()),
+        num_signalled_failures: 0,
+        action: "grants".into(),
+        body: None,
+    };
+    let perform = |grants: PluginGrants| {
+        let (runtime, queue, task) = (runtime.clone(), queue.clone(), task.clone());
+        async move {
+            let plugin = runtime
+                .load_file(&component_path("misbehave")?, PluginLimits::default())
+                .await?
+                .with_grants(grants)?;
+            let actor = ComponentActor::new(
+                runtime,
+                vec![Arc::new(plugin)],
+                queue,
+                ActorId::from("g"),
+                Duration::from_secs(60),
+            )?;
+            anyhow::Ok(actor.perform(&task).await?.status)
+        }
+    };
+    let nothing = perform(PluginGrants::default()).await?;
+    assert!(nothing.starts_with("env= read=read denied"), "{nothing}");
+    assert!(nothing.ends_with("write=write denied"), "{nothing}");
+
+    let dir = |writable| DirGrant {
+        host: shared.path().to_owned(),
+        guest: "/granted".into(),
+        writable,
+    };
+    let read_only = perform(PluginGrants {
+        env: vec![("PARADE_TEST_GRANT".into(), "yes".into())],
+        dirs: vec![dir(false)],
+    })
+    .await?;
+    assert_eq!(read_only, "env=yes read=hi write=write denied");
+    assert!(!shared.path().join("new.txt").exists());
+
+    let writable = perform(PluginGrants {
+        env: Vec::new(),
+        dirs: vec![dir(true)],
+    })
+    .await?;
+    assert_eq!(writable, "env= read=hi write=written");
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("new.txt"))?,
+        "written"
+    );
+
+    let missing = runtime
+        .load_file(&component_path("misbehave")?, PluginLimits::default())
+        .await?
+        .with_grants(PluginGrants {
+            env: Vec::new(),
+            dirs: vec![DirGrant {
+                host: shared.path().join("nope"),
+                guest: "/x".into(),
+                writable: false,
+            }],
+        });
+    assert!(format!("{:#}", missing.unwrap_err()).contains("does not exist"));
+    Ok(())
+}

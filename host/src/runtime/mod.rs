@@ -28,7 +28,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use actor::ComponentActor;
-pub use plugin::{FailurePolicy, Plugin, PluginLimits};
+pub use plugin::{DirGrant, FailurePolicy, Plugin, PluginGrants, PluginLimits};
 use state::TaskState;
 
 mod bindings {
@@ -188,17 +188,28 @@ impl Runtime {
         format!("{:016x}", hasher.finish())
     }
 
-    /// A store for one call, with no authority and the plugin's limits.
+    /// A store for one call, with the plugin's limits and nothing but its grants.
     fn store(
         &self,
         plugin: &Plugin,
         context: Option<state::TaskContext>,
         timeout: Duration,
         output: &plugin::CapturedOutput,
-    ) -> wasmtime::Store<TaskState> {
+    ) -> wasmtime::Result<wasmtime::Store<TaskState>> {
         let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
         wasi.stdout(output.stdout.clone())
             .stderr(output.stderr.clone());
+        for (name, value) in &plugin.grants.env {
+            wasi.env(name, value);
+        }
+        for dir in &plugin.grants.dirs {
+            let perms = if dir.writable {
+                wasmtime_wasi::FsPerms::ReadWrite
+            } else {
+                wasmtime_wasi::FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
+        }
         let state = TaskState {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
@@ -223,7 +234,7 @@ impl Runtime {
                 ))
             }
         });
-        store
+        Ok(store)
     }
 }
 

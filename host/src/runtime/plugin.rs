@@ -52,6 +52,26 @@ impl Default for PluginLimits {
     }
 }
 
+/// What a plugin's instances may reach beyond their own memory: nothing unless granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginGrants {
+    /// Environment variables, as (name, value).
+    pub env: Vec<(String, String)>,
+    /// Directories of the host, visible to the guest at a path of its own.
+    pub dirs: Vec<DirGrant>,
+}
+
+/// One host directory granted to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: std::path::PathBuf,
+    /// Where the guest sees it (for example `/data`).
+    pub guest: String,
+    /// May the guest create, change and delete files in it (default read-only)?
+    pub writable: bool,
+}
+
 /// A compiled component ready to instantiate, with the actions it serves.
 pub struct Plugin {
     /// Its name (the file stem, or the manifest's name).
@@ -61,6 +81,8 @@ pub struct Plugin {
     /// The actions it exports through `actions()`.
     pub actions: Vec<String>,
     pub limits: PluginLimits,
+    /// What its instances may reach; see [`Plugin::with_grants`].
+    pub grants: PluginGrants,
     pre: ActorPre<super::TaskState>,
 }
 
@@ -152,10 +174,11 @@ impl Plugin {
             hash,
             actions: Vec::new(),
             limits,
+            grants: PluginGrants::default(),
             pre,
         };
         let output = CapturedOutput::new();
-        let mut store = runtime.store(&plugin, None, plugin.limits.timeout, &output);
+        let mut store = runtime.store(&plugin, None, plugin.limits.timeout, &output)?;
         let instance = plugin.pre.instantiate_async(&mut store).await?;
         let actions = instance
             .call_actions(&mut store)
@@ -168,6 +191,22 @@ impl Plugin {
         }
         plugin.actions = actions;
         Ok(plugin)
+    }
+
+    /// Grants its instances environment variables and directories. Every granted directory
+    /// must exist.
+    pub fn with_grants(mut self, grants: PluginGrants) -> anyhow::Result<Self> {
+        for dir in &grants.dirs {
+            if !dir.host.is_dir() {
+                bail!(
+                    "plugin {}: granted directory {} does not exist",
+                    self.name,
+                    dir.host.display()
+                );
+            }
+        }
+        self.grants = grants;
+        Ok(self)
     }
 
     /// Performs `task` in a fresh instance. Never fails: a trap, timeout or bad result
@@ -184,9 +223,9 @@ impl Plugin {
             task: task.clone(),
             queue,
         };
-        let mut store = runtime.store(self, Some(context), timeout, &output);
         let failures = u32::try_from(task.num_signalled_failures).unwrap_or(0);
         let result = async {
+            let mut store = runtime.store(self, Some(context), timeout, &output)?;
             let instance: ActorWorld = self.pre.instantiate_async(&mut store).await?;
             instance
                 .call_handle(&mut store, &task.action, task.body.as_deref(), failures)

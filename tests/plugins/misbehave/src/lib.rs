@@ -22,6 +22,7 @@ impl Actor for Misbehave {
             "connect",
             "huge-status",
             "print",
+            "grants",
         ]
         .map(String::from)
         .to_vec()
@@ -61,6 +62,16 @@ impl Actor for Misbehave {
                 println!("hello from the guest");
                 eprintln!("and its stderr");
                 Outcome::Completed("printed".into())
+            }
+            "grants" => {
+                let env = std::env::var("PARADE_TEST_GRANT").unwrap_or_default();
+                let read = std::fs::read_to_string("/granted/hello.txt")
+                    .unwrap_or_else(|e| format!("read denied: {e}"));
+                let write = match std::fs::write("/granted/new.txt", "written") {
+                    Ok(()) => "written".to_owned(),
+                    Err(_) => "write denied".to_owned(),
+                };
+                Outcome::Completed(format!("env={env} read={read} write={write}"))
             }
             other => Outcome::Aborted(format!("unknown action {other}")),
         }
