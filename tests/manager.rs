@@ -111,28 +111,7 @@ async fn row(queue: &Arc<dyn Parade>, id: &str) -> anyhow::Result<TaskData> {
         .ok_or_else(|| anyhow::anyhow!("task {id} missing"))
 }
 
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() -> anyhow::Result<()> {
-                    super::$test(super::Backend::Postgres).await
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() -> anyhow::Result<()> {
-                    super::$test(super::Backend::Sqlite).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+support::on_both_backends!(
     eight_workers_perform_ten_thousand_tasks_exactly_once,
     heartbeats_keep_a_task_longer_than_max_duration,
     failing_and_panicking_handlers_retry_until_max_tries,

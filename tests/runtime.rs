@@ -80,28 +80,7 @@ fn find<'a>(tasks: &'a [TaskData], id: &str) -> &'a TaskData {
         .unwrap_or_else(|| panic!("task {id} missing"))
 }
 
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() -> anyhow::Result<()> {
-                    super::$test(super::Backend::Postgres).await
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() -> anyhow::Result<()> {
-                    super::$test(super::Backend::Sqlite).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+support::on_both_backends!(
     example_plugins_perform_tasks_end_to_end,
     misbehaving_plugins_fail_only_their_own_tasks,
 );

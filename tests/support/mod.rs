@@ -3,7 +3,7 @@
 //! process ends. PostgreSQL comes from the throwaway cluster that `scripts/test.sh` starts
 //! (its admin URL is in `PARADE_TEST_DATABASE_URL`, with a migrated `parade_template`
 //! database); each test clones the template, so tests are isolated and run in parallel.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::sync::Arc;
 
@@ -78,3 +78,28 @@ pub fn fresh_sqlite_path() -> std::path::PathBuf {
     dir.path()
         .join(format!("{}.db", uuid::Uuid::new_v4().simple()))
 }
+
+/// Instantiates each `async fn name(Backend) -> anyhow::Result<()>` of the invoking test
+/// crate's root as one test per backend, in modules `postgres` and `sqlite`.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() -> anyhow::Result<()> {
+                    super::$test(super::support::Backend::Postgres).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() -> anyhow::Result<()> {
+                    super::$test(super::support::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
