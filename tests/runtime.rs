@@ -374,3 +374,46 @@ async fn granted_env_and_directories_are_all_a_plugin_sees() -> anyhow::Result<(
     assert!(format!("{:#}", missing.unwrap_err()).contains("does not exist"));
     Ok(())
 }
+
+#[tokio::test]
+async fn enqueued_tasks_are_namespaced_like_the_nodes_own() -> anyhow::Result<()> {
+    use parade_host::queue::{Prefixed, SqliteParade};
+
+    let store: Arc<dyn Parade> = Arc::new(SqliteParade::open("sqlite::memory:").await?);
+    let node_queue: Arc<dyn Parade> = Arc::new(Prefixed::new(store.clone(), "tenant"));
+    let runtime = Runtime::new(None)?;
+    let plugins = vec![
+        load(&runtime, "fan_out", PluginLimits::default()).await?,
+        load(&runtime, "echo", PluginLimits::default()).await?,
+    ];
+    let props = ManagerProperties {
+        wait_time: Duration::from_millis(50),
+        ..ManagerProperties::default()
+    };
+    let actor = ComponentActor::new(
+        runtime,
+        plugins,
+        node_queue.clone(),
+        ActorId::from("tenant-node"),
+        props.max_duration,
+    )?;
+    let manager = ActionManager::start(Arc::new(actor), node_queue.clone(), props);
+    node_queue
+        .insert_tasks(&[TaskData {
+            body: Some(r#"{"children": 2}"#.into()),
+            ..TaskData::new("dag", "fan-out")
+        }])
+        .await?;
+    let seen_by_node = settled(&node_queue, 4).await?;
+    manager.close().await;
+    assert!(seen_by_node.iter().any(|t| t.id.as_str() == "dag.join"));
+
+    let stored = store.list_tasks(&TaskFilter::default()).await?;
+    assert_eq!(stored.len(), 4);
+    for task in &stored {
+        assert!(task.id.as_str().starts_with("tenant."), "{}", task.id);
+        assert!(task.action.starts_with("tenant."), "{}", task.action);
+        assert_eq!(task.status_code, TaskStatusCode::Completed, "{}", task.id);
+    }
+    Ok(())
+}

@@ -1,89 +1,202 @@
-//! Queue benchmark: insert, own and return rates, and how own latency grows with queue depth.
-//! Prints one figure per line with its conditions. Run through `scripts/bench.sh`, which
-//! starts a throwaway PostgreSQL cluster; or set PARADE_BENCH_DATABASE_URL to a cluster's
-//! admin URL (`.../postgres?...`), where the benchmark creates its own databases.
+//! Queue benchmark: bulk insert rate, own latency at 1,000 vs N (default 1,000,000) pending
+//! tasks, own and return rates (one worker and four), and whether own_tasks' lookup of pending
+//! work uses `tasks_runnable_idx` (PostgreSQL). Prints one figure per line with its conditions.
+//!
+//! Run through `scripts/bench.sh`, which starts a throwaway PostgreSQL cluster; or set
+//! PARADE_BENCH_DATABASE_URL to a cluster's admin URL (`.../postgres?...`), in which the
+//! benchmark creates (and finally drops) its own `bench_<uuid>` databases.
 //!
 //! cargo bench -p parade-host --bench queue -- [--backend postgres|sqlite|all] [--tasks N] [--quick]
+//!
+//! Method. Each depth gets a fresh database: N tasks are inserted in batches of 100,000 (timed:
+//! the insert figure), then `VACUUM ANALYZE tasks` (SQLite: `ANALYZE`) runs, as autovacuum would
+//! soon do on a live system. Own latency is the median of one own_tasks(100) call per cycle;
+//! each cycle then returns the 100 tasks completed with return_task and inserts 100 new ones
+//! (both untimed), so the depth stays constant. The first cycles warm caches and are not
+//! counted. The rate figures then drain the deep queue.
 
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use parade_host::queue::{ActorId, Parade, PgParade, SqliteParade, TaskData, TaskStatusCode};
-use sqlx::Connection;
+use anyhow::{ensure, Context};
+use parade_host::queue::{
+    ActorId, OwnedTask, Parade, PgParade, SqliteParade, TaskData, TaskReturn, TaskStatusCode,
+};
+use sqlx::{Connection, Row};
 
-const BATCH: usize = 100_000;
+/// Tasks per insert_tasks call.
+const INSERT_BATCH: usize = 100_000;
+/// Tasks per own_tasks call.
 const OWN_BATCH: u32 = 100;
-const SAMPLES: usize = 40;
+/// The shallow queue the deep one is compared with.
+const SHALLOW: usize = 1_000;
+/// Own cycles run before latency samples are taken.
+const WARMUP: usize = 5;
+/// Workers of the concurrent own/return figure.
+const WORKERS: usize = 4;
+const ACTION: &str = "work";
+const LEASE: Duration = Duration::from_secs(30 * 60);
+
+/// The SELECT of own_tasks step 2 (pending work, migrations/postgres/0001_parade.sql) for
+/// one action and 100 tasks. PL/pgSQL does not let EXPLAIN see inside a function, so the
+/// benchmark explains this copy. `$ACTIONS` and `$LIMIT` are filled in per plan kind.
+const OWN_STEP2: &str = "\
+SELECT c.id
+FROM unnest($ACTIONS) AS w(name)
+CROSS JOIN LATERAL (
+    SELECT p.id, p.priority, p.seq FROM tasks p
+    WHERE p.action = w.name
+      AND p.status_code = 'pending'
+      AND (p.total_dependencies IS NULL OR p.num_signals = p.total_dependencies)
+      AND (p.max_tries IS NULL OR p.num_tries < p.max_tries)
+    ORDER BY p.priority DESC, p.seq
+    LIMIT $LIMIT
+    FOR UPDATE SKIP LOCKED
+) c
+ORDER BY c.priority DESC, c.seq
+LIMIT $LIMIT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
 
 struct Args {
-    backends: Vec<String>,
+    backends: Vec<Backend>,
+    /// Depth of the deep queue, and the size of the timed bulk insert.
     tasks: usize,
+    /// Own latency samples per depth.
+    samples: usize,
+    /// Tasks per rate figure.
+    rate_tasks: usize,
+    quick: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
-        backends: vec!["postgres".into(), "sqlite".into()],
+        backends: vec![Backend::Postgres, Backend::Sqlite],
         tasks: 1_000_000,
+        samples: 50,
+        rate_tasks: 20_000,
+        quick: false,
     };
+    let mut tasks = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--backend" => {
                 let value = it.next().context("--backend needs a value")?;
                 args.backends = match value.as_str() {
-                    "all" => vec!["postgres".into(), "sqlite".into()],
-                    "postgres" | "sqlite" => vec![value],
+                    "all" => vec![Backend::Postgres, Backend::Sqlite],
+                    "postgres" => vec![Backend::Postgres],
+                    "sqlite" => vec![Backend::Sqlite],
                     other => anyhow::bail!("unknown backend {other:?}"),
                 };
             }
-            "--tasks" => args.tasks = it.next().context("--tasks needs a value")?.parse()?,
-            "--quick" => args.tasks = 50_000,
+            "--tasks" => {
+                let value = it.next().context("--tasks needs a value")?;
+                tasks = Some(value.parse().with_context(|| format!("--tasks {value}"))?);
+            }
+            "--quick" => args.quick = true,
+            // cargo bench passes --bench to every benchmark binary.
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other:?}"),
         }
     }
+    if args.quick {
+        args.tasks = 20_000;
+        args.samples = 20;
+        args.rate_tasks = 5_000;
+    }
+    if let Some(tasks) = tasks {
+        args.tasks = tasks;
+    }
+    ensure!(args.tasks >= SHALLOW, "--tasks must be at least {SHALLOW}");
+    // The three rate figures drain the deep queue; leave a quarter of it.
+    args.rate_tasks = args.rate_tasks.min(args.tasks / 4);
     Ok(args)
 }
 
-/// A fresh, migrated store of `backend`, and a way to refresh its planner statistics.
-async fn fresh_store(
-    backend: &str,
-    dir: &tempfile::TempDir,
-) -> anyhow::Result<(Arc<dyn Parade>, Analyze)> {
-    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    if backend == "sqlite" {
-        let path = dir.path().join(format!("{name}.db"));
-        let store = SqliteParade::open(&format!("sqlite://{}", path.display())).await?;
-        let analyze = Analyze::Sqlite(store.pool().clone());
-        return Ok((Arc::new(store), analyze));
-    }
-    let admin = std::env::var("PARADE_BENCH_DATABASE_URL")
-        .context("set PARADE_BENCH_DATABASE_URL or run scripts/bench.sh")?;
-    let mut conn = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
-    let store = PgParade::connect(&admin.replacen("/postgres?", &format!("/{name}?"), 1)).await?;
-    store.migrate().await?;
-    let analyze = Analyze::Postgres(store.pool().clone());
-    Ok((Arc::new(store), analyze))
+/// A fresh, migrated store and raw SQL access to it.
+struct Store {
+    parade: Arc<dyn Parade>,
+    raw: Raw,
 }
 
-/// Refreshes planner statistics after a bulk load, as autovacuum (or SQLite's
-/// `PRAGMA optimize`) would soon do on a live system.
-enum Analyze {
-    Postgres(sqlx::PgPool),
+enum Raw {
+    Postgres {
+        pool: sqlx::PgPool,
+        admin_url: String,
+        database: String,
+    },
     Sqlite(sqlx::SqlitePool),
 }
 
-impl Analyze {
-    async fn run(&self) -> anyhow::Result<()> {
-        match self {
-            Analyze::Postgres(pool) => {
+impl Store {
+    async fn fresh(backend: Backend, dir: &tempfile::TempDir) -> anyhow::Result<Store> {
+        let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let path = dir.path().join(format!("{name}.db"));
+                let store = SqliteParade::open(&format!("sqlite://{}", path.display())).await?;
+                let raw = Raw::Sqlite(store.pool().clone());
+                Ok(Store {
+                    parade: Arc::new(store),
+                    raw,
+                })
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("PARADE_BENCH_DATABASE_URL").context(
+                    "set PARADE_BENCH_DATABASE_URL to a cluster's admin URL \
+                     (postgres://...@.../postgres?...) or run scripts/bench.sh",
+                )?;
+                ensure!(
+                    admin_url.contains("/postgres?") || admin_url.ends_with("/postgres"),
+                    "PARADE_BENCH_DATABASE_URL must name the database postgres: {admin_url}"
+                );
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await?;
+                let url = if admin_url.contains("/postgres?") {
+                    admin_url.replacen("/postgres?", &format!("/{name}?"), 1)
+                } else {
+                    format!("{}/{name}", admin_url.trim_end_matches("/postgres"))
+                };
+                let store = PgParade::connect(&url).await?;
+                store.migrate().await?;
+                let raw = Raw::Postgres {
+                    pool: store.pool().clone(),
+                    admin_url,
+                    database: name,
+                };
+                Ok(Store {
+                    parade: Arc::new(store),
+                    raw,
+                })
+            }
+        }
+    }
+
+    /// Refreshes planner statistics and the visibility map after a bulk load.
+    async fn analyze(&self) -> anyhow::Result<()> {
+        match &self.raw {
+            Raw::Postgres { pool, .. } => {
                 sqlx::query("VACUUM ANALYZE tasks").execute(pool).await?;
             }
-            Analyze::Sqlite(pool) => {
+            Raw::Sqlite(pool) => {
                 sqlx::query("ANALYZE").execute(pool).await?;
                 sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                     .execute(pool)
@@ -92,117 +205,387 @@ impl Analyze {
         }
         Ok(())
     }
+
+    /// Closes the store; a PostgreSQL database is dropped (the cluster may outlive the run).
+    async fn close(self) -> anyhow::Result<()> {
+        drop(self.parade);
+        match self.raw {
+            Raw::Postgres {
+                pool,
+                admin_url,
+                database,
+            } => {
+                pool.close().await;
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await?;
+            }
+            Raw::Sqlite(pool) => pool.close().await,
+        }
+        Ok(())
+    }
 }
 
-async fn insert(store: &Arc<dyn Parade>, count: usize, prefix: &str) -> anyhow::Result<Duration> {
+fn tasks(prefix: &str, range: std::ops::Range<usize>) -> Vec<TaskData> {
+    range
+        .map(|i| TaskData {
+            body: Some(format!("{{\"n\":{i}}}")),
+            ..TaskData::new(format!("{prefix}-{i}"), ACTION)
+        })
+        .collect()
+}
+
+/// Inserts `count` tasks in batches of [`INSERT_BATCH`]; returns the time spent in
+/// insert_tasks (building the batches is not counted).
+async fn insert(parade: &dyn Parade, prefix: &str, count: usize) -> anyhow::Result<Duration> {
     let mut elapsed = Duration::ZERO;
-    for start in (0..count).step_by(BATCH) {
-        let tasks: Vec<TaskData> = (start..(start + BATCH).min(count))
-            .map(|i| TaskData {
-                body: Some(format!("{{\"n\":{i}}}")),
-                ..TaskData::new(format!("{prefix}-{i}"), "work")
-            })
-            .collect();
+    for start in (0..count).step_by(INSERT_BATCH) {
+        let batch = tasks(prefix, start..(start + INSERT_BATCH).min(count));
         let started = Instant::now();
-        store.insert_tasks(&tasks).await?;
+        parade.insert_tasks(&batch).await?;
         elapsed += started.elapsed();
     }
     Ok(elapsed)
 }
 
-/// Median latency of own_tasks(100) at constant depth (tasks are handed back as pending).
-async fn own_latency(store: &Arc<dyn Parade>) -> anyhow::Result<Duration> {
-    let actor = ActorId::from("bench");
-    let actions = vec!["work".to_string()];
-    let mut samples = Vec::with_capacity(SAMPLES);
-    for _ in 0..SAMPLES {
-        let started = Instant::now();
-        let owned = store
-            .own_tasks(&actor, OWN_BATCH, &actions, Some(Duration::from_secs(600)))
+async fn own(parade: &dyn Parade, actor: &ActorId) -> anyhow::Result<Vec<OwnedTask>> {
+    Ok(parade
+        .own_tasks(actor, OWN_BATCH, &[ACTION.to_owned()], Some(LEASE))
+        .await?)
+}
+
+async fn complete(parade: &dyn Parade, owned: &[OwnedTask]) -> anyhow::Result<()> {
+    for task in owned {
+        parade
+            .return_task(&task.id, task.token, "ok", TaskStatusCode::Completed)
             .await?;
-        samples.push(started.elapsed());
-        anyhow::ensure!(
+    }
+    Ok(())
+}
+
+struct Latency {
+    median: Duration,
+    p90: Duration,
+}
+
+/// Own latency at constant depth: see the module comment.
+async fn own_latency(parade: &dyn Parade, samples: usize) -> anyhow::Result<Latency> {
+    let actor = ActorId::from("bench-latency");
+    let mut times = Vec::with_capacity(samples);
+    for cycle in 0..WARMUP + samples {
+        let started = Instant::now();
+        let owned = own(parade, &actor).await?;
+        let elapsed = started.elapsed();
+        ensure!(
             owned.len() == OWN_BATCH as usize,
-            "own returned {}",
+            "own_tasks returned {} tasks, expected {OWN_BATCH}",
             owned.len()
         );
-        for t in owned {
-            store
-                .return_task(&t.id, t.token, "again", TaskStatusCode::Pending)
-                .await?;
+        complete(parade, &owned).await?;
+        let refill = cycle * OWN_BATCH as usize;
+        parade
+            .insert_tasks(&tasks("refill", refill..refill + OWN_BATCH as usize))
+            .await?;
+        if cycle >= WARMUP {
+            times.push(elapsed);
         }
     }
-    samples.sort();
-    Ok(samples[SAMPLES / 2])
+    times.sort();
+    Ok(Latency {
+        median: times[times.len() / 2],
+        p90: times[times.len() * 9 / 10],
+    })
+}
+
+/// One worker: own 100, return each completed with return_task, until `count` tasks are done.
+/// Returns (tasks, time in own_tasks, time in return_task).
+async fn own_return_sequential(
+    parade: &dyn Parade,
+    count: usize,
+) -> anyhow::Result<(usize, Duration, Duration)> {
+    let actor = ActorId::from("bench-sequential");
+    let (mut done, mut own_time, mut return_time) = (0, Duration::ZERO, Duration::ZERO);
+    while done < count {
+        let started = Instant::now();
+        let owned = own(parade, &actor).await?;
+        own_time += started.elapsed();
+        ensure!(!owned.is_empty(), "the queue ran dry after {done} tasks");
+        let started = Instant::now();
+        complete(parade, &owned).await?;
+        return_time += started.elapsed();
+        done += owned.len();
+    }
+    Ok((done, own_time, return_time))
+}
+
+/// One worker: own 100, return them in one return_tasks call. Returns (tasks, elapsed).
+async fn own_return_batched(
+    parade: &dyn Parade,
+    count: usize,
+) -> anyhow::Result<(usize, Duration)> {
+    let actor = ActorId::from("bench-batched");
+    let mut done = 0;
+    let started = Instant::now();
+    while done < count {
+        let owned = own(parade, &actor).await?;
+        ensure!(!owned.is_empty(), "the queue ran dry after {done} tasks");
+        let returns: Vec<TaskReturn> = owned
+            .iter()
+            .map(|t| TaskReturn {
+                id: t.id.clone(),
+                token: t.token,
+                status: "ok".into(),
+                code: TaskStatusCode::Completed,
+            })
+            .collect();
+        for result in parade.return_tasks(&returns).await? {
+            result?;
+        }
+        done += owned.len();
+    }
+    Ok((done, started.elapsed()))
+}
+
+/// [`WORKERS`] tokio tasks, each owning 100 and returning them one by one with return_task,
+/// until `count` tasks are done between them. Returns (tasks, elapsed).
+async fn own_return_concurrent(
+    parade: &Arc<dyn Parade>,
+    count: usize,
+) -> anyhow::Result<(usize, Duration)> {
+    let budget = Arc::new(AtomicIsize::new(isize::try_from(count)?));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(WORKERS);
+    for worker in 0..WORKERS {
+        let (parade, budget, done) = (parade.clone(), budget.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let actor = ActorId::from(format!("bench-worker-{worker}"));
+            while budget.fetch_sub(OWN_BATCH as isize, Ordering::Relaxed) > 0 {
+                let owned = own(&*parade, &actor).await?;
+                ensure!(!owned.is_empty(), "the queue ran dry");
+                complete(&*parade, &owned).await?;
+                done.fetch_add(owned.len(), Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    Ok((done.load(Ordering::Relaxed), started.elapsed()))
+}
+
+/// What EXPLAIN (ANALYZE, BUFFERS) says about one plan of [`OWN_STEP2`].
+struct PlanCheck {
+    uses_index: bool,
+    summary: String,
+    plan: Vec<String>,
+}
+
+fn check_plan(kind: &str, plan: Vec<String>) -> PlanCheck {
+    let has = |needle: &str| plan.iter().any(|line| line.contains(needle));
+    let index = has("using tasks_runnable_idx on tasks");
+    // A sequential or bitmap scan of tasks reads (and must sort) every pending row.
+    let full_scan = has("Seq Scan on tasks") || has("Bitmap Heap Scan on tasks");
+    let uses_index = index && !full_scan;
+    let first_number = |prefix: &str| {
+        plan.iter().find_map(|line| {
+            let rest = &line[line.find(prefix)? + prefix.len()..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit() && c != '.')
+                .unwrap_or(rest.len());
+            Some(rest[..end].to_owned())
+        })
+    };
+    let buffers = first_number("Buffers: shared hit=").unwrap_or_else(|| "?".into());
+    let time = first_number("Execution Time: ").unwrap_or_else(|| "?".into());
+    let jit = if has("JIT:") { ", JIT" } else { "" };
+    let scan = match (index, full_scan) {
+        (true, false) => "index scan",
+        (_, true) => "FULL SCAN",
+        (false, false) => "other access path",
+    };
+    PlanCheck {
+        uses_index,
+        summary: format!("{kind} plan: {scan}, {time} ms, {buffers} buffers{jit}"),
+        plan,
+    }
+}
+
+/// Explains [`OWN_STEP2`] as a custom plan (literal action array and limit, as own_tasks'
+/// PL/pgSQL gets for each call) and as a generic plan (parameters, as a cached plan would
+/// have). Runs in a transaction that is rolled back, so no row stays locked.
+async fn explain_own(pool: &sqlx::PgPool) -> anyhow::Result<Vec<PlanCheck>> {
+    let lines = |rows: Vec<sqlx::postgres::PgRow>| -> anyhow::Result<Vec<String>> {
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .collect()
+    };
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let custom = OWN_STEP2
+        .replace("$ACTIONS", &format!("ARRAY['{ACTION}']::varchar[]"))
+        .replace("$LIMIT", &OWN_BATCH.to_string());
+    let custom = sqlx::query(&format!("EXPLAIN (ANALYZE, BUFFERS) {custom}"))
+        .fetch_all(&mut *tx)
+        .await?;
+    sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
+        .execute(&mut *tx)
+        .await?;
+    let generic = OWN_STEP2.replace("$ACTIONS", "$1").replace("$LIMIT", "$2");
+    sqlx::query(&format!(
+        "PREPARE bench_own_step2(varchar[], integer) AS {generic}"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    let generic = sqlx::query(&format!(
+        "EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_own_step2(ARRAY['{ACTION}'], {OWN_BATCH})"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("DEALLOCATE bench_own_step2")
+        .execute(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    Ok(vec![
+        check_plan("custom", lines(custom)?),
+        check_plan("generic", lines(generic)?),
+    ])
+}
+
+/// "1k", "20k", "1m", or the number itself.
+fn depth_label(n: usize) -> String {
+    if n % 1_000_000 == 0 {
+        format!("{}m", n / 1_000_000)
+    } else if n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
 }
 
 fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()
 }
 
-async fn bench_backend(backend: &str, tasks: usize) -> anyhow::Result<()> {
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
+    let name = backend.name();
     let dir = tempfile::tempdir()?;
+    let (n, samples) = (args.tasks, args.samples);
+    let (shallow_label, deep_label) = (depth_label(SHALLOW), depth_label(n));
+    let latency_conditions =
+        format!("own {OWN_BATCH}, median of {samples}, returned completed one by one and refilled");
 
-    let (shallow, analyze) = fresh_store(backend, &dir).await?;
-    insert(&shallow, 1_000, "s").await?;
-    analyze.run().await?;
-    let at_1k = own_latency(&shallow).await?;
+    let shallow = Store::fresh(backend, &dir).await?;
+    insert(&*shallow.parade, "s", SHALLOW).await?;
+    shallow.analyze().await?;
+    let at_shallow = own_latency(&*shallow.parade, samples).await?;
     println!(
-        "own_latency_p50: {:.3} ms ({backend}, 1000 pending, own {OWN_BATCH})",
-        at_1k.as_secs_f64() * 1e3
+        "own_latency_{shallow_label}: {:.3} ms ({name}, {SHALLOW} pending, {latency_conditions}; p90 {:.3} ms)",
+        ms(at_shallow.median),
+        ms(at_shallow.p90)
     );
+    shallow.close().await?;
 
-    let (deep, analyze) = fresh_store(backend, &dir).await?;
-    let insert_time = insert(&deep, tasks, "d").await?;
-    analyze.run().await?;
+    let deep = Store::fresh(backend, &dir).await?;
+    let insert_time = insert(&*deep.parade, "d", n).await?;
+    let insert_name = match backend {
+        Backend::Postgres => "insert_copy",
+        Backend::Sqlite => "insert_batch",
+    };
     println!(
-        "insert_rate: {:.0} tasks/s ({backend}, {tasks} tasks, batches of {BATCH})",
-        rate(tasks, insert_time)
+        "{insert_name}: {:.0} tasks/s ({name}, {n} tasks, batch {INSERT_BATCH}; target >= 100000)",
+        rate(n, insert_time)
     );
-    let at_depth = own_latency(&deep).await?;
-    println!(
-        "own_latency_p50: {:.3} ms ({backend}, {tasks} pending, own {OWN_BATCH})",
-        at_depth.as_secs_f64() * 1e3
-    );
-    println!(
-        "own_latency_ratio: {:.2} ({backend}, {tasks} vs 1000 pending; target <= 1.5)",
-        at_depth.as_secs_f64() / at_1k.as_secs_f64()
-    );
+    let started = Instant::now();
+    deep.analyze().await?;
+    let analyze_time = started.elapsed();
 
-    // Own and return throughput: complete 20,000 tasks in batches of 100.
-    let actor = ActorId::from("bench");
-    let actions = vec!["work".to_string()];
-    let (mut own_time, mut return_time, mut done) = (Duration::ZERO, Duration::ZERO, 0);
-    while done < 20_000 {
-        let started = Instant::now();
-        let owned = deep
-            .own_tasks(&actor, OWN_BATCH, &actions, Some(Duration::from_secs(600)))
-            .await?;
-        own_time += started.elapsed();
-        let started = Instant::now();
-        for t in &owned {
-            deep.return_task(&t.id, t.token, "ok", TaskStatusCode::Completed)
-                .await?;
+    if let Raw::Postgres { pool, .. } = &deep.raw {
+        let checks = explain_own(pool).await?;
+        let uses_index = checks.iter().all(|c| c.uses_index);
+        let summaries: Vec<&str> = checks.iter().map(|c| c.summary.as_str()).collect();
+        println!(
+            "own_plan_uses_index: {} ({name}, {n} pending, own_tasks step 2 SELECT ... FOR UPDATE \
+             SKIP LOCKED, {OWN_BATCH} of 1 action; {})",
+            if uses_index { "yes" } else { "no" },
+            summaries.join("; ")
+        );
+        for check in checks.iter().filter(|c| !c.uses_index) {
+            for line in &check.plan {
+                println!("    {line}");
+            }
         }
-        return_time += started.elapsed();
-        done += owned.len();
     }
+
+    let at_deep = own_latency(&*deep.parade, samples).await?;
     println!(
-        "own_rate: {:.0} tasks/s ({backend}, batches of {OWN_BATCH}, {tasks} deep)",
+        "own_latency_{deep_label}: {:.3} ms ({name}, {n} pending, {latency_conditions}; p90 {:.3} ms; \
+         after {} {:.1} s)",
+        ms(at_deep.median),
+        ms(at_deep.p90),
+        match backend {
+            Backend::Postgres => "VACUUM ANALYZE",
+            Backend::Sqlite => "ANALYZE",
+        },
+        analyze_time.as_secs_f64()
+    );
+    println!(
+        "own_latency_ratio_{deep_label}_vs_{shallow_label}: {:.2} ({name}, median at {n} vs {SHALLOW} \
+         pending; target <= 1.5)",
+        at_deep.median.as_secs_f64() / at_shallow.median.as_secs_f64()
+    );
+
+    let count = args.rate_tasks;
+    let (done, own_time, return_time) = own_return_sequential(&*deep.parade, count).await?;
+    println!(
+        "own_rate: {:.0} tasks/s ({name}, own_tasks of {OWN_BATCH}, 1 worker, {done} tasks, ~{n} pending)",
         rate(done, own_time)
     );
     println!(
-        "return_rate: {:.0} tasks/s ({backend}, one at a time, sequential)",
+        "return_rate: {:.0} tasks/s ({name}, return_task one at a time, completed, 1 worker, {done} tasks)",
         rate(done, return_time)
     );
+    println!(
+        "own_return_rate: {:.0} tasks/s ({name}, own {OWN_BATCH} + return_task each, 1 worker, {done} tasks)",
+        rate(done, own_time + return_time)
+    );
+    let (done, elapsed) = own_return_batched(&*deep.parade, count).await?;
+    println!(
+        "own_return_batch_rate: {:.0} tasks/s ({name}, own {OWN_BATCH} + one return_tasks of {OWN_BATCH}, \
+         1 worker, {done} tasks)",
+        rate(done, elapsed)
+    );
+    let (done, elapsed) = own_return_concurrent(&deep.parade, count).await?;
+    println!(
+        "own_return_rate_{WORKERS}_workers: {:.0} tasks/s ({name}, {WORKERS} tokio tasks each owning \
+         {OWN_BATCH} + return_task each, {done} tasks)",
+        rate(done, elapsed)
+    );
+    deep.close().await?;
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    for backend in &args.backends {
-        bench_backend(backend, args.tasks).await?;
+    let started = Instant::now();
+    for &backend in &args.backends {
+        bench_backend(backend, &args)
+            .await
+            .with_context(|| format!("{} benchmark", backend.name()))?;
     }
+    println!(
+        "queue_bench_total: {:.1} s ({} tasks{})",
+        started.elapsed().as_secs_f64(),
+        args.tasks,
+        if args.quick { ", --quick" } else { "" }
+    );
     Ok(())
 }
