@@ -1,6 +1,7 @@
-//! Queue benchmark: bulk insert rate, own latency at 1,000 vs N (default 1,000,000) pending
-//! tasks, own and return rates (one worker and four), and whether own_tasks' lookup of pending
-//! work uses `tasks_runnable_idx` (PostgreSQL). Prints one figure per line with its conditions.
+//! Queue benchmark: bulk insert rate, own latency at 1,000, 20,000 and N (default 1,000,000)
+//! pending tasks, own and return rates (one worker and four), and, on PostgreSQL, whether
+//! own_tasks finds pending work through `tasks_runnable_idx` and updates it through the primary
+//! key. Prints one figure per line with its conditions.
 //!
 //! Run through `scripts/bench.sh`, which starts a throwaway PostgreSQL cluster; or set
 //! PARADE_BENCH_DATABASE_URL to a cluster's admin URL (`.../postgres?...`), in which the
@@ -8,12 +9,14 @@
 //!
 //! cargo bench -p parade-host --bench queue -- [--backend postgres|sqlite|all] [--tasks N] [--quick]
 //!
-//! Method. Each depth gets a fresh database: N tasks are inserted in batches of 100,000 (timed:
-//! the insert figure), then `VACUUM ANALYZE tasks` (SQLite: `ANALYZE`) runs, as autovacuum would
-//! soon do on a live system. Own latency is the median of one own_tasks(100) call per cycle;
-//! each cycle then returns the 100 tasks completed with return_task and inserts 100 new ones
-//! (both untimed), so the depth stays constant. The first cycles warm caches and are not
-//! counted. The rate figures then drain the deep queue.
+//! Method. Each depth gets a fresh database, loaded in batches of 100,000 (the load of the
+//! deepest is timed: the insert figure) and then `VACUUM ANALYZE tasks` (SQLite: `ANALYZE`), as
+//! autovacuum would soon do on a live system. Own latency is the median of one own_tasks(100)
+//! call per cycle; each cycle then returns the 100 tasks completed with return_task and inserts
+//! 100 new ones (both untimed), so the depth stays constant. Cycles at the different depths
+//! are interleaved, so background load shifts them alike, and the first cycles only warm up.
+//! The rate figures then drain the deep queue. --quick: 20,000 tasks, 20 samples, 5,000
+//! tasks per rate figure.
 
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,6 +34,9 @@ const INSERT_BATCH: usize = 100_000;
 const OWN_BATCH: u32 = 100;
 /// The shallow queue the deep one is compared with.
 const SHALLOW: usize = 1_000;
+/// A middle depth, measured too when --tasks is larger: below about 30,000 rows PostgreSQL
+/// prices some joins differently than for a deep queue.
+const MIDDLE: usize = 20_000;
 /// Own cycles run before latency samples are taken.
 const WARMUP: usize = 5;
 /// Workers of the concurrent own/return figure.
@@ -270,33 +276,50 @@ struct Latency {
     p90: Duration,
 }
 
-/// Own latency at constant depth: see the module comment.
-async fn own_latency(parade: &dyn Parade, samples: usize) -> anyhow::Result<Latency> {
-    let actor = ActorId::from("bench-latency");
-    let mut times = Vec::with_capacity(samples);
-    for cycle in 0..WARMUP + samples {
-        let started = Instant::now();
-        let owned = own(parade, &actor).await?;
-        let elapsed = started.elapsed();
-        ensure!(
-            owned.len() == OWN_BATCH as usize,
-            "own_tasks returned {} tasks, expected {OWN_BATCH}",
-            owned.len()
-        );
-        complete(parade, &owned).await?;
-        let refill = cycle * OWN_BATCH as usize;
-        parade
-            .insert_tasks(&tasks("refill", refill..refill + OWN_BATCH as usize))
-            .await?;
-        if cycle >= WARMUP {
-            times.push(elapsed);
+impl Latency {
+    fn of(mut times: Vec<Duration>) -> Latency {
+        times.sort();
+        Latency {
+            median: times[times.len() / 2],
+            p90: times[times.len() * 9 / 10],
         }
     }
-    times.sort();
-    Ok(Latency {
-        median: times[times.len() / 2],
-        p90: times[times.len() * 9 / 10],
-    })
+}
+
+/// One latency cycle: own 100 (timed), return them completed one by one and insert 100 new
+/// tasks (untimed), so the depth stays constant.
+async fn own_cycle(parade: &dyn Parade, cycle: usize) -> anyhow::Result<Duration> {
+    let actor = ActorId::from("bench-latency");
+    let started = Instant::now();
+    let owned = own(parade, &actor).await?;
+    let elapsed = started.elapsed();
+    ensure!(
+        owned.len() == OWN_BATCH as usize,
+        "own_tasks returned {} tasks, expected {OWN_BATCH}",
+        owned.len()
+    );
+    complete(parade, &owned).await?;
+    let refill = cycle * OWN_BATCH as usize;
+    parade
+        .insert_tasks(&tasks("refill", refill..refill + OWN_BATCH as usize))
+        .await?;
+    Ok(elapsed)
+}
+
+/// Own latency of each store. Their cycles are interleaved, and which goes first rotates, so
+/// a change in background load affects every depth alike.
+async fn own_latencies(stores: &[&dyn Parade], samples: usize) -> anyhow::Result<Vec<Latency>> {
+    let mut times = vec![Vec::with_capacity(samples); stores.len()];
+    for cycle in 0..WARMUP + samples {
+        for turn in 0..stores.len() {
+            let i = (cycle + turn) % stores.len();
+            let elapsed = own_cycle(stores[i], cycle).await?;
+            if cycle >= WARMUP {
+                times[i].push(elapsed);
+            }
+        }
+    }
+    Ok(times.into_iter().map(Latency::of).collect())
 }
 
 /// One worker: own 100, return each completed with return_task, until `count` tasks are done.
@@ -455,6 +478,85 @@ async fn explain_own(pool: &sqlx::PgPool) -> anyhow::Result<Vec<PlanCheck>> {
     ])
 }
 
+/// Replaces the PL/pgSQL variable `word` (a whole identifier, not a column `x.word`).
+fn replace_variable(text: &str, word: &str, value: &str) -> String {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().last().or_else(|| out.chars().last());
+        let after = rest[at + word.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if before.is_some_and(|c| is_ident(c) || c == '.') || after.is_some_and(is_ident) {
+            out.push_str(word);
+        } else {
+            out.push_str(value);
+        }
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Explains the statement own_tasks runs for pending work (its last RETURN QUERY), read from
+/// the installed function with its variables replaced by this benchmark's values, so the
+/// check follows the migrations. The rows it chose should be reached through tasks_pkey; a
+/// sequential scan of tasks reads every row, pending or finished, on every own. Rolled back.
+async fn explain_own_update(pool: &sqlx::PgPool) -> anyhow::Result<(bool, String)> {
+    let source: String =
+        sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = 'own_tasks'")
+            .fetch_one(pool)
+            .await?;
+    let start = source
+        .rfind("RETURN QUERY")
+        .context("own_tasks has no RETURN QUERY")?
+        + "RETURN QUERY".len();
+    let end = start
+        + source[start..]
+            .find(';')
+            .context("RETURN QUERY without ';'")?;
+    let mut statement = source[start..end].to_owned();
+    for (variable, value) in [
+        ("wanted", format!("ARRAY['{ACTION}']::varchar[]")),
+        ("max_tasks", OWN_BATCH.to_string()),
+        ("owned", "0".to_owned()),
+        ("owner_id", "'bench-plan'".to_owned()),
+        (
+            "max_duration",
+            format!("interval '{} seconds'", LEASE.as_secs()),
+        ),
+    ] {
+        statement = replace_variable(&statement, variable, &value);
+    }
+    let mut tx = pool.begin().await?;
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) {statement}"))
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    let time = plan
+        .iter()
+        .find_map(|line| line.strip_prefix("Execution Time: "))
+        .unwrap_or("?");
+    // "->  Seq Scan on tasks t  (cost=...) (actual time=... rows=20000 loops=1)"
+    let seq_scan = plan.iter().find_map(|line| {
+        let node = &line[line.find("Seq Scan on tasks")?..];
+        let rows = node.rfind("rows=").map_or("?", |at| {
+            node[at + 5..].split_whitespace().next().unwrap_or("?")
+        });
+        Some(format!(
+            "{} reads all {rows} rows",
+            node.split("  (").next().unwrap_or(node)
+        ))
+    });
+    Ok(match seq_scan {
+        None if plan.iter().any(|line| line.contains("tasks_pkey")) => {
+            (true, format!("tasks_pkey probes, {time}"))
+        }
+        None => (false, format!("no tasks_pkey probe, {time}")),
+        Some(scan) => (false, format!("{scan}, {time}")),
+    })
+}
+
 /// "1k", "20k", "1m", or the number itself.
 fn depth_label(n: usize) -> String {
     if n % 1_000_000 == 0 {
@@ -478,21 +580,20 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
     let name = backend.name();
     let dir = tempfile::tempdir()?;
     let (n, samples) = (args.tasks, args.samples);
-    let (shallow_label, deep_label) = (depth_label(SHALLOW), depth_label(n));
-    let latency_conditions =
-        format!("own {OWN_BATCH}, median of {samples}, returned completed one by one and refilled");
 
-    let shallow = Store::fresh(backend, &dir).await?;
-    insert(&*shallow.parade, "s", SHALLOW).await?;
-    shallow.analyze().await?;
-    let at_shallow = own_latency(&*shallow.parade, samples).await?;
-    println!(
-        "own_latency_{shallow_label}: {:.3} ms ({name}, {SHALLOW} pending, {latency_conditions}; p90 {:.3} ms)",
-        ms(at_shallow.median),
-        ms(at_shallow.p90)
-    );
-    shallow.close().await?;
-
+    // The shallow queue, a middle one (where small-table plans still apply) and the deep one,
+    // each in its own database. Only the deep load is timed.
+    let mut depths = vec![SHALLOW];
+    if n > MIDDLE {
+        depths.push(MIDDLE);
+    }
+    let mut stores = Vec::new();
+    for &depth in &depths {
+        let store = Store::fresh(backend, &dir).await?;
+        insert(&*store.parade, "s", depth).await?;
+        store.analyze().await?;
+        stores.push(store);
+    }
     let deep = Store::fresh(backend, &dir).await?;
     let insert_time = insert(&*deep.parade, "d", n).await?;
     let insert_name = match backend {
@@ -505,9 +606,18 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     deep.analyze().await?;
-    let analyze_time = started.elapsed();
+    let analyze = format!(
+        "{} {:.1} s",
+        match backend {
+            Backend::Postgres => "VACUUM ANALYZE",
+            Backend::Sqlite => "ANALYZE",
+        },
+        started.elapsed().as_secs_f64()
+    );
+    depths.push(n);
+    stores.push(deep);
 
-    if let Raw::Postgres { pool, .. } = &deep.raw {
+    if let Raw::Postgres { pool, .. } = &stores.last().expect("deep store").raw {
         let checks = explain_own(pool).await?;
         let uses_index = checks.iter().all(|c| c.uses_index);
         let summaries: Vec<&str> = checks.iter().map(|c| c.summary.as_str()).collect();
@@ -523,24 +633,49 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
             }
         }
     }
+    for (&depth, store) in depths.iter().zip(&stores).skip(1) {
+        if let Raw::Postgres { pool, .. } = &store.raw {
+            let (uses_pkey, summary) = explain_own_update(pool).await?;
+            println!(
+                "own_update_uses_pkey: {} ({name}, {depth} pending, own_tasks step 2 UPDATE of \
+                 {OWN_BATCH} rows as installed; {summary})",
+                if uses_pkey { "yes" } else { "no" }
+            );
+        }
+    }
 
-    let at_deep = own_latency(&*deep.parade, samples).await?;
-    println!(
-        "own_latency_{deep_label}: {:.3} ms ({name}, {n} pending, {latency_conditions}; p90 {:.3} ms; \
-         after {} {:.1} s)",
-        ms(at_deep.median),
-        ms(at_deep.p90),
-        match backend {
-            Backend::Postgres => "VACUUM ANALYZE",
-            Backend::Sqlite => "ANALYZE",
-        },
-        analyze_time.as_secs_f64()
+    let parades: Vec<&dyn Parade> = stores.iter().map(|s| &*s.parade).collect();
+    let latencies = own_latencies(&parades, samples).await?;
+    let conditions = format!(
+        "own {OWN_BATCH}, median of {samples} interleaved across depths, returned completed one \
+         by one and refilled"
     );
-    println!(
-        "own_latency_ratio_{deep_label}_vs_{shallow_label}: {:.2} ({name}, median at {n} vs {SHALLOW} \
-         pending; target <= 1.5)",
-        at_deep.median.as_secs_f64() / at_shallow.median.as_secs_f64()
-    );
+    for (&depth, latency) in depths.iter().zip(&latencies) {
+        let after = if depth == n {
+            format!("; after {analyze}")
+        } else {
+            String::new()
+        };
+        println!(
+            "own_latency_{}: {:.3} ms ({name}, {depth} pending, {conditions}; p90 {:.3} ms{after})",
+            depth_label(depth),
+            ms(latency.median),
+            ms(latency.p90)
+        );
+    }
+    for (&depth, latency) in depths.iter().zip(&latencies).skip(1) {
+        println!(
+            "own_latency_ratio_{}_vs_{}: {:.2} ({name}, median at {depth} vs {SHALLOW} pending; \
+             target <= 1.5)",
+            depth_label(depth),
+            depth_label(SHALLOW),
+            latency.median.as_secs_f64() / latencies[0].median.as_secs_f64()
+        );
+    }
+    let deep = stores.pop().expect("deep store");
+    for store in stores {
+        store.close().await?;
+    }
 
     let count = args.rate_tasks;
     let (done, own_time, return_time) = own_return_sequential(&*deep.parade, count).await?;
