@@ -9,6 +9,8 @@
 //! - [`cli`]: the `parade` command line (`parade migrate`, `parade task ...`).
 
 pub mod cli;
+pub mod config;
 pub mod manager;
 pub mod queue;
+pub mod reload;
 pub mod runtime;

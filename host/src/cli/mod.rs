@@ -1,12 +1,15 @@
-//! The `parade` command line: `parade migrate` prepares a database, `parade task ...` adds,
-//! inspects, waits for and deletes tasks, `parade plugin check` loads components. Other
-//! tools script against these commands, so their output and exit codes are stable: 0
-//! success, 2 error (and for `task wait`, 1 if the task ended aborted).
+//! The `parade` command line: `parade run` is the node, `parade migrate` prepares a
+//! database, `parade task ...` adds, inspects, waits for and deletes tasks, `parade plugin
+//! check` loads components. Other tools script against these commands, so their output and
+//! exit codes are stable: 0 success, 2 error (and for `task wait`, 1 if the task ended
+//! aborted).
 
 mod plugin;
+mod run;
 mod task;
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,15 +22,14 @@ const EXIT_ERROR: u8 = 2;
 #[command(name = "parade", version, about, long_about = None)]
 pub struct Cli {
     /// The queue's database: sqlite://PATH (created on first use) or
-    /// postgres://USER@HOST/DB (run `parade migrate` first).
-    #[arg(
-        long,
-        global = true,
-        env = "PARADE_DATABASE_URL",
-        value_name = "URL",
-        default_value = crate::queue::DEFAULT_DATABASE_URL
-    )]
-    database: String,
+    /// postgres://USER@HOST/DB (run `parade migrate` first). Default: `[database] url` of
+    /// the configuration, else sqlite://parade.db.
+    #[arg(long, global = true, env = "PARADE_DATABASE_URL", value_name = "URL")]
+    database: Option<String>,
+
+    /// The node's configuration file. Default: ./parade.toml if it exists.
+    #[arg(long, global = true, env = "PARADE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -35,6 +37,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node: own tasks of the plugins' actions and perform them, following changes
+    /// to the configuration and the plugins folder live, until SIGINT or SIGTERM.
+    Run(run::RunArgs),
     /// Create or upgrade the queue schema in the database.
     Migrate,
     /// Add, list, show, wait for and delete tasks.
@@ -48,14 +53,20 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PARADE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    // A node reports what it does; the other commands speak only to warn.
+    let (default_level, format) = match &cli.command {
+        Command::Run(args) => ("info", args.log_format),
+        _ => ("warn", run::LogFormat::Text),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PARADE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        run::LogFormat::Json => logs.json().init(),
+        run::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -72,25 +83,50 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The configuration: `--config FILE`, else ./parade.toml if it exists, else the defaults.
+fn node_config(file: Option<&Path>) -> anyhow::Result<crate::config::NodeConfig> {
+    use crate::config::{NodeConfig, DEFAULT_CONFIG_FILE};
+    match file {
+        Some(file) => Ok(NodeConfig::load(file)?),
+        None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+            Ok(NodeConfig::load(Path::new(DEFAULT_CONFIG_FILE))?)
+        }
+        None => Ok(NodeConfig::defaults(Path::new(""))),
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Plugin(command) = &cli.command {
+    let Cli {
+        database,
+        config,
+        command,
+    } = cli;
+    if let Command::Plugin(command) = &command {
         return plugin::run(command).await;
     }
-    let url = cli.database.as_str();
-    if url.trim().is_empty() {
-        anyhow::bail!(
-            "no database: pass --database URL or set PARADE_DATABASE_URL \
-             (sqlite://PATH or postgres://USER@HOST/DB)"
-        );
-    }
-    match &cli.command {
+    let config = node_config(config.as_deref())?;
+    let url = || {
+        let url = database
+            .clone()
+            .or(config.database.url.clone())
+            .unwrap_or_else(|| crate::queue::DEFAULT_DATABASE_URL.to_owned());
+        if url.trim().is_empty() {
+            anyhow::bail!(
+                "no database: pass --database URL or set PARADE_DATABASE_URL \
+                 (sqlite://PATH or postgres://USER@HOST/DB)"
+            );
+        }
+        Ok(url)
+    };
+    match &command {
+        Command::Run(args) => run::run(args, config, database).await,
         Command::Migrate => {
-            crate::queue::migrate(url).await?;
+            crate::queue::migrate(&url()?).await?;
             println!("migrated");
             Ok(ExitCode::SUCCESS)
         }
         Command::Task(command) => {
-            let queue = crate::queue::open(url).await?;
+            let queue = crate::queue::open(&url()?).await?;
             task::run(command, queue.as_ref()).await
         }
         Command::Plugin(command) => plugin::run(command).await,

@@ -37,7 +37,7 @@ use crate::queue::{
 
 pub use properties::ManagerProperties;
 use stats::Counters;
-pub use stats::ManagerStats;
+pub use stats::{ActionStats, ManagerStats};
 
 /// The result of performing one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,10 +72,19 @@ impl ActorResult {
     }
 }
 
+/// An actor's answer for a task of an action it no longer performs (its plugin was removed
+/// after the task was owned). The manager hands the task back without using up a try.
+#[derive(Debug, thiserror::Error)]
+#[error("no longer performs action {action:?}")]
+pub struct Declined {
+    pub action: String,
+}
+
 /// Performs tasks of some actions.
 #[async_trait]
 pub trait Actor: Send + Sync + 'static {
-    /// The actions this actor performs; read once when the manager starts.
+    /// The actions this actor performs. Read before every `own_tasks` call, so an actor
+    /// whose set changes (the component runtime, on reload) is followed within one pause.
     fn actions(&self) -> Vec<String>;
 
     /// The owner recorded on tasks this actor performs.
@@ -91,7 +100,8 @@ pub trait Actor: Send + Sync + 'static {
 
     /// Performs one owned task; what the manager calls. By default [`Actor::handle`] with
     /// the task's action, body and signalled failures; actors that need the task's id or
-    /// token (to extend its deadline or enqueue follow-ups) override this.
+    /// token (to extend its deadline or enqueue follow-ups) override this. An error that is
+    /// a [`Declined`] hands the task back untried; any other returns it pending.
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {
         self.handle(
             &task.action,
@@ -108,8 +118,9 @@ struct Shared {
     queue: Arc<dyn Parade>,
     props: ManagerProperties,
     actor_id: ActorId,
-    actions: Vec<String>,
     counters: Counters,
+    /// True while this node has nothing to do: see [`ActionManager::wait_idle`].
+    idle: watch::Sender<bool>,
     /// Tasks a worker has started and not yet handed to the returner.
     in_flight: StdMutex<HashMap<TaskId, PerformanceToken>>,
 }
@@ -119,6 +130,12 @@ impl Shared {
         // The map stays consistent even if a holder panicked.
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A worker's result on its way to the returner.
+struct Finished {
+    result: crate::queue::TaskReturn,
+    action: String,
 }
 
 struct Running {
@@ -141,8 +158,8 @@ impl ActionManager {
         let props = props.with_defaults();
         let shared = Arc::new(Shared {
             actor_id: actor.actor_id(),
-            actions: actor.actions(),
             actor,
+            idle: watch::channel(false).0,
             queue,
             counters: Counters::default(),
             in_flight: StdMutex::default(),
@@ -178,6 +195,19 @@ impl ActionManager {
     /// What the manager has done so far.
     pub fn stats(&self) -> ManagerStats {
         self.shared.counters.snapshot()
+    }
+
+    /// The results stored so far, per action.
+    pub fn stats_by_action(&self) -> std::collections::BTreeMap<String, ActionStats> {
+        self.shared.counters.by_action()
+    }
+
+    /// Waits until this node is idle: every task it owned is settled (its result stored or
+    /// the task handed back), and an `own_tasks` call made after that found nothing runnable
+    /// for its actions. Tasks that other nodes still run may make more runnable later.
+    pub async fn wait_idle(&self) {
+        let mut idle = self.shared.idle.subscribe();
+        let _ = idle.wait_for(|idle| *idle).await;
     }
 
     /// Stops owning tasks, lets running handlers finish (within `shutdown_grace`), returns
@@ -300,15 +330,31 @@ async fn fetch_loop(
             .max_tasks
             .min(u32::try_from(room).unwrap_or(u32::MAX))
             .max(1);
+        let actions = shared.actor.actions();
+        // Read before owning: if everything owned so far is settled, the successors its
+        // results made runnable are visible to this own_tasks call.
+        let stats = shared.counters.snapshot();
+        let settled_before = stats.settled() == stats.owned;
+        if actions.is_empty() {
+            shared
+                .idle
+                .send_if_modified(|was| std::mem::replace(was, settled_before) != settled_before);
+            pause = props.wait_time;
+            continue;
+        }
         let owned = shared
             .queue
             .own_tasks(
                 &shared.actor_id,
                 max_tasks,
-                &shared.actions,
+                &actions,
                 Some(props.max_duration),
             )
             .await;
+        let idle = settled_before && matches!(&owned, Ok(owned) if owned.is_empty());
+        shared
+            .idle
+            .send_if_modified(|was| std::mem::replace(was, idle) != idle);
         pause = match owned {
             Err(Error::ServiceUnavailable(e)) => {
                 tracing::debug!(error = %e, "queue unavailable");

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{Counters, Shared};
-use crate::queue::{Error, TaskReturn, TaskStatusCode};
+use super::{Counters, Finished, Shared};
+use crate::queue::{Error, TaskReturn};
 
 /// Tries per batch before its tasks are left to their deadline.
 const RETURN_ATTEMPTS: u32 = 6;
@@ -15,37 +15,34 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Returns results until every worker is gone and the channel is empty.
-pub(super) async fn run(shared: Arc<Shared>, mut results: mpsc::UnboundedReceiver<TaskReturn>) {
+pub(super) async fn run(shared: Arc<Shared>, mut results: mpsc::UnboundedReceiver<Finished>) {
     let mut batch = Vec::with_capacity(shared.props.return_batch);
+    let mut actions = Vec::with_capacity(shared.props.return_batch);
     while let Some(first) = results.recv().await {
-        batch.push(first);
-        while batch.len() < shared.props.return_batch {
-            match results.try_recv() {
-                Ok(result) => batch.push(result),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(Finished { result, action }) = next.take() {
+            batch.push(result);
+            actions.push(action);
+            if batch.len() < shared.props.return_batch {
+                next = results.try_recv().ok();
             }
         }
-        return_batch(&shared, &batch).await;
+        return_batch(&shared, &batch, &actions).await;
         batch.clear();
+        actions.clear();
     }
 }
 
-async fn return_batch(shared: &Shared, batch: &[TaskReturn]) {
+/// Returns `batch` (whose tasks have the `actions` at the same index).
+async fn return_batch(shared: &Shared, batch: &[TaskReturn], actions: &[String]) {
     let counters = &shared.counters;
     let mut backoff = FIRST_BACKOFF;
     for attempt in 1..=RETURN_ATTEMPTS {
         match shared.queue.return_tasks(batch).await {
             Ok(outcomes) => {
-                for (result, outcome) in batch.iter().zip(outcomes) {
+                for ((result, action), outcome) in batch.iter().zip(actions).zip(outcomes) {
                     match outcome {
-                        Ok(()) => Counters::add(
-                            match result.code {
-                                TaskStatusCode::Completed => &counters.completed,
-                                TaskStatusCode::Aborted => &counters.aborted,
-                                _ => &counters.retried,
-                            },
-                            1,
-                        ),
+                        Ok(()) => counters.count_result(action, result.code),
                         Err(e @ Error::InvalidToken { .. }) => {
                             tracing::warn!(task = %result.id, error = %e, "result dropped: ownership was lost");
                             Counters::add(&counters.lost, 1);

@@ -1,6 +1,10 @@
 //! Counters of what an ActionManager did, for logs now and a metrics endpoint later.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::queue::TaskStatusCode;
 
 /// Live counters, shared by the manager's tasks.
 #[derive(Debug, Default)]
@@ -13,6 +17,19 @@ pub(super) struct Counters {
     pub lost: AtomicU64,
     pub released: AtomicU64,
     pub return_failures: AtomicU64,
+    /// Results stored, per action.
+    pub by_action: Mutex<BTreeMap<String, ActionStats>>,
+}
+
+/// What an ActionManager's results did to one action's tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActionStats {
+    /// Tasks returned completed.
+    pub completed: u64,
+    /// Tasks returned aborted.
+    pub aborted: u64,
+    /// Tasks returned pending, to be tried again.
+    pub retried: u64,
 }
 
 /// A snapshot of an ActionManager's counters.
@@ -41,6 +58,29 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Counts one stored result of `action`, in the totals and per action.
+    pub(super) fn count_result(&self, action: &str, code: TaskStatusCode) {
+        let mut by_action = self.by_action.lock().unwrap_or_else(|e| e.into_inner());
+        let per_action = match by_action.get_mut(action) {
+            Some(stats) => stats,
+            None => by_action.entry(action.to_owned()).or_default(),
+        };
+        let (total, per_action) = match code {
+            TaskStatusCode::Completed => (&self.completed, &mut per_action.completed),
+            TaskStatusCode::Aborted => (&self.aborted, &mut per_action.aborted),
+            _ => (&self.retried, &mut per_action.retried),
+        };
+        Self::add(total, 1);
+        *per_action += 1;
+    }
+
+    pub(super) fn by_action(&self) -> BTreeMap<String, ActionStats> {
+        self.by_action
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub(super) fn snapshot(&self) -> ManagerStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ManagerStats {
@@ -53,5 +93,17 @@ impl Counters {
             released: get(&self.released),
             return_failures: get(&self.return_failures),
         }
+    }
+}
+
+impl ManagerStats {
+    /// Owned tasks whose result is stored, dropped or handed back: none is left in this node.
+    pub fn settled(&self) -> u64 {
+        self.completed
+            + self.aborted
+            + self.retried
+            + self.lost
+            + self.released
+            + self.return_failures
     }
 }

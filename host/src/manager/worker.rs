@@ -7,13 +7,13 @@ use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::{stop_requested, ActorResult, Counters, Shared};
+use super::{stop_requested, ActorResult, Counters, Declined, Finished, Shared};
 use crate::queue::{Error, OwnedTask, TaskReturn, TaskStatusCode};
 
 pub(super) async fn run(
     shared: Arc<Shared>,
     queued: Arc<Mutex<mpsc::Receiver<OwnedTask>>>,
-    results: mpsc::UnboundedSender<TaskReturn>,
+    results: mpsc::UnboundedSender<Finished>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -30,11 +30,34 @@ pub(super) async fn run(
         };
         shared.in_flight().insert(task.id.clone(), task.token);
         let span = tracing::info_span!("task", id = %task.id, action = %task.action);
-        if let Some(result) = perform(&shared, task).instrument(span).await {
-            // The returner outlives every worker, so this cannot fail.
-            let _ = results.send(result);
+        let action = task.action.clone();
+        match perform(&shared, task).instrument(span).await {
+            Done::Return(result) => {
+                // The returner outlives every worker, so this cannot fail.
+                let _ = results.send(Finished { result, action });
+            }
+            Done::Release(id, token) => {
+                match shared.queue.release_tasks(&[(id.clone(), token)]).await {
+                    Ok(released) => Counters::add(&shared.counters.released, released),
+                    Err(e) => {
+                        tracing::warn!(task = %id, error = %e, "could not hand a declined task back; it is offered again after its deadline");
+                        Counters::add(&shared.counters.return_failures, 1);
+                    }
+                }
+            }
+            Done::Lost => {}
         }
     }
+}
+
+/// How a worker is done with a task.
+enum Done {
+    /// Return this result.
+    Return(TaskReturn),
+    /// The actor declined the task: hand it back untried.
+    Release(crate::queue::TaskId, crate::queue::PerformanceToken),
+    /// Ownership was lost while it ran: its result must not be returned.
+    Lost,
 }
 
 /// Aborts the handler if the worker stops waiting for it (lost ownership, shutdown).
@@ -46,9 +69,8 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Runs one task's handler, extending its deadline while it runs. `None` if ownership was
-/// lost: the result must not be returned.
-async fn perform(shared: &Shared, task: OwnedTask) -> Option<TaskReturn> {
+/// Runs one task's handler, extending its deadline while it runs.
+async fn perform(shared: &Shared, task: OwnedTask) -> Done {
     let props = &shared.props;
     let mut handler = AbortOnDrop(tokio::spawn({
         let (actor, task) = (shared.actor.clone(), task.clone());
@@ -73,7 +95,10 @@ async fn perform(shared: &Shared, task: OwnedTask) -> Option<TaskReturn> {
         }
     };
     shared.in_flight().remove(&task.id);
-    let result = match joined? {
+    let Some(joined) = joined else {
+        return Done::Lost;
+    };
+    let result = match joined {
         Ok(Ok(result)) if result.status_code == TaskStatusCode::InProgress => {
             Counters::add(&shared.counters.handler_failures, 1);
             ActorResult::retry(format!(
@@ -82,6 +107,10 @@ async fn perform(shared: &Shared, task: OwnedTask) -> Option<TaskReturn> {
             ))
         }
         Ok(Ok(result)) => result,
+        Ok(Err(e)) if e.is::<Declined>() => {
+            tracing::info!(reason = %e, "handing the task back untried");
+            return Done::Release(task.id, task.token);
+        }
         Ok(Err(e)) => {
             Counters::add(&shared.counters.handler_failures, 1);
             tracing::warn!(error = %format!("{e:#}"), "handler failed");
@@ -97,7 +126,7 @@ async fn perform(shared: &Shared, task: OwnedTask) -> Option<TaskReturn> {
             ActorResult::retry(format!("handler panicked: {why}"))
         }
     };
-    Some(TaskReturn {
+    Done::Return(TaskReturn {
         id: task.id,
         token: task.token,
         status: result.status,

@@ -142,10 +142,21 @@ fn scheme(url: &str) -> Result<Scheme> {
 /// Opens the queue at `url`: `postgres://…` (the schema must be migrated: see [`migrate`]),
 /// `sqlite://PATH` (created and migrated on first use) or `sqlite::memory:`.
 pub async fn open(url: &str) -> Result<Arc<dyn Parade>> {
+    open_with(url, None).await
+}
+
+/// [`open`], with at most `max_connections` connections (default: 16 for PostgreSQL, 8
+/// for a SQLite file).
+pub async fn open_with(url: &str, max_connections: Option<u32>) -> Result<Arc<dyn Parade>> {
     Ok(match scheme(url)? {
-        Scheme::Postgres => Arc::new(PgParade::connect(url).await?),
-        Scheme::Sqlite => Arc::new(SqliteParade::open(url).await?),
+        Scheme::Postgres => Arc::new(PgParade::connect_with(url, max_connections).await?),
+        Scheme::Sqlite => Arc::new(SqliteParade::open_with(url, max_connections).await?),
     })
+}
+
+/// Checks that `url` names a kind of store Parade knows, without connecting.
+pub fn check_url(url: &str) -> Result<()> {
+    scheme(url).map(drop)
 }
 
 /// Creates or upgrades the queue schema of the database at `url`.

@@ -1,20 +1,54 @@
-//! [`ComponentActor`]: the ActionManager's actor for a set of plugins.
+//! [`ComponentActor`]: the ActionManager's actor for a set of plugins that can be replaced
+//! while it runs.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::bail;
 use async_trait::async_trait;
 
 use super::{Plugin, Runtime};
-use crate::manager::{Actor, ActorResult};
+use crate::manager::{Actor, ActorResult, Declined};
 use crate::queue::{ActorId, OwnedTask, Parade};
+
+/// Which plugin serves each action.
+struct Registry {
+    by_action: HashMap<String, Arc<Plugin>>,
+    plugins: Vec<Arc<Plugin>>,
+}
+
+/// Checks that no two of `plugins` claim one action; the error names both.
+pub fn check_claims(plugins: &[Arc<Plugin>]) -> anyhow::Result<()> {
+    Registry::new(plugins.to_vec()).map(drop)
+}
+
+impl Registry {
+    /// Two plugins that claim one action are an error naming both.
+    fn new(plugins: Vec<Arc<Plugin>>) -> anyhow::Result<Self> {
+        let mut by_action: HashMap<String, Arc<Plugin>> = HashMap::new();
+        for plugin in &plugins {
+            for action in &plugin.actions {
+                if let Some(other) = by_action.get(action) {
+                    bail!(
+                        "action {action:?} is claimed by two plugins: {} ({}) and {} ({})",
+                        other.name,
+                        other.origin(),
+                        plugin.name,
+                        plugin.origin()
+                    );
+                }
+                by_action.insert(action.clone(), plugin.clone());
+            }
+        }
+        Ok(Registry { by_action, plugins })
+    }
+}
 
 /// Performs each task in a fresh instance of the plugin that serves its action.
 pub struct ComponentActor {
     runtime: Arc<Runtime>,
-    by_action: HashMap<String, Arc<Plugin>>,
+    registry: RwLock<Arc<Registry>>,
     queue: Arc<dyn Parade>,
     actor_id: ActorId,
     /// Time limit of a task whose plugin sets none longer.
@@ -31,33 +65,41 @@ impl ComponentActor {
         actor_id: ActorId,
         max_duration: Duration,
     ) -> anyhow::Result<Self> {
-        let mut by_action: HashMap<String, Arc<Plugin>> = HashMap::new();
-        for plugin in plugins {
-            for action in &plugin.actions {
-                if let Some(other) = by_action.get(action) {
-                    bail!(
-                        "action {action:?} is claimed by two plugins: {} and {}",
-                        other.name,
-                        plugin.name
-                    );
-                }
-                by_action.insert(action.clone(), plugin.clone());
-            }
-        }
         Ok(ComponentActor {
             runtime,
-            by_action,
+            registry: RwLock::new(Arc::new(Registry::new(plugins)?)),
             queue,
             actor_id,
             max_duration,
         })
+    }
+
+    /// Serves `plugins` from now on, all at once: tasks that start from now on run in them,
+    /// tasks already running finish in the plugin they started in, and owned tasks of an
+    /// action no plugin serves any more are handed back. On a clash nothing changes.
+    pub fn replace_plugins(&self, plugins: Vec<Arc<Plugin>>) -> anyhow::Result<()> {
+        let registry = Arc::new(Registry::new(plugins)?);
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = registry;
+        Ok(())
+    }
+
+    /// The plugins it serves now.
+    pub fn plugins(&self) -> Vec<Arc<Plugin>> {
+        self.registry().plugins.clone()
+    }
+
+    fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
 #[async_trait]
 impl Actor for ComponentActor {
     fn actions(&self) -> Vec<String> {
-        let mut actions: Vec<String> = self.by_action.keys().cloned().collect();
+        let mut actions: Vec<String> = self.registry().by_action.keys().cloned().collect();
         actions.sort();
         actions
     }
@@ -71,8 +113,11 @@ impl Actor for ComponentActor {
     }
 
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {
-        let Some(plugin) = self.by_action.get(&task.action) else {
-            bail!("no plugin serves action {:?}", task.action);
+        let Some(plugin) = self.registry().by_action.get(&task.action).cloned() else {
+            return Err(Declined {
+                action: task.action.clone(),
+            }
+            .into());
         };
         let timeout = plugin.limits.timeout.min(self.max_duration);
         Ok(plugin

@@ -27,8 +27,8 @@ use anyhow::Context;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use actor::ComponentActor;
-pub use plugin::{DirGrant, FailurePolicy, Plugin, PluginGrants, PluginLimits};
+pub use actor::{check_claims, ComponentActor};
+pub use plugin::{content_hash, DirGrant, FailurePolicy, Plugin, PluginGrants, PluginLimits};
 use state::TaskState;
 
 mod bindings {
@@ -53,7 +53,18 @@ pub struct Runtime {
     linker: Linker<TaskState>,
     cache_dir: Option<PathBuf>,
     pooling: bool,
+    fuel: bool,
     ticking: Arc<AtomicBool>,
+}
+
+/// How a [`Runtime`] is set up; fixed for the life of the process.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are kept across restarts (none: compile on every start).
+    pub cache_dir: Option<PathBuf>,
+    /// Meter fuel, so plugins may set [`PluginLimits::fuel`]. Metering costs every plugin a
+    /// little speed, so it is off unless some plugin needs it.
+    pub fuel: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -65,10 +76,11 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-fn engine_config(pooling: bool) -> Config {
+fn engine_config(pooling: bool, fuel: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    config.consume_fuel(fuel);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(256)
@@ -90,11 +102,20 @@ impl Runtime {
     /// the pool's reservation) and starts its epoch ticker. `cache_dir` keeps compiled
     /// components across restarts.
     pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
-        let (engine, pooling) = match Engine::new(&engine_config(true)) {
+        Self::with_options(RuntimeOptions {
+            cache_dir,
+            ..RuntimeOptions::default()
+        })
+    }
+
+    /// [`Runtime::new`] with every option.
+    pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Arc<Self>> {
+        let RuntimeOptions { cache_dir, fuel } = options;
+        let (engine, pooling) = match Engine::new(&engine_config(true, fuel)) {
             Ok(engine) => (engine, true),
             Err(e) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable; allocating on demand");
-                (Engine::new(&engine_config(false))?, false)
+                (Engine::new(&engine_config(false, fuel))?, false)
             }
         };
         let mut linker = Linker::new(&engine);
@@ -118,6 +139,7 @@ impl Runtime {
             linker,
             cache_dir,
             pooling,
+            fuel,
             ticking,
         }))
     }
@@ -125,6 +147,11 @@ impl Runtime {
     /// True if instances come from the pooling allocator.
     pub fn is_pooling(&self) -> bool {
         self.pooling
+    }
+
+    /// True if this runtime meters fuel (see [`RuntimeOptions::fuel`]).
+    pub fn meters_fuel(&self) -> bool {
+        self.fuel
     }
 
     /// Compiles (or loads from the cache) the component in `bytes`, checks that it
@@ -137,7 +164,18 @@ impl Runtime {
     ) -> anyhow::Result<Plugin> {
         plugin::check_header(bytes)?;
         let hash = plugin::content_hash(bytes);
-        let component = self.compile(&hash, bytes)?;
+        // Compiling takes from milliseconds to seconds of CPU: keep it off the async threads
+        // that run tasks.
+        let component = tokio::task::spawn_blocking({
+            let (engine, cache_dir, hash, bytes) = (
+                self.engine.clone(),
+                self.cache_dir.clone(),
+                hash.clone(),
+                bytes.to_vec(),
+            );
+            move || compile(&engine, cache_dir.as_deref(), &hash, &bytes)
+        })
+        .await??;
         Plugin::new(self, name, hash, component, limits).await
     }
 
@@ -149,49 +187,12 @@ impl Runtime {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "plugin".into());
-        self.load(&name, &bytes, limits)
+        let mut plugin = self
+            .load(&name, &bytes, limits)
             .await
-            .with_context(|| format!("{}", path.display()))
-    }
-
-    fn compile(&self, hash: &str, bytes: &[u8]) -> anyhow::Result<Component> {
-        let Some(dir) = &self.cache_dir else {
-            return Ok(Component::new(&self.engine, bytes)?);
-        };
-        let cached = dir.join(format!("{hash}-{}.cwasm", self.engine_fingerprint()));
-        if cached.is_file() {
-            // SAFETY: the file was written by `precompile_component` of an engine with the
-            // same settings (both are in its name) into Parade's own cache directory; a
-            // file that fails to load is recompiled below.
-            #[allow(unsafe_code)]
-            match unsafe { Component::deserialize_file(&self.engine, &cached) } {
-                Ok(component) => return Ok(component),
-                Err(e) => {
-                    tracing::warn!(file = %cached.display(), error = %e, "ignoring unusable cache entry")
-                }
-            }
-        }
-        let compiled = self.engine.precompile_component(bytes)?;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the component cache {}", dir.display()))?;
-        // Write aside and rename, so a concurrent reader never sees half a file.
-        let partial = cached.with_extension(format!("partial-{}", std::process::id()));
-        std::fs::write(&partial, &compiled)
-            .and_then(|()| std::fs::rename(&partial, &cached))
-            .with_context(|| format!("cannot write {}", cached.display()))?;
-        // SAFETY: just produced by this engine's `precompile_component`.
-        #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize(&self.engine, &compiled)? };
-        Ok(component)
-    }
-
-    fn engine_fingerprint(&self) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
-        format!("{:016x}", hasher.finish())
+            .with_context(|| format!("{}", path.display()))?;
+        plugin.file = Some(path.to_owned());
+        Ok(plugin)
     }
 
     /// A store for one call, with the plugin's limits and nothing but its grants.
@@ -228,6 +229,9 @@ impl Runtime {
         };
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        if self.fuel {
+            store.set_fuel(plugin.limits.fuel.unwrap_or(u64::MAX))?;
+        }
         let started = Instant::now();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -242,6 +246,51 @@ impl Runtime {
         });
         Ok(store)
     }
+}
+
+/// Compiles a component, or loads it from `cache_dir` where an engine with the same settings
+/// compiled it before.
+fn compile(
+    engine: &Engine,
+    cache_dir: Option<&Path>,
+    hash: &str,
+    bytes: &[u8],
+) -> anyhow::Result<Component> {
+    let Some(dir) = cache_dir else {
+        return Ok(Component::new(engine, bytes)?);
+    };
+    let cached = dir.join(format!("{hash}-{}.cwasm", engine_fingerprint(engine)));
+    if cached.is_file() {
+        // SAFETY: the file was written by `precompile_component` of an engine with the
+        // same settings (both are in its name) into Parade's own cache directory; a
+        // file that fails to load is recompiled below.
+        #[allow(unsafe_code)]
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(component) => return Ok(component),
+            Err(e) => {
+                tracing::warn!(file = %cached.display(), error = %e, "ignoring unusable cache entry")
+            }
+        }
+    }
+    let compiled = engine.precompile_component(bytes)?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the component cache {}", dir.display()))?;
+    // Write aside and rename, so a concurrent reader never sees half a file.
+    let partial = cached.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, &compiled)
+        .and_then(|()| std::fs::rename(&partial, &cached))
+        .with_context(|| format!("cannot write {}", cached.display()))?;
+    // SAFETY: just produced by this engine's `precompile_component`.
+    #[allow(unsafe_code)]
+    let component = unsafe { Component::deserialize(engine, &compiled)? };
+    Ok(component)
+}
+
+fn engine_fingerprint(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 impl Drop for Runtime {

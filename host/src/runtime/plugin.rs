@@ -38,6 +38,9 @@ pub struct PluginLimits {
     pub memory: usize,
     /// Wall-clock time per task (default 30 minutes, the ActionManager's max duration).
     pub timeout: Duration,
+    /// WebAssembly instructions (roughly) per task; none by default. Needs a runtime that
+    /// meters fuel ([`RuntimeOptions::fuel`](super::RuntimeOptions::fuel)).
+    pub fuel: Option<u64>,
     /// What a failed instance means for its task.
     pub on_failure: FailurePolicy,
 }
@@ -47,6 +50,7 @@ impl Default for PluginLimits {
         PluginLimits {
             memory: 64 << 20,
             timeout: Duration::from_secs(30 * 60),
+            fuel: None,
             on_failure: FailurePolicy::Retry,
         }
     }
@@ -78,6 +82,8 @@ pub struct Plugin {
     pub name: String,
     /// Hex SHA-256 of the component's bytes.
     pub hash: String,
+    /// The file it was loaded from, if any.
+    pub file: Option<std::path::PathBuf>,
     /// The actions it exports through `actions()`.
     pub actions: Vec<String>,
     pub limits: PluginLimits,
@@ -113,7 +119,8 @@ pub(super) fn check_header(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-pub(super) fn content_hash(bytes: &[u8]) -> String {
+/// Hex SHA-256 of a component's bytes: its identity in the cache and across reloads.
+pub fn content_hash(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -158,6 +165,12 @@ impl Plugin {
                 super::MAX_PLUGIN_MEMORY >> 20
             );
         }
+        if limits.fuel.is_some() && !runtime.meters_fuel() {
+            bail!(
+                "it sets a fuel limit, but this node started without fuel metering (it meters \
+                 fuel when a plugin configured at start sets one): restart the node to apply it"
+            );
+        }
         let instance_pre = runtime
             .linker
             .instantiate_pre(&component)
@@ -172,6 +185,7 @@ impl Plugin {
         let mut plugin = Plugin {
             name: name.to_owned(),
             hash,
+            file: None,
             actions: Vec::new(),
             limits,
             grants: PluginGrants::default(),
@@ -191,6 +205,14 @@ impl Plugin {
         }
         plugin.actions = actions;
         Ok(plugin)
+    }
+
+    /// Where it came from, for messages: its file, or its name.
+    pub fn origin(&self) -> String {
+        match &self.file {
+            Some(file) => file.display().to_string(),
+            None => self.name.clone(),
+        }
     }
 
     /// Grants its instances environment variables and directories. Every granted directory

@@ -44,8 +44,13 @@ pub struct PgParade {
 impl PgParade {
     /// Connects to `url`. Does not touch the schema: see [`PgParade::migrate`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, None).await
+    }
+
+    /// [`PgParade::connect`] with at most `max_connections` connections (default 16).
+    pub async fn connect_with(url: &str, max_connections: Option<u32>) -> Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(max_connections.unwrap_or(16))
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;

@@ -62,6 +62,12 @@ impl SqliteParade {
     /// Opens `sqlite://PATH` (created if missing) or `sqlite::memory:`, and applies the
     /// embedded migrations (`migrations/sqlite`) it lacks. Errors name the file.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, None).await
+    }
+
+    /// [`SqliteParade::open`] with at most `max_connections` connections to a file (default
+    /// 8; an in-memory database always has one).
+    pub async fn open_with(url: &str, max_connections: Option<u32>) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::BadUrl {
             url: url.to_owned(),
             problem: e.to_string(),
@@ -91,7 +97,7 @@ impl SqliteParade {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(8)
+            SqlitePoolOptions::new().max_connections(max_connections.unwrap_or(8))
         };
         let pool = pool_options
             .connect_with(options)

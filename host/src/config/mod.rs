@@ -1,0 +1,472 @@
+//! `parade.toml` and plugin manifests: parsing, validation and defaults.
+//!
+//! [`NodeConfig::load`] reads the node's configuration (every key optional, unknown keys
+//! refused); [`NodeConfig::plugin_specs`] then lists the plugins it describes: its
+//! `[[plugin]]` entries, and every `NAME.wasm` in the plugins folder, each with the
+//! `NAME.toml` beside it if there is one. Every error names the file, the line and the key.
+
+mod raw;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::manager::ManagerProperties;
+use crate::runtime::{DirGrant, PluginGrants, PluginLimits};
+
+/// The file `parade run` reads when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "parade.toml";
+/// The plugins folder when the configuration names none.
+pub const DEFAULT_PLUGINS_DIR: &str = "plugins";
+/// Where compiled components are kept when the configuration names no place.
+pub const DEFAULT_CACHE_DIR: &str = ".parade-cache";
+
+/// A configuration problem, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// The line (1-based), when the problem is at one.
+    pub line: Option<usize>,
+    /// The key, as a path (`manager.wait_time`, `plugin[1].file`).
+    pub key: Option<String>,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn new(file: &Path, problem: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_owned(),
+            line: None,
+            key: None,
+            problem: problem.into(),
+        }
+    }
+
+    fn at(mut self, location: &Location) -> Self {
+        self.line = Some(location.line);
+        self.key = Some(location.key.clone());
+        self
+    }
+}
+
+/// Where a value was written: a file, a line and a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub key: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: key `{}`",
+            self.file.display(),
+            self.line,
+            self.key
+        )
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://...`; `None` means the default, `sqlite://parade.db`.
+    pub url: Option<String>,
+    /// Most connections the node opens.
+    pub pool_size: Option<u32>,
+}
+
+/// `[actor]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActorConfig {
+    /// The owner recorded on tasks; default the host name and process id.
+    pub id: Option<String>,
+    /// Namespace of this node's tasks and actions (the seed's ParadePrefix).
+    pub prefix: Option<String>,
+}
+
+/// A node's configuration: `parade.toml`, or the defaults where there is none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// The file it was read from, if any.
+    pub file: Option<PathBuf>,
+    pub database: DatabaseConfig,
+    pub actor: ActorConfig,
+    /// `[manager]`, the ActionManager's properties (unset keys keep their defaults).
+    pub manager: ManagerProperties,
+    /// `[plugins] dir`: the folder scanned for `NAME.wasm` (and `NAME.toml`).
+    pub plugins_dir: PathBuf,
+    /// `[plugins] cache_dir`: compiled components, kept across restarts.
+    pub cache_dir: PathBuf,
+    /// `[[plugin]]` entries.
+    pub plugins: Vec<PluginSpec>,
+}
+
+/// One plugin to load: its component and how it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    pub name: String,
+    /// The component file.
+    pub file: PathBuf,
+    /// The actions it serves, if its manifest limits them; otherwise its `actions()`.
+    pub actions: Option<Vec<String>>,
+    pub limits: PluginLimits,
+    pub grants: PluginGrants,
+    /// Where it is declared: its `[[plugin]]` entry or sidecar manifest (key `name`), or,
+    /// for a bare component in the plugins folder, the component itself (line 0).
+    pub origin: Location,
+    /// Where its component file is named (`origin` for a component in the plugins folder).
+    pub file_origin: Location,
+    /// Where its `actions` are listed, if they are.
+    pub actions_origin: Option<Location>,
+}
+
+impl PluginSpec {
+    /// Everything that decides how the plugin behaves (not where it was declared): two
+    /// specs with equal settings and equal component bytes make the same plugin.
+    pub fn same_settings(&self, other: &PluginSpec) -> bool {
+        (
+            &self.name,
+            &self.file,
+            &self.actions,
+            &self.limits,
+            &self.grants,
+        ) == (
+            &other.name,
+            &other.file,
+            &other.actions,
+            &other.limits,
+            &other.grants,
+        )
+    }
+}
+
+/// Settings given on the command line, which win over the configuration file's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub plugins_dir: Option<PathBuf>,
+    pub workers: Option<usize>,
+}
+
+impl NodeConfig {
+    /// This configuration with `overrides` applied.
+    pub fn with_overrides(mut self, overrides: &Overrides) -> Self {
+        if let Some(url) = &overrides.database_url {
+            self.database.url = Some(url.clone());
+        }
+        if let Some(dir) = &overrides.plugins_dir {
+            self.plugins_dir = dir.clone();
+        }
+        if let Some(workers) = overrides.workers {
+            self.manager.workers = workers;
+        }
+        self
+    }
+
+    /// The defaults, as if `parade.toml` were empty, relative to `base_dir`.
+    pub fn defaults(base_dir: &Path) -> Self {
+        NodeConfig {
+            file: None,
+            database: DatabaseConfig::default(),
+            actor: ActorConfig::default(),
+            manager: ManagerProperties::default(),
+            plugins_dir: base_dir.join(DEFAULT_PLUGINS_DIR),
+            cache_dir: base_dir.join(DEFAULT_CACHE_DIR),
+            plugins: Vec::new(),
+        }
+    }
+
+    /// Reads `file`. Relative paths in it are relative to its folder.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError::new(file, format!("cannot read it: {e}")))?;
+        Self::parse(file, &text)
+    }
+
+    /// Parses `text` as if read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let base_dir = file.parent().unwrap_or(Path::new("")).to_owned();
+        let raw: raw::Config = raw::parse(file, text)?;
+        let lines = raw::Lines::new(file, text);
+        let mut config = NodeConfig::defaults(&base_dir);
+        config.file = Some(file.to_owned());
+        config.database = DatabaseConfig {
+            url: raw.database.url,
+            pool_size: raw.database.pool_size.map(std::num::NonZeroU32::get),
+        };
+        config.actor = ActorConfig {
+            id: raw.actor.id,
+            prefix: raw.actor.prefix,
+        };
+        config.manager = raw.manager.into_properties();
+        if let Some(dir) = raw.plugins.dir {
+            config.plugins_dir = base_dir.join(dir);
+        }
+        if let Some(dir) = raw.plugins.cache_dir {
+            config.cache_dir = base_dir.join(dir);
+        }
+        let mut names: HashMap<String, Location> = HashMap::new();
+        for (index, entry) in raw.plugin.into_iter().enumerate() {
+            let key = |field: &str| format!("plugin[{index}].{field}");
+            let entry_location = lines.span_location(entry.span(), format!("plugin[{index}]"));
+            let entry = entry.into_inner();
+            let Some(file_value) = entry.file.clone() else {
+                return Err(ConfigError::new(
+                    file,
+                    "a [[plugin]] entry needs `file`, the component to load",
+                )
+                .at(&entry_location));
+            };
+            let component = base_dir.join(file_value.get_ref());
+            let name = match &entry.name {
+                Some(name) => name.get_ref().clone(),
+                None => file_stem(&component),
+            };
+            let origin = match &entry.name {
+                Some(name) => lines.span_location(name.span(), key("name")),
+                None => lines.span_location(file_value.span(), key("file")),
+            };
+            if let Some(earlier) = names.get(&name) {
+                return Err(ConfigError::new(
+                    file,
+                    format!("plugin {name:?} is declared twice (first at {earlier})"),
+                )
+                .at(&origin));
+            }
+            names.insert(name.clone(), origin.clone());
+            let file_origin = lines.span_location(file_value.span(), key("file"));
+            let spec = entry.into_spec(
+                name,
+                (component, file_origin),
+                origin,
+                &lines,
+                &base_dir,
+                &key,
+            )?;
+            config.plugins.push(spec);
+        }
+        Ok(config)
+    }
+
+    /// Every plugin this configuration describes: the `[[plugin]]` entries, then each
+    /// `NAME.wasm` in the plugins folder that no entry names, with its `NAME.toml` if any.
+    /// Component files are checked to exist; their contents are the loader's business.
+    pub fn plugin_specs(&self) -> Result<Vec<PluginSpec>, ConfigError> {
+        let mut specs = Vec::new();
+        for spec in &self.plugins {
+            if !spec.file.is_file() {
+                return Err(ConfigError::new(
+                    &spec.file_origin.file,
+                    format!("component {} does not exist", spec.file.display()),
+                )
+                .at(&spec.file_origin));
+            }
+            specs.push(spec.clone());
+        }
+        let declared: Vec<PathBuf> = self.plugins.iter().map(|s| canonical(&s.file)).collect();
+        for component in components_in(&self.plugins_dir)? {
+            if declared.contains(&canonical(&component)) {
+                continue;
+            }
+            let spec = sidecar_spec(&component)?;
+            if let Some(other) = specs.iter().find(|s: &&PluginSpec| s.name == spec.name) {
+                return Err(ConfigError::new(
+                    &spec.origin.file,
+                    format!(
+                        "plugin {:?} is declared twice: here and at {}",
+                        spec.name, other.origin
+                    ),
+                )
+                .at(&spec.origin));
+            }
+            specs.push(spec);
+        }
+        Ok(specs)
+    }
+
+    /// The keys that differ from `other` and that only take effect on a restart.
+    pub fn restart_only_changes(&self, other: &NodeConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.database != other.database {
+            changed.push("database");
+        }
+        if self.actor != other.actor {
+            changed.push("actor");
+        }
+        if self.manager != other.manager {
+            changed.push("manager");
+        }
+        if self.cache_dir != other.cache_dir {
+            changed.push("plugins.cache_dir");
+        }
+        changed
+    }
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_owned())
+}
+
+/// The `*.wasm` files of `dir`, sorted; none if it does not exist. Hidden files are
+/// skipped: editors and copy tools write those while a file is in progress.
+fn components_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(ConfigError::new(
+                dir,
+                format!("cannot read the plugins folder: {e}"),
+            ))
+        }
+    };
+    let mut components: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "wasm")
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && path.is_file()
+        })
+        .collect();
+    components.sort();
+    Ok(components)
+}
+
+/// The spec of a component dropped into the plugins folder, from its `NAME.toml` if any.
+fn sidecar_spec(component: &Path) -> Result<PluginSpec, ConfigError> {
+    let name = file_stem(component);
+    let manifest = component.with_extension("toml");
+    let itself = Location {
+        file: component.to_owned(),
+        line: 0,
+        key: "(component)".into(),
+    };
+    let bare = PluginSpec {
+        name: name.clone(),
+        file: component.to_owned(),
+        actions: None,
+        limits: PluginLimits::default(),
+        grants: PluginGrants::default(),
+        origin: itself.clone(),
+        file_origin: itself.clone(),
+        actions_origin: None,
+    };
+    let text = match std::fs::read_to_string(&manifest) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(bare),
+        Err(e) => return Err(ConfigError::new(&manifest, format!("cannot read it: {e}"))),
+    };
+    let entry: raw::Plugin = raw::parse(&manifest, &text)?;
+    let lines = raw::Lines::new(&manifest, &text);
+    if let Some(file) = &entry.file {
+        return Err(ConfigError::new(
+            &manifest,
+            format!(
+                "a plugin manifest describes the component beside it ({}); remove `file`",
+                component.display()
+            ),
+        )
+        .at(&lines.span_location(file.span(), "file".into())));
+    }
+    let (name, origin) = match &entry.name {
+        Some(n) => (
+            n.get_ref().clone(),
+            lines.span_location(n.span(), "name".into()),
+        ),
+        None => (
+            name,
+            Location {
+                file: manifest.clone(),
+                line: 1,
+                key: "name".into(),
+            },
+        ),
+    };
+    let base_dir = manifest.parent().unwrap_or(Path::new("")).to_owned();
+    entry.into_spec(
+        name,
+        (component.to_owned(), itself),
+        origin,
+        &lines,
+        &base_dir,
+        &|field: &str| field.to_owned(),
+    )
+}
+
+/// Parses "64MiB", "512 KiB", "1GiB", "1048576" (bytes).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().map_err(|_| {
+        format!("invalid size {text:?}: expected a number of bytes, or e.g. \"64MiB\"")
+    })?;
+    let multiplier: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1 << 10,
+        "MiB" | "M" | "MB" => 1 << 20,
+        "GiB" | "G" | "GB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {other:?} (use B, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("invalid size {text:?}: too large"))
+}
+
+/// Parses "250ms", "30s", "5m", "1h 30m".
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration {text:?} ({e}); write e.g. \"250ms\", \"30s\" or \"5m\"")
+    })
+}
+
+fn grants(env: BTreeMap<String, String>, dirs: Vec<raw::Dir>, base_dir: &Path) -> PluginGrants {
+    PluginGrants {
+        env: env.into_iter().collect(),
+        dirs: dirs
+            .into_iter()
+            .map(|d| DirGrant {
+                host: base_dir.join(d.host),
+                guest: d.guest,
+                writable: d.writable,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+//! The TOML shapes of `parade.toml` and of a plugin's `NAME.toml`, as written, with spans so
+//! errors found after parsing can still point at a line.
+
+use std::collections::BTreeMap;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use super::{ConfigError, Location, PluginSpec};
+use crate::manager::ManagerProperties;
+use crate::runtime::{FailurePolicy, PluginLimits, MAX_PLUGIN_MEMORY};
+
+/// Parses `text` (from `file`) into `T`; an error names the line and the key.
+pub(super) fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
+    let lines = Lines::new(file, text);
+    let document =
+        toml::Deserializer::parse(text).map_err(|e| lines.error(e.span(), None, e.message()))?;
+    serde_path_to_error::deserialize(document).map_err(|e| {
+        // Spanned values add a private segment to the path; users never wrote it.
+        let path = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
+        let key = (path != ".").then_some(path);
+        let e = e.into_inner();
+        lines.error(e.span(), key, e.message())
+    })
+}
+
+/// Turns byte offsets of one file into line numbers.
+pub(super) struct Lines<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl<'a> Lines<'a> {
+    pub(super) fn new(file: &'a Path, text: &'a str) -> Self {
+        Lines { file, text }
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    pub(super) fn span_location(&self, span: std::ops::Range<usize>, key: String) -> Location {
+        Location {
+            file: self.file.to_owned(),
+            line: self.line_of(span.start),
+            key,
+        }
+    }
+
+    fn error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: Option<String>,
+        message: &str,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: span.map(|s| self.line_of(s.start)),
+            key,
+            problem: message.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Config {
+    #[serde(default)]
+    pub database: Database,
+    #[serde(default)]
+    pub actor: Actor,
+    #[serde(default)]
+    pub manager: Manager,
+    #[serde(default)]
+    pub plugins: Plugins,
+    #[serde(default)]
+    pub plugin: Vec<Spanned<Plugin>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Database {
+    pub url: Option<String>,
+    pub pool_size: Option<NonZeroU32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Actor {
+    pub id: Option<String>,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Manager {
+    pub workers: Option<NonZeroUsize>,
+    pub channel_size: Option<NonZeroUsize>,
+    pub max_tasks: Option<NonZeroU32>,
+    pub wait_time: Option<Dur>,
+    pub err_wait_time: Option<Dur>,
+    pub max_duration: Option<Dur>,
+    pub heartbeat: Option<Dur>,
+    pub shutdown_grace: Option<Dur>,
+    pub return_batch: Option<NonZeroUsize>,
+}
+
+impl Manager {
+    /// The properties, with the defaults where a key is unset.
+    pub(super) fn into_properties(self) -> ManagerProperties {
+        let size = |v: Option<NonZeroUsize>| v.map_or(0, NonZeroUsize::get);
+        let time = |v: Option<Dur>| v.map_or(Duration::ZERO, |d| d.0);
+        ManagerProperties {
+            workers: size(self.workers),
+            channel_size: size(self.channel_size),
+            max_tasks: self.max_tasks.map_or(0, NonZeroU32::get),
+            wait_time: time(self.wait_time),
+            err_wait_time: time(self.err_wait_time),
+            max_duration: time(self.max_duration),
+            heartbeat: time(self.heartbeat),
+            shutdown_grace: time(self.shutdown_grace),
+            return_batch: size(self.return_batch),
+        }
+        .with_defaults()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Plugins {
+    pub dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A `[[plugin]]` entry, or a plugin's own `NAME.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Plugin {
+    pub name: Option<Spanned<String>>,
+    pub file: Option<Spanned<PathBuf>>,
+    pub actions: Option<Spanned<Vec<String>>>,
+    pub memory: Option<Size>,
+    pub timeout: Option<Dur>,
+    pub fuel: Option<NonZeroU64>,
+    pub on_failure: Option<OnFailure>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub dirs: Vec<Dir>,
+}
+
+type NonZeroU64 = std::num::NonZeroU64;
+
+impl Plugin {
+    /// The spec of plugin `name` whose component is `file` (and named at that location).
+    /// `key` turns a field into its key path for messages.
+    pub(super) fn into_spec(
+        self,
+        name: String,
+        (file, file_origin): (PathBuf, Location),
+        origin: Location,
+        lines: &Lines<'_>,
+        base_dir: &Path,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<PluginSpec, ConfigError> {
+        let defaults = PluginLimits::default();
+        let actions_origin = self
+            .actions
+            .as_ref()
+            .map(|a| lines.span_location(a.span(), key("actions")));
+        let actions = self.actions.map(Spanned::into_inner);
+        if let (Some(actions), Some(location)) = (&actions, &actions_origin) {
+            if actions.is_empty() {
+                return Err(ConfigError::new(
+                    &location.file,
+                    "lists no action; remove the key to serve every action the component exports",
+                )
+                .at(location));
+            }
+        }
+        Ok(PluginSpec {
+            name,
+            file,
+            actions,
+            limits: PluginLimits {
+                memory: self.memory.map_or(defaults.memory, |m| m.0),
+                timeout: self.timeout.map_or(defaults.timeout, |t| t.0),
+                fuel: self.fuel.map(NonZeroU64::get),
+                on_failure: match self.on_failure {
+                    None => defaults.on_failure,
+                    Some(OnFailure::Retry) => FailurePolicy::Retry,
+                    Some(OnFailure::Abort) => FailurePolicy::Abort,
+                },
+            },
+            grants: super::grants(self.env, self.dirs, base_dir),
+            origin,
+            file_origin,
+            actions_origin,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Dir {
+    pub host: PathBuf,
+    pub guest: String,
+    #[serde(default)]
+    pub writable: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum OnFailure {
+    Retry,
+    Abort,
+}
+
+/// A duration written as text: "250ms", "30s", "5m".
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_duration(&text)
+            .map(Dur)
+            .map_err(D::Error::custom)
+    }
+}
+
+/// A memory size: bytes as an integer, or text such as "64MiB".
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Size(pub usize);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Bytes(u64),
+            Text(String),
+        }
+        let bytes = match Written::deserialize(deserializer)
+            .map_err(|_| D::Error::custom("expected a size: bytes, or text such as \"64MiB\""))?
+        {
+            Written::Bytes(n) => usize::try_from(n).map_err(|_| D::Error::custom("too large"))?,
+            Written::Text(text) => super::parse_size(&text).map_err(D::Error::custom)?,
+        };
+        if bytes == 0 || bytes > MAX_PLUGIN_MEMORY {
+            return Err(D::Error::custom(format!(
+                "memory must be between 1 byte and {} MiB",
+                MAX_PLUGIN_MEMORY >> 20
+            )));
+        }
+        Ok(Size(bytes))
+    }
+}
