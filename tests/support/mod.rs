@@ -33,6 +33,16 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// The URL of a fresh, empty, migrated store, for a `parade` process to open.
+    pub async fn fresh_url(self) -> anyhow::Result<String> {
+        match self {
+            Backend::Postgres => fresh_pg_database().await,
+            Backend::Sqlite => Ok(format!("sqlite://{}", fresh_sqlite_path().display())),
+        }
+    }
+}
+
 /// The admin URL of the test cluster.
 pub fn pg_admin_url() -> anyhow::Result<String> {
     std::env::var("PARADE_TEST_DATABASE_URL").context(

@@ -81,6 +81,9 @@ pub(super) struct ListArgs {
     /// Only tasks of this action.
     #[arg(long)]
     action: Option<String>,
+    /// Only tasks whose id starts with this.
+    #[arg(long, value_name = "PREFIX")]
+    id_prefix: Option<String>,
     /// At most this many tasks.
     #[arg(long, default_value_t = 100)]
     limit: u32,
@@ -190,7 +193,7 @@ async fn list(args: &ListArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
         .list_tasks(&TaskFilter {
             status_code: args.status,
             action: args.action.clone(),
-            id_prefix: None,
+            id_prefix: args.id_prefix.clone(),
             limit: Some(args.limit),
         })
         .await?;

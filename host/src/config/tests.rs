@@ -1,1 +1,278 @@
+use std::path::Path;
+use std::time::Duration;
 
+use super::*;
+use crate::runtime::FailurePolicy;
+
+fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+    NodeConfig::parse(Path::new("conf/parade.toml"), text)
+}
+
+fn error(text: &str) -> ConfigError {
+    parse(text).expect_err("the configuration should be refused")
+}
+
+#[test]
+fn an_empty_file_means_the_defaults() {
+    let config = parse("").unwrap();
+    assert_eq!(config.database, DatabaseConfig::default());
+    assert_eq!(config.actor, ActorConfig::default());
+    assert_eq!(config.manager, ManagerProperties::default());
+    assert_eq!(config.plugins_dir, Path::new("conf/plugins"));
+    assert_eq!(config.cache_dir, Path::new("conf/.parade-cache"));
+    assert!(config.plugins.is_empty());
+}
+
+#[test]
+fn every_section_is_read() {
+    let config = parse(
+        r#"
+[database]
+url = "postgres://parade@localhost/parade"
+pool_size = 4
+
+[actor]
+id = "node-a"
+prefix = "tenant1"
+
+[manager]
+workers = 8
+wait_time = "250ms"
+max_duration = "90s"
+shutdown_grace = "5s"
+
+[plugins]
+dir = "actors"
+cache_dir = "/var/cache/parade"
+
+[[plugin]]
+name = "resize"
+file = "bin/resize.wasm"
+actions = ["resize", "thumbnail"]
+memory = "128MiB"
+timeout = "2m"
+fuel = 1000000
+on_failure = "abort"
+env = { QUALITY = "85" }
+dirs = [{ host = "images", guest = "/images" }, { host = "out", guest = "/out", writable = true }]
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        config.database.url.as_deref(),
+        Some("postgres://parade@localhost/parade")
+    );
+    assert_eq!(config.database.pool_size, Some(4));
+    assert_eq!(config.actor.id.as_deref(), Some("node-a"));
+    assert_eq!(config.actor.prefix.as_deref(), Some("tenant1"));
+    assert_eq!(config.manager.workers, 8);
+    assert_eq!(config.manager.wait_time, Duration::from_millis(250));
+    assert_eq!(config.manager.max_duration, Duration::from_secs(90));
+    // Unset keys keep their defaults; the heartbeat follows max_duration.
+    assert_eq!(config.manager.heartbeat, Duration::from_secs(30));
+    assert_eq!(config.manager.channel_size, 1000);
+    assert_eq!(config.plugins_dir, Path::new("conf/actors"));
+    assert_eq!(config.cache_dir, Path::new("/var/cache/parade"));
+
+    let [plugin] = config.plugins.as_slice() else {
+        panic!("one plugin expected: {:?}", config.plugins)
+    };
+    assert_eq!(plugin.name, "resize");
+    assert_eq!(plugin.file, Path::new("conf/bin/resize.wasm"));
+    assert_eq!(
+        plugin.actions.as_deref(),
+        Some(&["resize".to_owned(), "thumbnail".to_owned()][..])
+    );
+    assert_eq!(plugin.limits.memory, 128 << 20);
+    assert_eq!(plugin.limits.timeout, Duration::from_secs(120));
+    assert_eq!(plugin.limits.fuel, Some(1_000_000));
+    assert_eq!(plugin.limits.on_failure, FailurePolicy::Abort);
+    assert_eq!(plugin.grants.env, [("QUALITY".to_owned(), "85".to_owned())]);
+    assert_eq!(plugin.grants.dirs.len(), 2);
+    assert_eq!(plugin.grants.dirs[0].host, Path::new("conf/images"));
+    assert!(!plugin.grants.dirs[0].writable);
+    assert!(plugin.grants.dirs[1].writable);
+    assert_eq!(plugin.origin.line, 21);
+    assert_eq!(plugin.origin.key, "plugin[0].name");
+    assert_eq!(plugin.file_origin.line, 22);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line() {
+    let e = error("[manager]\nworkers = 2\nwrkers = 3\n");
+    assert_eq!(e.file, Path::new("conf/parade.toml"));
+    assert_eq!(e.line, Some(3));
+    assert_eq!(e.key.as_deref(), Some("manager.wrkers"));
+    assert!(e.problem.contains("unknown field `wrkers`"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("conf/parade.toml:3: key `manager.wrkers`: unknown field"),
+        "{e}"
+    );
+
+    let e = error("[[plugin]]\nfile = \"a.wasm\"\nmemroy = \"1MiB\"\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(3), Some("plugin[0].memroy"))
+    );
+
+    let e = error("[databse]\nurl = \"sqlite://x.db\"\n");
+    assert_eq!(e.line, Some(1));
+    assert!(e.problem.contains("unknown field `databse`"), "{e}");
+}
+
+#[test]
+fn a_bad_duration_says_how_to_write_one() {
+    let e = error("[manager]\n\nwait_time = \"3 parsecs\"\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(3), Some("manager.wait_time"))
+    );
+    assert!(e.problem.contains("invalid duration \"3 parsecs\""), "{e}");
+    assert!(e.problem.contains("\"250ms\""), "{e}");
+
+    let e = error("[manager]\nmax_duration = 30\n");
+    assert_eq!(e.key.as_deref(), Some("manager.max_duration"));
+}
+
+#[test]
+fn bad_values_are_refused_where_they_are() {
+    let e = error("[manager]\nworkers = 0\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(2), Some("manager.workers"))
+    );
+
+    let e = error("[[plugin]]\nfile = \"a.wasm\"\nmemory = \"64 parsecs\"\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(3), Some("plugin[0].memory"))
+    );
+    assert!(e.problem.contains("unknown unit"), "{e}");
+
+    let e = error("[[plugin]]\nfile = \"a.wasm\"\nmemory = \"4GiB\"\n");
+    assert!(e.problem.contains("between 1 byte and 1024 MiB"), "{e}");
+
+    let e = error("[[plugin]]\nfile = \"a.wasm\"\non_failure = \"explode\"\n");
+    assert_eq!(e.key.as_deref(), Some("plugin[0].on_failure"));
+    assert!(e.problem.contains("`retry`"), "{e}");
+
+    let e = error("[[plugin]]\nfile = \"a.wasm\"\nactions = []\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(3), Some("plugin[0].actions"))
+    );
+
+    let e = error("[manager\nworkers = 1\n");
+    assert_eq!(e.line, Some(1));
+}
+
+#[test]
+fn sizes_are_read_in_binary_units() {
+    assert_eq!(parse_size("1048576"), Ok(1 << 20));
+    assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+    assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+    assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+    assert!(parse_size("MiB").is_err());
+    assert!(parse_size("99999999999999999999GiB").is_err());
+}
+
+#[test]
+fn plugin_entries_need_a_file_and_a_unique_name() {
+    let e = error("[[plugin]]\nname = \"a\"\n");
+    assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("plugin[0]")));
+    assert!(e.problem.contains("needs `file`"), "{e}");
+
+    let e =
+        error("[[plugin]]\nfile = \"x/a.wasm\"\n\n[[plugin]]\nname = \"a\"\nfile = \"y/b.wasm\"\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(5), Some("plugin[1].name"))
+    );
+    assert!(e.problem.contains("declared twice"), "{e}");
+    assert!(e.problem.contains("conf/parade.toml:2"), "{e}");
+}
+
+/// A folder with a parade.toml naming `file`, and the plugins folder `plugins/`.
+fn folder(toml: &str) -> (tempfile::TempDir, NodeConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let file = dir.path().join("parade.toml");
+    std::fs::write(&file, toml).unwrap();
+    let config = NodeConfig::load(&file).unwrap();
+    (dir, config)
+}
+
+#[test]
+fn a_missing_component_is_named_with_the_line_of_its_file_key() {
+    let (dir, config) = folder("[[plugin]]\nname = \"a\"\n\nfile = \"missing.wasm\"\n");
+    let e = config.plugin_specs().unwrap_err();
+    assert_eq!(e.file, dir.path().join("parade.toml"));
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(4), Some("plugin[0].file"))
+    );
+    assert!(e.problem.contains("missing.wasm does not exist"), "{e}");
+}
+
+#[test]
+fn the_plugins_folder_adds_components_with_their_manifests() {
+    let (dir, config) = folder("[[plugin]]\nfile = \"plugins/declared.wasm\"\n");
+    let plugins = dir.path().join("plugins");
+    for name in [
+        "declared.wasm",
+        "bare.wasm",
+        "limited.wasm",
+        ".partial.wasm",
+        "notes.txt",
+    ] {
+        std::fs::write(plugins.join(name), b"").unwrap();
+    }
+    std::fs::write(
+        plugins.join("limited.toml"),
+        "name = \"small\"\nactions = [\"a\"]\ntimeout = \"5s\"\nenv = { K = \"v\" }\n",
+    )
+    .unwrap();
+    let specs = config.plugin_specs().unwrap();
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    // The declared component is not added a second time; hidden and other files are skipped.
+    assert_eq!(names, ["declared", "bare", "small"]);
+    assert_eq!(specs[1].actions, None);
+    assert_eq!(specs[1].limits, PluginLimits::default());
+    assert_eq!(specs[2].file, plugins.join("limited.wasm"));
+    assert_eq!(specs[2].actions.as_deref(), Some(&["a".to_owned()][..]));
+    assert_eq!(specs[2].limits.timeout, Duration::from_secs(5));
+    assert_eq!(specs[2].grants.env, [("K".to_owned(), "v".to_owned())]);
+    assert_eq!(specs[2].actions_origin.as_ref().unwrap().line, 2);
+}
+
+#[test]
+fn a_bad_manifest_is_named() {
+    let (dir, config) = folder("");
+    let plugins = dir.path().join("plugins");
+    std::fs::write(plugins.join("a.wasm"), b"").unwrap();
+    std::fs::write(
+        plugins.join("a.toml"),
+        "timeout = \"5s\"\ntimout = \"6s\"\n",
+    )
+    .unwrap();
+    let e = config.plugin_specs().unwrap_err();
+    assert_eq!(e.file, plugins.join("a.toml"));
+    assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("timout")));
+
+    std::fs::write(plugins.join("a.toml"), "file = \"other.wasm\"\n").unwrap();
+    let e = config.plugin_specs().unwrap_err();
+    assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("file")));
+    assert!(e.problem.contains("remove `file`"), "{e}");
+}
+
+#[test]
+fn a_name_claimed_by_an_entry_and_a_dropped_component_is_refused() {
+    let (dir, config) = folder("[[plugin]]\nname = \"a\"\nfile = \"elsewhere.wasm\"\n");
+    std::fs::write(dir.path().join("elsewhere.wasm"), b"").unwrap();
+    std::fs::write(dir.path().join("plugins/a.wasm"), b"").unwrap();
+    let e = config.plugin_specs().unwrap_err();
+    assert_eq!(e.file, dir.path().join("plugins/a.wasm"));
+    assert!(e.problem.contains("declared twice"), "{e}");
+    assert!(e.problem.contains("parade.toml:2"), "{e}");
+}
