@@ -118,6 +118,8 @@ support::on_both_backends!(
     shutdown_mid_run_loses_nothing,
     shutdown_hands_back_tasks_still_running_after_grace,
     idle_manager_wakes_when_a_task_is_inserted,
+    declined_tasks_go_back_untried,
+    wait_idle_returns_once_successors_are_done_too,
 );
 
 async fn eight_workers_perform_ten_thousand_tasks_exactly_once(
@@ -326,6 +328,96 @@ async fn idle_manager_wakes_when_a_task_is_inserted(backend: Backend) -> anyhow:
         || async { Ok(row(&queue, "wake").await?.status_code == TaskStatusCode::Completed) },
     )
     .await?;
+    manager.close().await;
+    Ok(())
+}
+
+/// Performs "work"; declines "gone" and stops listing it, as a node does when the plugin of
+/// an action it had already owned tasks for is removed.
+#[derive(Default)]
+struct ForgetfulActor {
+    forgot: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Actor for ForgetfulActor {
+    fn actions(&self) -> Vec<String> {
+        if self.forgot.load(std::sync::atomic::Ordering::SeqCst) {
+            vec!["work".into()]
+        } else {
+            vec!["work".into(), "gone".into()]
+        }
+    }
+
+    fn actor_id(&self) -> ActorId {
+        ActorId::from("forgetful")
+    }
+
+    async fn handle(&self, action: &str, _: Option<&str>, _: i32) -> anyhow::Result<ActorResult> {
+        if action == "gone" {
+            self.forgot.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(parade_host::manager::Declined {
+                action: action.into(),
+            }
+            .into());
+        }
+        Ok(ActorResult::completed("done"))
+    }
+}
+
+async fn declined_tasks_go_back_untried(backend: Backend) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    queue
+        .insert_tasks(&[
+            TaskData {
+                max_tries: Some(1),
+                ..task("g", "gone", "")
+            },
+            task("w", "work", ""),
+        ])
+        .await?;
+    let manager = ActionManager::start(
+        Arc::new(ForgetfulActor::default()),
+        queue.clone(),
+        fast_props(),
+    );
+    tokio::time::timeout(Duration::from_secs(20), manager.wait_idle()).await?;
+    manager.close().await;
+    let declined = row(&queue, "g").await?;
+    // Handed back without using its only try: another node can still perform it.
+    assert_eq!(declined.status_code, TaskStatusCode::Pending);
+    assert_eq!(declined.num_tries, 0);
+    assert_eq!(
+        row(&queue, "w").await?.status_code,
+        TaskStatusCode::Completed
+    );
+    let stats = manager.stats();
+    // An own_tasks call already under way when the actor forgot may own it once more.
+    assert!(stats.released >= 1, "{stats:?}");
+    assert_eq!((stats.retried, stats.completed), (0, 1), "{stats:?}");
+    Ok(())
+}
+
+async fn wait_idle_returns_once_successors_are_done_too(backend: Backend) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    // A chain: each link runs only after the one before it has been returned.
+    let links: Vec<TaskData> = (0..5)
+        .map(|i| TaskData {
+            to_signal_after: if i < 4 {
+                vec![TaskId::from(format!("link-{}", i + 1).as_str())]
+            } else {
+                Vec::new()
+            },
+            total_dependencies: Some(if i == 0 { 0 } else { 1 }),
+            ..task(&format!("link-{i}"), "work", &format!("link {i}"))
+        })
+        .collect();
+    queue.insert_tasks(&links).await?;
+    let manager = ActionManager::start(Arc::new(TestActor::default()), queue.clone(), fast_props());
+    tokio::time::timeout(Duration::from_secs(20), manager.wait_idle()).await?;
+    assert_eq!(count(&queue, TaskStatusCode::Completed).await?, 5);
+    let by_action = manager.stats_by_action();
+    assert_eq!(by_action["work"].completed, 5);
     manager.close().await;
     Ok(())
 }

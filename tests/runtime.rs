@@ -417,3 +417,110 @@ async fn enqueued_tasks_are_namespaced_like_the_nodes_own() -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// An owned task of `action`, outside any queue.
+fn owned(action: &str) -> parade_host::queue::OwnedTask {
+    parade_host::queue::OwnedTask {
+        id: format!("t-{action}").as_str().into(),
+        token: parade_host::queue::PerformanceToken(uuid::Uuid::new_v4()),
+        num_signalled_failures: 0,
+        action: action.into(),
+        body: Some("b".into()),
+    }
+}
+
+#[tokio::test]
+async fn a_fuel_limit_ends_a_runaway_task_and_needs_a_metering_runtime() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+    use parade_host::queue::SqliteParade;
+    use parade_host::runtime::RuntimeOptions;
+
+    let limited = PluginLimits {
+        fuel: Some(5_000_000),
+        ..PluginLimits::default()
+    };
+    let plain = Runtime::new(None)?;
+    let refused = plain
+        .load_file(&component_path("misbehave")?, limited.clone())
+        .await
+        .expect_err("a runtime without metering cannot honour fuel");
+    assert!(
+        format!("{refused:#}").contains("without fuel metering"),
+        "{refused:#}"
+    );
+
+    let metering = Runtime::with_options(RuntimeOptions {
+        cache_dir: None,
+        fuel: true,
+    })?;
+    let plugins = vec![
+        Arc::new(
+            metering
+                .load_file(&component_path("misbehave")?, limited)
+                .await?,
+        ),
+        // Without a limit of its own, a plugin on a metering runtime runs unhindered.
+        Arc::new(
+            metering
+                .load_file(&component_path("echo")?, PluginLimits::default())
+                .await?,
+        ),
+    ];
+    let queue: Arc<dyn Parade> = Arc::new(SqliteParade::open("sqlite::memory:").await?);
+    let actor = ComponentActor::new(
+        metering,
+        plugins,
+        queue,
+        ActorId::from("fuel"),
+        Duration::from_secs(60),
+    )?;
+    let looped = actor.perform(&owned("loop")).await?;
+    assert_eq!(looped.status_code, TaskStatusCode::Pending);
+    assert_eq!(looped.status, "plugin misbehave: ran out of fuel");
+    let echoed = actor.perform(&owned("echo")).await?;
+    assert_eq!(
+        (echoed.status_code, echoed.status.as_str()),
+        (TaskStatusCode::Completed, "b")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn replacing_plugins_switches_new_tasks_and_declines_removed_actions() -> anyhow::Result<()> {
+    use parade_host::manager::{Actor, Declined};
+    use parade_host::queue::SqliteParade;
+
+    let runtime = Runtime::new(None)?;
+    let echo = load(&runtime, "echo", PluginLimits::default()).await?;
+    let noop = load(&runtime, "noop", PluginLimits::default()).await?;
+    let queue: Arc<dyn Parade> = Arc::new(SqliteParade::open("sqlite::memory:").await?);
+    let actor = ComponentActor::new(
+        runtime,
+        vec![echo.clone()],
+        queue,
+        ActorId::from("swap"),
+        Duration::from_secs(60),
+    )?;
+    assert_eq!(actor.actions(), ["echo"]);
+
+    // A clash changes nothing.
+    let clash = actor
+        .replace_plugins(vec![echo.clone(), echo.clone()])
+        .expect_err("two plugins claim echo");
+    assert!(
+        format!("{clash}").contains("claimed by two plugins"),
+        "{clash}"
+    );
+    assert_eq!(actor.actions(), ["echo"]);
+
+    actor.replace_plugins(vec![noop])?;
+    assert_eq!(actor.actions(), ["noop"]);
+    let declined = actor
+        .perform(&owned("echo"))
+        .await
+        .expect_err("echo is no longer served");
+    assert!(declined.is::<Declined>(), "{declined:#}");
+    let done = actor.perform(&owned("noop")).await?;
+    assert_eq!(done.status_code, TaskStatusCode::Completed);
+    Ok(())
+}
