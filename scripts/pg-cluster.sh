@@ -3,14 +3,15 @@
 # socket in its own directory (no port to collide with).
 #
 #   scripts/pg-cluster.sh start DIR   initdb + start in DIR; prints the admin URL
+#   scripts/pg-cluster.sh restart DIR MODE   stop (MODE fast or immediate) and start again
 #   scripts/pg-cluster.sh stop DIR    stop it and delete DIR
 #
 # Installs Debian's postgresql package first if the server binaries are missing. initdb and
 # postgres refuse to run as root, so as root the cluster runs as the `postgres` user.
 set -euo pipefail
 
-command=${1:?usage: pg-cluster.sh start|stop DIR}
-dir=${2:?usage: pg-cluster.sh start|stop DIR}
+command=${1:?usage: pg-cluster.sh start|restart|stop DIR}
+dir=${2:?usage: pg-cluster.sh start|restart|stop DIR}
 
 find_bindir() {
     local candidate
@@ -52,6 +53,12 @@ start)
         || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgres://postgres@localhost/postgres?host=$dir&port=5432"
     ;;
+restart)
+    mode=${3:-fast}
+    bindir=$(find_bindir)
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w -t 60 restart >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 1; }
+    ;;
 stop)
     bindir=$(find_bindir)
     if [ -n "$bindir" ] && [ -d "$dir/data" ]; then
@@ -60,7 +67,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: pg-cluster.sh start|stop DIR" >&2
+    echo "usage: pg-cluster.sh start|restart|stop DIR" >&2
     exit 2
     ;;
 esac

@@ -121,6 +121,8 @@ struct Shared {
     counters: Counters,
     /// True while this node has nothing to do: see [`ActionManager::wait_idle`].
     idle: watch::Sender<bool>,
+    /// Signalled whenever owned tasks are settled (returned, dropped or handed back).
+    settled: tokio::sync::Notify,
     /// Tasks a worker has started and not yet handed to the returner.
     in_flight: StdMutex<HashMap<TaskId, PerformanceToken>>,
 }
@@ -160,6 +162,7 @@ impl ActionManager {
             actor_id: actor.actor_id(),
             actor,
             idle: watch::channel(false).0,
+            settled: tokio::sync::Notify::new(),
             queue,
             counters: Counters::default(),
             in_flight: StdMutex::default(),
@@ -313,6 +316,22 @@ async fn fetch_loop(
                 _ = next_hint(&mut hints) => {}
             }
         }
+        // Hold no more unsettled tasks (owned, and not yet returned or handed back) than the
+        // queue of waiting tasks plus the workers: a slow store then slows owning instead of
+        // piling up finished results, which a crash would make run again.
+        let limit = (props.channel_size + props.workers) as u64;
+        let unsettled = {
+            let stats = shared.counters.snapshot();
+            stats.owned.saturating_sub(stats.settled())
+        };
+        if unsettled >= limit {
+            tokio::select! {
+                _ = stop_requested(&mut stopped) => return,
+                _ = shared.settled.notified() => {}
+            }
+            pause = Duration::ZERO;
+            continue;
+        }
         // Own no more than can wait for a worker right away, so no owned task sits out its
         // deadline in the queue.
         let room = tokio::select! {
@@ -326,6 +345,7 @@ async fn fetch_loop(
                 Err(_) => return,
             },
         };
+        let room = room.min(usize::try_from(limit - unsettled).unwrap_or(usize::MAX));
         let max_tasks = props
             .max_tasks
             .min(u32::try_from(room).unwrap_or(u32::MAX))

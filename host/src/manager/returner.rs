@@ -28,6 +28,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut results: mpsc::UnboundedReceive
             }
         }
         return_batch(&shared, &batch, &actions).await;
+        shared.settled.notify_one();
         batch.clear();
         actions.clear();
     }

@@ -38,14 +38,17 @@ pub(super) async fn run(
             }
             Done::Release(id, token) => {
                 match shared.queue.release_tasks(&[(id.clone(), token)]).await {
-                    Ok(released) => Counters::add(&shared.counters.released, released),
+                    Ok(1) => Counters::add(&shared.counters.released, 1),
+                    // Someone else owns it by now.
+                    Ok(_) => Counters::add(&shared.counters.lost, 1),
                     Err(e) => {
                         tracing::warn!(task = %id, error = %e, "could not hand a declined task back; it is offered again after its deadline");
                         Counters::add(&shared.counters.return_failures, 1);
                     }
                 }
+                shared.settled.notify_one();
             }
-            Done::Lost => {}
+            Done::Lost => shared.settled.notify_one(),
         }
     }
 }

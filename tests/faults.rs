@@ -1,0 +1,289 @@
+//! Faults a production queue meets, with real processes: a node killed with SIGKILL mid-run
+//! and restarted, PostgreSQL restarted under a running node, and stores that cannot be
+//! opened. Each test asserts that nothing is lost and reports what it counted.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use parade_host::queue::{self, Parade, TaskData, TaskFilter, TaskStatusCode};
+use support::process::{node_dir, run, Node};
+use support::Backend;
+
+/// Short ownership, so tasks of a killed node are offered again within seconds.
+const FAST_EXPIRY: &str = "[manager]\nmax_duration = \"2s\"\nerr_wait_time = \"200ms\"\n\
+                           wait_time = \"100ms\"\nmax_tasks = 100\nchannel_size = 200\n";
+
+fn echo_tasks(prefix: &str, count: usize) -> Vec<TaskData> {
+    (0..count)
+        .map(|i| TaskData {
+            body: Some(format!("{prefix}{i}")),
+            ..TaskData::new(format!("{prefix}{i}"), "echo")
+        })
+        .collect()
+}
+
+async fn all_tasks(queue: &Arc<dyn Parade>) -> anyhow::Result<Vec<TaskData>> {
+    Ok(queue
+        .list_tasks(&TaskFilter {
+            limit: Some(1_000_000),
+            ..TaskFilter::default()
+        })
+        .await?)
+}
+
+async fn count(queue: &Arc<dyn Parade>, code: TaskStatusCode) -> anyhow::Result<usize> {
+    Ok(all_tasks(queue)
+        .await?
+        .iter()
+        .filter(|t| t.status_code == code)
+        .count())
+}
+
+/// Waits until every task is completed, failing with the counts if that takes too long.
+async fn until_all_completed(
+    queue: &Arc<dyn Parade>,
+    total: usize,
+    timeout: Duration,
+    node: &Node,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let done = count(queue, TaskStatusCode::Completed).await.unwrap_or(0);
+        if done == total {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{done} of {total} tasks completed after {timeout:?}; node log:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sigkill_mid_run_then_restart_loses_nothing(backend: Backend) -> anyhow::Result<()> {
+    const TASKS: usize = 20_000;
+    let url = backend.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    queue.insert_tasks(&echo_tasks("k", TASKS)).await?;
+    let dir = node_dir(&["echo"])?;
+    std::fs::write(dir.path().join("parade.toml"), FAST_EXPIRY)?;
+
+    let mut kills = 0;
+    let mut in_flight_at_kills: HashSet<String> = HashSet::new();
+    for _ in 0..2 {
+        let node = Node::start(dir.path(), &url, &[])?;
+        let before = count(&queue, TaskStatusCode::Completed).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count(&queue, TaskStatusCode::Completed).await? < before + 1500 {
+            ensure!(
+                Instant::now() < deadline,
+                "no progress; log:\n{}",
+                node.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        node.kill().await?;
+        kills += 1;
+        // What the dead node held: the only tasks allowed to run twice.
+        for task in all_tasks(&queue).await? {
+            if task.status_code == TaskStatusCode::InProgress {
+                in_flight_at_kills.insert(task.id.0);
+            }
+        }
+    }
+    // A node holds at most channel_size + workers unsettled tasks (200 + 5 here): that is
+    // all a crash can make run again.
+    assert!(
+        in_flight_at_kills.len() <= kills * 205,
+        "{} tasks were in flight at {kills} kills",
+        in_flight_at_kills.len()
+    );
+    let survivor = Node::start(dir.path(), &url, &[])?;
+    until_all_completed(&queue, TASKS, Duration::from_secs(120), &survivor).await?;
+    survivor.stop().await?;
+
+    let tasks = all_tasks(&queue).await?;
+    assert_eq!(tasks.len(), TASKS);
+    let mut ran_twice = 0;
+    for task in &tasks {
+        assert_eq!(task.status_code, TaskStatusCode::Completed, "{task:#?}");
+        assert_eq!(task.status.as_deref(), task.body.as_deref(), "{task:#?}");
+        if task.num_tries > 1 {
+            ran_twice += 1;
+            assert!(
+                in_flight_at_kills.contains(&task.id.0),
+                "{} ran {} times but was not in flight at a kill",
+                task.id,
+                task.num_tries
+            );
+        }
+    }
+    eprintln!(
+        "{backend:?}: {TASKS} tasks, {kills} kills; {} in flight at the kills, {ran_twice} ran twice; all completed",
+        in_flight_at_kills.len()
+    );
+    Ok(())
+}
+
+support::on_both_backends!(sigkill_mid_run_then_restart_loses_nothing);
+
+/// A PostgreSQL cluster of the test's own, which it may restart.
+struct OwnCluster {
+    dir: PathBuf,
+    admin_url: String,
+}
+
+impl OwnCluster {
+    fn script() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-cluster.sh")
+    }
+
+    async fn start() -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("parade-fault-pg-{}", uuid::Uuid::new_v4().simple()));
+        let output = tokio::process::Command::new(Self::script())
+            .args(["start", &dir.display().to_string()])
+            .output()
+            .await?;
+        ensure!(
+            output.status.success(),
+            "starting a cluster: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let admin_url = String::from_utf8(output.stdout)?.trim().to_owned();
+        Ok(OwnCluster { dir, admin_url })
+    }
+
+    async fn restart(&self, mode: &str) -> anyhow::Result<()> {
+        let status = tokio::process::Command::new(Self::script())
+            .args(["restart", &self.dir.display().to_string(), mode])
+            .status()
+            .await?;
+        ensure!(status.success(), "restarting the cluster ({mode}) failed");
+        Ok(())
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::script())
+            .args(["stop", &self.dir.display().to_string()])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarts_under_a_running_node_lose_nothing() -> anyhow::Result<()> {
+    const TASKS: usize = 20_000;
+    let cluster = OwnCluster::start().await?;
+    let url = cluster.admin_url.clone();
+    let dir = node_dir(&["echo"])?;
+    let (code, _, err) = run(dir.path(), &["migrate", "--database", &url]).await?;
+    ensure!(code == 0, "migrate: {err}");
+    std::fs::write(dir.path().join("parade.toml"), FAST_EXPIRY)?;
+    let queue = queue::open(&url).await?;
+    queue.insert_tasks(&echo_tasks("r", TASKS)).await?;
+
+    let node = Node::start(dir.path(), &url, &[])?;
+    for mode in ["fast", "immediate"] {
+        let before = count(&queue, TaskStatusCode::Completed).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count(&queue, TaskStatusCode::Completed).await.unwrap_or(0) < before + 2000 {
+            ensure!(
+                Instant::now() < deadline,
+                "no progress; log:\n{}",
+                node.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cluster.restart(mode).await?;
+    }
+    until_all_completed(&queue, TASKS, Duration::from_secs(120), &node).await?;
+    let log = node.log();
+    let (code, summary) = node.stop().await?;
+    assert_eq!(code, 0);
+    let tasks = all_tasks(&queue).await?;
+    let ran_again = tasks.iter().filter(|t| t.num_tries > 1).count();
+    assert!(tasks
+        .iter()
+        .all(|t| t.status_code == TaskStatusCode::Completed));
+    eprintln!(
+        "{TASKS} tasks, 2 PostgreSQL restarts (fast, immediate); {ran_again} ran again; all completed\n{summary}"
+    );
+    // The node said what happened rather than dying.
+    assert!(
+        log.contains("WARN") || log.contains("ERROR"),
+        "the restarts went unreported:\n{log}"
+    );
+    Ok(())
+}
+
+/// `parade run` against `url` must exit 2 saying `says`.
+async fn refuses(dir: &Path, url: &str, says: &[&str]) -> anyhow::Result<()> {
+    let (code, out, err) = run(dir, &["run", "--until-idle", "--database", url]).await?;
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    for text in says {
+        assert!(err.contains(text), "expected {text:?} in:\n{err}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn stores_that_cannot_be_opened_fail_clearly_and_keep_their_data() -> anyhow::Result<()> {
+    let dir = node_dir(&["echo"])?;
+
+    // A read-only SQLite file: a clear error, and the tasks in it untouched.
+    let path = dir.path().join("readonly.db");
+    let url = format!("sqlite://{}", path.display());
+    {
+        let queue = queue::open(&url).await?;
+        queue.insert_tasks(&echo_tasks("ro", 3)).await?;
+    }
+    let mut permissions = std::fs::metadata(&path)?.permissions();
+    permissions.set_readonly(true);
+    std::fs::set_permissions(&path, permissions.clone())?;
+    let running_as_root = std::fs::OpenOptions::new().append(true).open(&path).is_ok();
+    if !running_as_root {
+        refuses(dir.path(), &url, &["readonly.db", "cannot be written"]).await?;
+        permissions.set_readonly(false);
+        std::fs::set_permissions(&path, permissions)?;
+        let queue = queue::open(&url).await?;
+        assert_eq!(count(&queue, TaskStatusCode::Pending).await?, 3);
+    } else {
+        eprintln!("running as root, which may write read-only files: read-only case not checked");
+    }
+
+    // A directory where the file should be.
+    let folder = dir.path().join("a-folder.db");
+    std::fs::create_dir(&folder)?;
+    refuses(
+        dir.path(),
+        &format!("sqlite://{}", folder.display()),
+        &["a-folder.db", "is a directory"],
+    )
+    .await?;
+
+    // A PostgreSQL server that is not there.
+    refuses(
+        dir.path(),
+        "postgres://parade@localhost/parade?host=/nonexistent-socket-dir&port=5432",
+        &["cannot open the queue at postgres://parade@localhost/parade"],
+    )
+    .await?;
+
+    // An unknown scheme.
+    refuses(
+        dir.path(),
+        "mysql://x/y",
+        &["mysql://x/y", "expected postgres://"],
+    )
+    .await?;
+    Ok(())
+}
