@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context};
+use anyhow::ensure;
 use parade_host::queue::{self, Parade, TaskData, TaskFilter, TaskStatusCode};
 use support::process::{node_dir, run, Node};
 use support::Backend;
@@ -246,14 +246,12 @@ async fn stores_that_cannot_be_opened_fail_clearly_and_keep_their_data() -> anyh
         let queue = queue::open(&url).await?;
         queue.insert_tasks(&echo_tasks("ro", 3)).await?;
     }
-    let mut permissions = std::fs::metadata(&path)?.permissions();
-    permissions.set_readonly(true);
-    std::fs::set_permissions(&path, permissions.clone())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
     let running_as_root = std::fs::OpenOptions::new().append(true).open(&path).is_ok();
     if !running_as_root {
         refuses(dir.path(), &url, &["readonly.db", "cannot be written"]).await?;
-        permissions.set_readonly(false);
-        std::fs::set_permissions(&path, permissions)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
         let queue = queue::open(&url).await?;
         assert_eq!(count(&queue, TaskStatusCode::Pending).await?, 3);
     } else {
