@@ -13,6 +13,7 @@ mod common;
 mod delete;
 mod dependencies;
 mod insert;
+mod operators;
 mod own;
 mod returns;
 mod waiters;
@@ -39,6 +40,9 @@ macro_rules! conformance {
 }
 
 conformance!(
+    operators::summary_counts_by_action_and_status_and_names_owners,
+    operators::list_newest_first_and_predecessors,
+    operators::retry_makes_an_aborted_task_runnable_again,
     own::owning_hands_out_disjoint_batches,
     own::owned_task_carries_body_unchanged,
     own::owning_after_deadline_reoffers_task,

@@ -87,9 +87,15 @@ pub(super) struct ListArgs {
     /// At most this many tasks.
     #[arg(long, default_value_t = 100)]
     limit: u32,
-    /// One JSON object per line.
+    /// Newest first.
     #[arg(long)]
+    newest_first: bool,
+    /// One JSON object per line.
+    #[arg(long, conflicts_with = "watch")]
     json: bool,
+    /// Show the list again every second (a live table on a terminal), until interrupted.
+    #[arg(long)]
+    watch: bool,
 }
 
 fn parse_status_code(s: &str) -> Result<TaskStatusCode, String> {
@@ -189,17 +195,46 @@ fn read_task_file(path: &Path) -> anyhow::Result<Vec<TaskData>> {
 }
 
 async fn list(args: &ListArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
-    let tasks = queue
-        .list_tasks(&TaskFilter {
-            status_code: args.status,
-            action: args.action.clone(),
-            id_prefix: args.id_prefix.clone(),
-            limit: Some(args.limit),
-        })
-        .await?;
+    let filter = TaskFilter {
+        status_code: args.status,
+        action: args.action.clone(),
+        id_prefix: args.id_prefix.clone(),
+        limit: Some(args.limit),
+        newest_first: args.newest_first,
+        ..TaskFilter::default()
+    };
+    if !args.watch {
+        let tasks = queue.list_tasks(&filter).await?;
+        print_tasks(&tasks, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let terminal = std::io::stdout().is_terminal();
+    loop {
+        let tasks = queue.list_tasks(&filter).await?;
+        if terminal {
+            // Clear the screen and go home, so the table updates in place.
+            print!("\x1b[2J\x1b[H");
+        }
+        println!(
+            "{}  ({} tasks)",
+            chrono::Local::now().format("%H:%M:%S"),
+            tasks.len()
+        );
+        print_tasks(&tasks, false)?;
+        if !terminal {
+            println!();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+fn print_tasks(tasks: &[TaskData], json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.json {
-        for task in &tasks {
+    if json {
+        for task in tasks {
             writeln!(out, "{}", serde_json::to_string(task)?)?;
         }
     } else {
@@ -208,7 +243,7 @@ async fn list(args: &ListArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
             "{:<34} {:<20} {:<11} {:>5}  STATUS",
             "ID", "ACTION", "CODE", "TRIES"
         )?;
-        for task in &tasks {
+        for task in tasks {
             writeln!(
                 out,
                 "{:<34} {:<20} {:<11} {:>5}  {}",
@@ -220,7 +255,7 @@ async fn list(args: &ListArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 async fn show(id: &str, json: bool, queue: &dyn Parade) -> anyhow::Result<ExitCode> {

@@ -92,6 +92,14 @@ impl Parade for MockQueue {
         unsupported()
     }
 
+    async fn summary(&self) -> Result<crate::queue::QueueSummary> {
+        unsupported()
+    }
+
+    async fn retry_task(&self, _: &TaskId) -> Result<()> {
+        unsupported()
+    }
+
     async fn list_tasks(&self, _: &TaskFilter) -> Result<Vec<TaskData>> {
         unsupported()
     }

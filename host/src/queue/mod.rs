@@ -34,8 +34,8 @@ pub use postgres::PgParade;
 pub use prefix::Prefixed;
 pub use sqlite::SqliteParade;
 pub use types::{
-    ActorId, OwnedTask, PerformanceToken, TaskData, TaskFilter, TaskId, TaskOutcome, TaskReturn,
-    TaskStatusCode,
+    ActorId, OwnedTask, OwnerCount, PerformanceToken, QueueSummary, TaskCount, TaskData,
+    TaskFilter, TaskId, TaskOutcome, TaskReturn, TaskStatusCode,
 };
 pub use waiter::{Waiter, WaiterHandle};
 
@@ -115,6 +115,14 @@ pub trait Parade: Send + Sync {
 
     /// Tasks matching `filter`, in insertion order.
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>>;
+
+    /// Task counts by action and status code, and the actors owning tasks now.
+    async fn summary(&self) -> Result<QueueSummary>;
+
+    /// Makes an aborted task pending again with no tries used: an operator's "retry". Refused
+    /// for a task that is not aborted, or that signals successors (they were signalled when it
+    /// aborted, and would be signalled twice).
+    async fn retry_task(&self, id: &TaskId) -> Result<()>;
 }
 
 /// The store used when none is configured: `parade.db` in the working directory.
@@ -214,6 +222,23 @@ fn successors_outside(tasks: &[TaskData]) -> Vec<String> {
     outside.sort_unstable();
     outside.dedup();
     outside
+}
+
+/// Why `retry_task` found nothing to retry, from the task's stored status and successors.
+fn retry_refusal(id: &TaskId, stored: Option<(TaskStatusCode, bool)>) -> Error {
+    match stored {
+        None => Error::TaskNotFound(id.clone()),
+        Some((code, _)) if code != TaskStatusCode::Aborted => Error::InvalidTask {
+            task_id: id.clone(),
+            problem: format!("it is {code}; only aborted tasks can be retried"),
+        },
+        Some(_) => Error::InvalidTask {
+            task_id: id.clone(),
+            problem: "it signals successors, which were signalled when it aborted and would be \
+                      signalled twice; insert a new task instead"
+                .into(),
+        },
+    }
 }
 
 /// A task can be returned as pending, aborted or completed, not as in-progress.

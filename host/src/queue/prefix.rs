@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    ActorId, OwnedTask, Parade, PerformanceToken, Result, TaskData, TaskFilter, TaskHints, TaskId,
-    TaskReturn, TaskStatusCode, Waiter,
+    ActorId, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData, TaskFilter,
+    TaskHints, TaskId, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Namespaces every task id and action of `base` under `prefix`.
@@ -177,10 +177,29 @@ impl<P: Parade> Parade for Prefixed<P> {
         let filter = TaskFilter {
             action: filter.action.as_deref().map(|a| self.add_prefix(a)),
             id_prefix: Some(self.add_prefix(filter.id_prefix.as_deref().unwrap_or(""))),
+            predecessors_of: filter
+                .predecessors_of
+                .as_ref()
+                .map(|id| self.add_prefix_task(id)),
             ..filter.clone()
         };
         let tasks = self.base.list_tasks(&filter).await?;
         Ok(tasks.into_iter().map(|t| self.strip_task(t)).collect())
+    }
+
+    /// Counts of this namespace's actions only; the owners are those of the whole store.
+    async fn summary(&self) -> Result<QueueSummary> {
+        let mut summary = self.base.summary().await?;
+        let mine = format!("{}.", self.prefix);
+        summary.counts.retain(|c| c.action.starts_with(&mine));
+        for count in &mut summary.counts {
+            count.action = self.strip_prefix(&count.action).to_owned();
+        }
+        Ok(summary)
+    }
+
+    async fn retry_task(&self, id: &TaskId) -> Result<()> {
+        self.base.retry_task(&self.add_prefix_task(id)).await
     }
 }
 
@@ -248,5 +267,13 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
         (**self).list_tasks(filter).await
+    }
+
+    async fn summary(&self) -> Result<QueueSummary> {
+        (**self).summary().await
+    }
+
+    async fn retry_task(&self, id: &TaskId) -> Result<()> {
+        (**self).retry_task(id).await
     }
 }

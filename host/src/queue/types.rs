@@ -215,6 +215,34 @@ pub struct TaskFilter {
     pub id_prefix: Option<String>,
     /// At most this many tasks (`None`: all).
     pub limit: Option<u32>,
+    /// Newest first instead of insertion order.
+    pub newest_first: bool,
+    /// Only the predecessors of this task: tasks listing it in `to_signal_after`.
+    pub predecessors_of: Option<TaskId>,
+}
+
+/// How many tasks of one action have one status code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskCount {
+    pub action: String,
+    pub status_code: TaskStatusCode,
+    pub count: u64,
+}
+
+/// An actor and how many tasks it owns now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnerCount {
+    pub actor_id: ActorId,
+    pub in_progress: u64,
+}
+
+/// The queue at a glance: task counts by action and status, and who owns work now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueSummary {
+    /// By action, then status code name.
+    pub counts: Vec<TaskCount>,
+    /// Most tasks first.
+    pub owners: Vec<OwnerCount>,
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use self::listener::NotificationHub;
 use super::{
     check_batch, check_return_code, notify_channel, successors_outside, ActorId, Error, OwnedTask,
-    Parade, PerformanceToken, Result, TaskData, TaskFilter, TaskHints, TaskId, TaskOutcome,
-    TaskReturn, TaskStatusCode, Waiter,
+    OwnerCount, Parade, PerformanceToken, QueueSummary, Result, TaskCount, TaskData, TaskFilter,
+    TaskHints, TaskId, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Rows of COPY text sent per message.
@@ -406,20 +406,87 @@ impl Parade for PgParade {
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
         // Uses tasks_status_seq_idx when filtering by status.
+        let order = if filter.newest_first { "DESC" } else { "ASC" };
         let rows = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM tasks \
              WHERE ($1::task_status_code_value IS NULL OR status_code = $1::task_status_code_value) \
                AND ($2::text IS NULL OR action = $2) \
                AND ($3::text IS NULL OR starts_with(id, $3)) \
-             ORDER BY seq LIMIT $4"
+               AND ($5::text IS NULL OR $5 = ANY(to_signal_after)) \
+             ORDER BY seq {order} LIMIT $4"
         ))
         .bind(filter.status_code.map(TaskStatusCode::as_str))
         .bind(filter.action.as_deref())
         .bind(filter.id_prefix.as_deref())
         .bind(filter.limit.map(i64::from))
+        .bind(filter.predecessors_of.as_ref().map(TaskId::as_str))
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
         rows.iter().map(task_from_row).collect()
+    }
+
+    async fn summary(&self) -> Result<QueueSummary> {
+        let counts = sqlx::query(
+            "SELECT action::text, status_code::text, count(*) FROM tasks \
+             GROUP BY action, status_code ORDER BY action, status_code",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| {
+            Ok(TaskCount {
+                action: row.get(0),
+                status_code: row.get::<String, _>(1).parse()?,
+                count: row.get::<i64, _>(2).try_into().unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let owners = sqlx::query(
+            "SELECT actor_id::text, count(*) FROM tasks \
+             WHERE status_code = 'in-progress' AND actor_id IS NOT NULL \
+             GROUP BY actor_id ORDER BY count(*) DESC, actor_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| OwnerCount {
+            actor_id: ActorId(row.get(0)),
+            in_progress: row.get::<i64, _>(1).try_into().unwrap_or(0),
+        })
+        .collect();
+        Ok(QueueSummary { counts, owners })
+    }
+
+    async fn retry_task(&self, id: &TaskId) -> Result<()> {
+        let retried = sqlx::query(
+            "WITH retried AS ( \
+               UPDATE tasks SET status_code = 'pending', num_tries = 0, actor_id = NULL, \
+                 performance_token = NULL, action_deadline = NULL \
+               WHERE id = $1 AND status_code = 'aborted' \
+                 AND coalesce(cardinality(to_signal_after), 0) = 0 \
+               RETURNING id) \
+             SELECT pg_notify('parade_tasks', '') FROM retried",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if retried.is_some() {
+            return Ok(());
+        }
+        let stored = sqlx::query(
+            "SELECT status_code::text, coalesce(cardinality(to_signal_after), 0) > 0 \
+             FROM tasks WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .map(|row| -> Result<_> { Ok((row.get::<String, _>(0).parse()?, row.get(1))) })
+        .transpose()?;
+        Err(super::retry_refusal(id, stored))
     }
 }

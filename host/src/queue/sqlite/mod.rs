@@ -25,8 +25,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use self::waiters::LocalWaiters;
 use super::{
     check_batch, check_return_code, notify_channel, successors_outside, ActorId, Error, OwnedTask,
-    Parade, PerformanceToken, Result, TaskData, TaskFilter, TaskHintSender, TaskHints, TaskId,
-    TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
+    OwnerCount, Parade, PerformanceToken, QueueSummary, Result, TaskCount, TaskData, TaskFilter,
+    TaskHintSender, TaskHints, TaskId, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Expired last tries aborted per `own_tasks` call (as on PostgreSQL).
@@ -731,19 +731,88 @@ impl Parade for SqliteParade {
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
+        let order = if filter.newest_first { "DESC" } else { "ASC" };
         let rows = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM tasks \
              WHERE (?1 IS NULL OR status_code = ?1) AND (?2 IS NULL OR action = ?2) \
                AND (?3 IS NULL OR substr(id, 1, length(?3)) = ?3) \
-             ORDER BY rowid LIMIT ?4"
+               AND (?5 IS NULL OR EXISTS \
+                    (SELECT 1 FROM json_each(tasks.to_signal_after) WHERE value = ?5)) \
+             ORDER BY rowid {order} LIMIT ?4"
         ))
         .bind(filter.status_code.map(TaskStatusCode::as_str))
         .bind(filter.action.as_deref())
         .bind(filter.id_prefix.as_deref())
         .bind(filter.limit.map_or(-1, i64::from))
+        .bind(filter.predecessors_of.as_ref().map(TaskId::as_str))
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
         rows.iter().map(task_from_row).collect()
+    }
+
+    async fn summary(&self) -> Result<QueueSummary> {
+        let counts = sqlx::query(
+            "SELECT action, status_code, count(*) FROM tasks \
+             GROUP BY action, status_code ORDER BY action, status_code",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| {
+            Ok(TaskCount {
+                action: row.get(0),
+                status_code: row.get::<String, _>(1).parse()?,
+                count: row.get::<i64, _>(2).try_into().unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let owners = sqlx::query(
+            "SELECT actor_id, count(*) FROM tasks \
+             WHERE status_code = 'in-progress' AND actor_id IS NOT NULL \
+             GROUP BY actor_id ORDER BY count(*) DESC, actor_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| OwnerCount {
+            actor_id: ActorId(row.get(0)),
+            in_progress: row.get::<i64, _>(1).try_into().unwrap_or(0),
+        })
+        .collect();
+        Ok(QueueSummary { counts, owners })
+    }
+
+    async fn retry_task(&self, id: &TaskId) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let retried = sqlx::query(
+            "UPDATE tasks SET status_code = 'pending', num_tries = 0, actor_id = NULL, \
+               performance_token = NULL, action_deadline = NULL \
+             WHERE id = ?1 AND status_code = 'aborted' \
+               AND coalesce(json_array_length(to_signal_after), 0) = 0",
+        )
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if retried == 1 {
+            tx.commit().await.map_err(db_error)?;
+            self.hints.notify();
+            return Ok(());
+        }
+        let stored = sqlx::query(
+            "SELECT status_code, coalesce(json_array_length(to_signal_after), 0) > 0 \
+             FROM tasks WHERE id = ?1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .map(|row| -> Result<_> { Ok((row.get::<String, _>(0).parse()?, row.get(1))) })
+        .transpose()?;
+        Err(super::retry_refusal(id, stored))
     }
 }

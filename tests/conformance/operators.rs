@@ -1,0 +1,132 @@
+//! What the operators' view reads and does: counts by action and status, owners, recent
+//! tasks, a task's predecessors, and retrying an aborted task.
+
+use parade_host::queue::{
+    Error, OwnerCount, Parade, TaskCount, TaskData, TaskFilter, TaskId, TaskStatusCode,
+};
+
+use crate::common::*;
+use crate::support::Backend;
+
+pub async fn summary_counts_by_action_and_status_and_names_owners(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let q = queue(backend).await?;
+    q.insert_tasks(&[
+        task("a1", "resize"),
+        task("a2", "resize"),
+        task("a3", "resize"),
+        task("b1", "mail"),
+    ])
+    .await?;
+    let owned = own(&q, "node-1", 2, &["resize"], None).await?;
+    finish(&q, &owned[0], TaskStatusCode::Completed).await?;
+    let summary = q.summary().await?;
+    let count = |action: &str, status_code, count| TaskCount {
+        action: action.into(),
+        status_code,
+        count,
+    };
+    assert_eq!(
+        summary.counts,
+        [
+            count("mail", TaskStatusCode::Pending, 1),
+            count("resize", TaskStatusCode::Completed, 1),
+            count("resize", TaskStatusCode::InProgress, 1),
+            count("resize", TaskStatusCode::Pending, 1),
+        ]
+    );
+    assert_eq!(
+        summary.owners,
+        [OwnerCount {
+            actor_id: "node-1".into(),
+            in_progress: 1
+        }]
+    );
+    Ok(())
+}
+
+pub async fn list_newest_first_and_predecessors(backend: Backend) -> anyhow::Result<()> {
+    let q = queue(backend).await?;
+    q.insert_tasks(&[
+        TaskData {
+            total_dependencies: Some(2),
+            ..task("join", "work")
+        },
+        TaskData {
+            to_signal_after: ids(&["join"]),
+            ..task("left", "work")
+        },
+        TaskData {
+            to_signal_after: ids(&["join"]),
+            ..task("right", "work")
+        },
+        task("alone", "work"),
+    ])
+    .await?;
+    let newest = q
+        .list_tasks(&TaskFilter {
+            newest_first: true,
+            limit: Some(2),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let names: Vec<&str> = newest.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(names, ["alone", "right"]);
+    let predecessors = q
+        .list_tasks(&TaskFilter {
+            predecessors_of: Some(TaskId::from("join")),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let names: Vec<&str> = predecessors.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(names, ["left", "right"]);
+    Ok(())
+}
+
+pub async fn retry_makes_an_aborted_task_runnable_again(backend: Backend) -> anyhow::Result<()> {
+    let q = queue(backend).await?;
+    q.insert_tasks(&[
+        TaskData {
+            max_tries: Some(1),
+            ..task("broke", "work")
+        },
+        TaskData {
+            to_signal_after: ids(&["after"]),
+            ..task("signals", "work")
+        },
+        TaskData {
+            total_dependencies: Some(1),
+            ..task("after", "later")
+        },
+        task("fine", "other"),
+    ])
+    .await?;
+    let owned = own(&q, "a", 2, &["work"], None).await?;
+    for task in &owned {
+        finish(&q, task, TaskStatusCode::Aborted).await?;
+    }
+    q.retry_task(&TaskId::from("broke")).await?;
+    let again = row(&q, "broke").await?;
+    assert_eq!(
+        (again.status_code, again.num_tries, again.actor_id),
+        (TaskStatusCode::Pending, 0, None)
+    );
+    // It can be owned again, with its tries restored.
+    let owned = own_one(&q, "b", &["work"], None).await?;
+    assert_eq!(owned.id.as_str(), "broke");
+
+    let refused = |e: Error| match e {
+        Error::InvalidTask { problem, .. } => problem,
+        other => panic!("expected InvalidTask, got {other:?}"),
+    };
+    let problem = refused(q.retry_task(&TaskId::from("signals")).await.unwrap_err());
+    assert!(problem.contains("signals successors"), "{problem}");
+    let problem = refused(q.retry_task(&TaskId::from("fine")).await.unwrap_err());
+    assert!(problem.contains("it is pending"), "{problem}");
+    assert!(matches!(
+        q.retry_task(&TaskId::from("nope")).await,
+        Err(Error::TaskNotFound(_))
+    ));
+    Ok(())
+}
