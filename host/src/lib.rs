@@ -8,6 +8,7 @@
 //!   sandboxed components of the `parade:actor` world (`wit/actor.wit`).
 //! - [`cli`]: the `parade` command line (`parade migrate`, `parade task ...`).
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod manager;

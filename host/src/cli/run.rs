@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +12,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
-use crate::config::{NodeConfig, Overrides};
+use crate::admin::{self, AdminState};
+use crate::config::{AdminConfig, NodeConfig, Overrides, DEFAULT_ADMIN_LISTEN};
 use crate::manager::{ActionManager, ActionStats};
 use crate::queue::{ActorId, Parade, Prefixed};
 use crate::reload::{self, Reloader};
@@ -22,6 +24,10 @@ pub(super) struct RunArgs {
     /// The plugins folder (overrides `[plugins] dir`; default ./plugins).
     #[arg(long, value_name = "DIR")]
     plugins: Option<PathBuf>,
+    /// Where the admin listener (health, metrics, dashboard) listens, or `off` (overrides
+    /// `[admin] listen`; default 127.0.0.1:9187).
+    #[arg(long, value_name = "ADDRESS|off")]
+    admin: Option<String>,
     /// Tasks run at once (overrides `[manager] workers`).
     #[arg(long, value_name = "N")]
     workers: Option<NonZeroUsize>,
@@ -52,6 +58,12 @@ pub(super) async fn run(
 ) -> anyhow::Result<ExitCode> {
     let overrides = Overrides {
         database_url,
+        admin_listen: args
+            .admin
+            .as_deref()
+            .map(crate::config::parse_listen)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--admin: {e}"))?,
         plugins_dir: args.plugins.clone(),
         workers: args.workers.map(NonZeroUsize::get),
     };
@@ -98,7 +110,11 @@ pub(super) async fn run(
         props.max_duration,
     )?);
     let started = Instant::now();
-    let manager = ActionManager::start(actor.clone(), queue, props.clone());
+    let manager = Arc::new(ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        props.clone(),
+    ));
     tracing::info!(
         actor = %actor_id,
         database = %redact(&url),
@@ -108,12 +124,30 @@ pub(super) async fn run(
     );
 
     let (stop_watching, watching) = watch::channel(false);
-    let reloader = Reloader::new(runtime, actor, config, overrides, loaded);
-    let watcher = tokio::spawn(async move {
-        if let Err(e) = reloader.watch(watching).await {
-            tracing::error!("live reload is off: {e:#}");
+    let admin_config = config.admin.clone();
+    let reloader = Reloader::new(runtime.clone(), actor.clone(), config, overrides, loaded);
+    let reloads = reloader.stats();
+    let watcher = tokio::spawn({
+        let watching = watching.clone();
+        async move {
+            if let Err(e) = reloader.watch(watching).await {
+                tracing::error!("live reload is off: {e:#}");
+            }
         }
     });
+    let admin_state = Arc::new(AdminState {
+        queue,
+        manager: manager.clone(),
+        actor,
+        runtime,
+        reloads,
+        token: admin_config.token.clone(),
+        actor_id: actor_id.to_string(),
+        database: redact(&url),
+        started,
+        ready: AtomicBool::new(true),
+    });
+    let admin = start_admin(&admin_config, admin_state.clone(), watching).await?;
 
     let interrupted = tokio::select! {
         signal = shutdown_signal() => {
@@ -122,6 +156,7 @@ pub(super) async fn run(
         }
         _ = manager.wait_idle(), if args.until_idle => false,
     };
+    admin_state.ready.store(false, Ordering::Relaxed);
     if interrupted {
         tokio::spawn(async {
             let signal = shutdown_signal().await;
@@ -135,6 +170,9 @@ pub(super) async fn run(
     manager.close().await;
     stop_watching.send_replace(true);
     let _ = watcher.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
 
     let stats = manager.stats();
     print!("{}", summary(&manager.stats_by_action(), started.elapsed()));
@@ -145,6 +183,46 @@ pub(super) async fn run(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the admin listener where `config` says: the default address (a busy port there is
+/// only a warning, so several nodes can share a machine), another address (a busy port is
+/// an error), or nowhere.
+async fn start_admin(
+    config: &AdminConfig,
+    state: Arc<AdminState>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let (address, explicit) = match config.listen {
+        Some(None) => return Ok(None),
+        Some(Some(address)) => (address, true),
+        None => (
+            DEFAULT_ADMIN_LISTEN
+                .parse()
+                .expect("a valid default address"),
+            false,
+        ),
+    };
+    let (listener, bound) = match admin::bind(address).await {
+        Ok(bound) => bound,
+        Err(e) if !explicit => {
+            tracing::warn!(%address, error = %e, "admin listener off (set [admin] listen or --admin to choose another address)");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(anyhow::Error::from(e))
+                .with_context(|| format!("cannot listen on {address} for the admin endpoints"))
+        }
+    };
+    if !bound.ip().is_loopback() {
+        tracing::warn!(%bound, "the admin listener is reachable from other machines");
+    }
+    tracing::info!(url = %format!("http://{bound}/"), "admin listening (dashboard, /metrics, /healthz)");
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = admin::serve(listener, state, stop).await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    })))
 }
 
 /// Waits for SIGINT or SIGTERM and says which.

@@ -104,6 +104,30 @@ pub struct ActorConfig {
     pub prefix: Option<String>,
 }
 
+/// Where the admin listener (health, metrics, dashboard) listens by default: loopback only.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9187";
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// `None`: the default address (a busy port there is a warning, not an error);
+    /// `Some(None)`: off; `Some(Some(address))`: this address (a busy port is an error).
+    pub listen: Option<Option<std::net::SocketAddr>>,
+    /// Operator actions (retry, delete, pause) need `Authorization: Bearer TOKEN`; without a
+    /// token they are refused.
+    pub token: Option<String>,
+}
+
+/// Parses "127.0.0.1:9187", "[::1]:9187" or "off".
+pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    if text.trim() == "off" {
+        return Ok(None);
+    }
+    text.trim().parse().map(Some).map_err(|_| {
+        format!("invalid address {text:?}: write ADDRESS:PORT (e.g. \"127.0.0.1:9187\") or \"off\"")
+    })
+}
+
 /// A node's configuration: `parade.toml`, or the defaults where there is none.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
@@ -119,6 +143,7 @@ pub struct NodeConfig {
     pub cache_dir: PathBuf,
     /// `[[plugin]]` entries.
     pub plugins: Vec<PluginSpec>,
+    pub admin: AdminConfig,
 }
 
 /// One plugin to load: its component and how it runs.
@@ -164,6 +189,8 @@ impl PluginSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub database_url: Option<String>,
+    /// `--admin ADDRESS|off`.
+    pub admin_listen: Option<Option<std::net::SocketAddr>>,
     pub plugins_dir: Option<PathBuf>,
     pub workers: Option<usize>,
 }
@@ -176,6 +203,9 @@ impl NodeConfig {
         }
         if let Some(dir) = &overrides.plugins_dir {
             self.plugins_dir = dir.clone();
+        }
+        if let Some(listen) = overrides.admin_listen {
+            self.admin.listen = Some(listen);
         }
         if let Some(workers) = overrides.workers {
             self.manager.workers = workers;
@@ -193,6 +223,7 @@ impl NodeConfig {
             plugins_dir: base_dir.join(DEFAULT_PLUGINS_DIR),
             cache_dir: base_dir.join(DEFAULT_CACHE_DIR),
             plugins: Vec::new(),
+            admin: AdminConfig::default(),
         }
     }
 
@@ -219,6 +250,10 @@ impl NodeConfig {
             prefix: raw.actor.prefix,
         };
         config.manager = raw.manager.into_properties();
+        config.admin = AdminConfig {
+            listen: raw.admin.listen.map(|l| l.0),
+            token: raw.admin.token.filter(|t| !t.is_empty()),
+        };
         if let Some(dir) = raw.plugins.dir {
             config.plugins_dir = base_dir.join(dir);
         }
@@ -318,6 +353,9 @@ impl NodeConfig {
         }
         if self.cache_dir != other.cache_dir {
             changed.push("plugins.cache_dir");
+        }
+        if self.admin != other.admin {
+            changed.push("admin");
         }
         changed
     }

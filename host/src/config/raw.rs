@@ -87,6 +87,28 @@ pub(super) struct Config {
     pub plugins: Plugins,
     #[serde(default)]
     pub plugin: Vec<Spanned<Plugin>>,
+    #[serde(default)]
+    pub admin: Admin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Admin {
+    pub listen: Option<Listen>,
+    pub token: Option<String>,
+}
+
+/// "ADDRESS:PORT", or "off".
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Listen(pub Option<std::net::SocketAddr>);
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_listen(&text)
+            .map(Listen)
+            .map_err(D::Error::custom)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

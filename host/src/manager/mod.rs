@@ -37,7 +37,7 @@ use crate::queue::{
 
 pub use properties::ManagerProperties;
 use stats::Counters;
-pub use stats::{ActionStats, ManagerStats};
+pub use stats::{ActionStats, Histogram, ManagerStats, HISTOGRAM_BOUNDS};
 
 /// The result of performing one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,6 +387,9 @@ async fn fetch_loop(
             Ok(owned) if owned.is_empty() => props.wait_time,
             Ok(owned) => {
                 Counters::add(&shared.counters.owned, owned.len() as u64);
+                for task in &owned {
+                    shared.counters.for_action(&task.action, |s| s.owned += 1);
+                }
                 let mut overflow = Vec::new();
                 for task in owned {
                     if let Err(e) = queue_tx.try_send(task) {

@@ -1,4 +1,4 @@
-//! Counters of what an ActionManager did, for logs now and a metrics endpoint later.
+//! Counters of what an ActionManager did, for its summary and the metrics endpoint.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,19 +17,52 @@ pub(super) struct Counters {
     pub lost: AtomicU64,
     pub released: AtomicU64,
     pub return_failures: AtomicU64,
-    /// Results stored, per action.
+    pub heartbeats: AtomicU64,
+    /// Per action.
     pub by_action: Mutex<BTreeMap<String, ActionStats>>,
 }
 
-/// What an ActionManager's results did to one action's tasks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What an ActionManager did with one action's tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ActionStats {
+    /// Tasks owned.
+    pub owned: u64,
     /// Tasks returned completed.
     pub completed: u64,
     /// Tasks returned aborted.
     pub aborted: u64,
     /// Tasks returned pending, to be tried again.
     pub retried: u64,
+    /// How long handlers ran.
+    pub durations: Histogram,
+}
+
+/// Upper bounds, in seconds, of [`Histogram`]'s buckets (a last one holds everything above).
+pub const HISTOGRAM_BOUNDS: [f64; 14] = [
+    0.000_05, 0.0001, 0.000_25, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 60.0,
+];
+
+/// A distribution of durations in fixed buckets, as Prometheus histograms count them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Histogram {
+    /// Observations per bucket of [`HISTOGRAM_BOUNDS`] (not cumulative); the last counts
+    /// those above every bound.
+    pub buckets: [u64; HISTOGRAM_BOUNDS.len() + 1],
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, duration: std::time::Duration) {
+        let seconds = duration.as_secs_f64();
+        let bucket = HISTOGRAM_BOUNDS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(HISTOGRAM_BOUNDS.len());
+        self.buckets[bucket] += 1;
+        self.count += 1;
+        self.sum_seconds += seconds;
+    }
 }
 
 /// A snapshot of an ActionManager's counters.
@@ -51,6 +84,8 @@ pub struct ManagerStats {
     pub released: u64,
     /// Results that could not be returned even after retries (the deadline re-offers them).
     pub return_failures: u64,
+    /// Deadlines extended for running tasks.
+    pub heartbeats: u64,
 }
 
 impl Counters {
@@ -59,6 +94,15 @@ impl Counters {
     }
 
     /// Counts one stored result of `action`, in the totals and per action.
+    /// Changes `action`'s stats.
+    pub(super) fn for_action(&self, action: &str, change: impl FnOnce(&mut ActionStats)) {
+        let mut by_action = self.by_action.lock().unwrap_or_else(|e| e.into_inner());
+        match by_action.get_mut(action) {
+            Some(stats) => change(stats),
+            None => change(by_action.entry(action.to_owned()).or_default()),
+        }
+    }
+
     pub(super) fn count_result(&self, action: &str, code: TaskStatusCode) {
         let mut by_action = self.by_action.lock().unwrap_or_else(|e| e.into_inner());
         let per_action = match by_action.get_mut(action) {
@@ -92,6 +136,7 @@ impl Counters {
             lost: get(&self.lost),
             released: get(&self.released),
             return_failures: get(&self.return_failures),
+            heartbeats: get(&self.heartbeats),
         }
     }
 }

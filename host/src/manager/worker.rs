@@ -86,7 +86,7 @@ async fn perform(shared: &Shared, task: OwnedTask) -> Done {
             joined = &mut handler.0 => break Some(joined),
             _ = heartbeat.tick() => {
                 match shared.queue.extend_task_deadline(&task.id, task.token, props.max_duration).await {
-                    Ok(()) => {}
+                    Ok(()) => Counters::add(&shared.counters.heartbeats, 1),
                     Err(e @ Error::InvalidToken { .. }) => {
                         tracing::warn!(error = %e, "ownership lost while running; its result will be dropped");
                         Counters::add(&shared.counters.lost, 1);
@@ -98,6 +98,9 @@ async fn perform(shared: &Shared, task: OwnedTask) -> Done {
         }
     };
     shared.in_flight().remove(&task.id);
+    shared
+        .counters
+        .for_action(&task.action, |s| s.durations.observe(start.elapsed()));
     let Some(joined) = joined else {
         return Done::Lost;
     };

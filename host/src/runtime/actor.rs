@@ -1,7 +1,7 @@
 //! [`ComponentActor`]: the ActionManager's actor for a set of plugins that can be replaced
 //! while it runs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ impl Registry {
 pub struct ComponentActor {
     runtime: Arc<Runtime>,
     registry: RwLock<Arc<Registry>>,
+    /// Actions an operator paused on this node: not owned until resumed.
+    paused: RwLock<BTreeSet<String>>,
     queue: Arc<dyn Parade>,
     actor_id: ActorId,
     /// Time limit of a task whose plugin sets none longer.
@@ -68,6 +70,7 @@ impl ComponentActor {
         Ok(ComponentActor {
             runtime,
             registry: RwLock::new(Arc::new(Registry::new(plugins)?)),
+            paused: RwLock::default(),
             queue,
             actor_id,
             max_duration,
@@ -88,6 +91,37 @@ impl ComponentActor {
         self.registry().plugins.clone()
     }
 
+    /// Stops owning tasks of `action` on this node until [`ComponentActor::resume`]; tasks
+    /// already owned still run. False if no plugin serves it.
+    pub fn pause(&self, action: &str) -> bool {
+        let served = self.registry().by_action.contains_key(action);
+        if served {
+            self.paused
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(action.to_owned());
+        }
+        served
+    }
+
+    /// Owns tasks of `action` again. False if it was not paused.
+    pub fn resume(&self, action: &str) -> bool {
+        self.paused
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(action)
+    }
+
+    /// The paused actions.
+    pub fn paused(&self) -> Vec<String> {
+        self.paused
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     fn registry(&self) -> Arc<Registry> {
         self.registry
             .read()
@@ -99,7 +133,14 @@ impl ComponentActor {
 #[async_trait]
 impl Actor for ComponentActor {
     fn actions(&self) -> Vec<String> {
-        let mut actions: Vec<String> = self.registry().by_action.keys().cloned().collect();
+        let paused = self.paused.read().unwrap_or_else(|e| e.into_inner());
+        let mut actions: Vec<String> = self
+            .registry()
+            .by_action
+            .keys()
+            .filter(|action| !paused.contains(*action))
+            .cloned()
+            .collect();
         actions.sort();
         actions
     }

@@ -49,12 +49,53 @@ pub const MAX_PLUGIN_MEMORY: usize = 1 << 30;
 
 /// The process's WebAssembly engine, linker and compiled-component cache.
 pub struct Runtime {
+    /// What its instances did, for metrics.
+    pub stats: RuntimeStats,
     engine: Engine,
     linker: Linker<TaskState>,
     cache_dir: Option<PathBuf>,
     pooling: bool,
     fuel: bool,
     ticking: Arc<AtomicBool>,
+}
+
+/// What a runtime's instances did.
+#[derive(Debug, Default)]
+pub struct RuntimeStats {
+    instantiate: std::sync::Mutex<crate::manager::Histogram>,
+    failures: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl RuntimeStats {
+    fn instantiated(&self, took: Duration) {
+        self.instantiate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(took);
+    }
+
+    fn failed(&self, kind: &'static str) {
+        *self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind)
+            .or_default() += 1;
+    }
+
+    /// How long creating a task's store and instance took.
+    pub fn instantiate_times(&self) -> crate::manager::Histogram {
+        *self.instantiate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Failed instances by kind: timeout, stack_overflow, out_of_memory, out_of_fuel,
+    /// unreachable, trap, other.
+    pub fn failures(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// How a [`Runtime`] is set up; fixed for the life of the process.
@@ -135,6 +176,7 @@ impl Runtime {
                 }
             })?;
         Ok(Arc::new(Runtime {
+            stats: RuntimeStats::default(),
             engine,
             linker,
             cache_dir,

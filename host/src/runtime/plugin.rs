@@ -247,8 +247,10 @@ impl Plugin {
         };
         let failures = u32::try_from(task.num_signalled_failures).unwrap_or(0);
         let result = async {
+            let started = std::time::Instant::now();
             let mut store = runtime.store(self, Some(context), timeout, &output)?;
             let instance: ActorWorld = self.pre.instantiate_async(&mut store).await?;
+            runtime.stats.instantiated(started.elapsed());
             instance
                 .call_handle(&mut store, &task.action, task.body.as_deref(), failures)
                 .await
@@ -265,7 +267,8 @@ impl Plugin {
                 },
             },
             Err(e) => {
-                let why = describe_failure(&e, timeout, self.limits.memory);
+                let (kind, why) = describe_failure(&e, timeout, self.limits.memory);
+                runtime.stats.failed(kind);
                 tracing::warn!(plugin = %self.name, task = %task.id, error = %format!("{e:#}"), "{why}");
                 ActorResult {
                     status: format!("plugin {}: {why}", self.name),
@@ -291,22 +294,35 @@ fn cut(mut status: String) -> String {
     status
 }
 
-/// Says in a few words why an instance failed.
-fn describe_failure(e: &wasmtime::Error, timeout: Duration, memory: usize) -> String {
+/// Says in a few words why an instance failed, and what kind of failure it was (a
+/// metrics label: timeout, stack_overflow, out_of_memory, out_of_fuel, unreachable, trap,
+/// other).
+fn describe_failure(
+    e: &wasmtime::Error,
+    timeout: Duration,
+    memory: usize,
+) -> (&'static str, String) {
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {
-            Trap::Interrupt => format!("timed out after {}", humantime::format_duration(timeout)),
-            Trap::StackOverflow => "stack overflow".to_owned(),
-            Trap::OutOfFuel => "ran out of fuel".to_owned(),
-            Trap::UnreachableCodeReached => {
-                "trapped: unreachable code (a panic in the guest?)".to_owned()
-            }
-            other => format!("trapped: {other}"),
+            Trap::Interrupt => (
+                "timeout",
+                format!("timed out after {}", humantime::format_duration(timeout)),
+            ),
+            Trap::StackOverflow => ("stack_overflow", "stack overflow".to_owned()),
+            Trap::OutOfFuel => ("out_of_fuel", "ran out of fuel".to_owned()),
+            Trap::UnreachableCodeReached => (
+                "unreachable",
+                "trapped: unreachable code (a panic in the guest?)".to_owned(),
+            ),
+            other => ("trap", format!("trapped: {other}")),
         };
     }
     let text = format!("{e:#}");
     if text.contains("growing memory") || text.contains("memory limit") {
-        return format!("out of memory (limit {} MiB)", memory >> 20);
+        return (
+            "out_of_memory",
+            format!("out of memory (limit {} MiB)", memory >> 20),
+        );
     }
-    format!("failed: {text}")
+    ("other", format!("failed: {text}"))
 }

@@ -1,0 +1,43 @@
+// The overview's live counts: refreshes the counts and owners tables from /api/overview
+// every two seconds.
+const STATUSES = ["pending", "in-progress", "completed", "aborted"];
+function cell(text, numeric) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (numeric) td.className = "n";
+  return td;
+}
+async function refresh() {
+  try {
+    const overview = await (await fetch("/api/overview")).json();
+    const rows = new Map();
+    for (const c of overview.summary.counts) {
+      if (!rows.has(c.action)) rows.set(c.action, [0, 0, 0, 0]);
+      const column = STATUSES.indexOf(c.status_code);
+      if (column >= 0) rows.get(c.action)[column] += c.count;
+    }
+    const counts = document.querySelector("#counts tbody");
+    counts.replaceChildren(...[...rows.keys()].sort().map(action => {
+      const tr = document.createElement("tr");
+      tr.append(cell(action, false));
+      rows.get(action).forEach((n, i) => {
+        const td = cell(String(n), true);
+        td.dataset.action = action;
+        td.dataset.status = STATUSES[i];
+        tr.append(td);
+      });
+      return tr;
+    }));
+    const owners = document.querySelector("#owners tbody");
+    owners.replaceChildren(...overview.summary.owners.map(o => {
+      const tr = document.createElement("tr");
+      tr.append(cell(o.actor_id, false), cell(String(o.in_progress), true));
+      return tr;
+    }));
+    document.body.dataset.refreshed = String(Date.now());
+  } catch (e) {
+    console.error("refresh failed", e);
+  }
+}
+refresh();
+setInterval(refresh, 2000);

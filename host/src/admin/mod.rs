@@ -1,0 +1,390 @@
+//! The admin listener of `parade run`: health, Prometheus metrics, a read-only dashboard,
+//! and a few operator actions guarded by a token.
+//!
+//! - `GET /healthz` — 200 when the store answers and plugins are loaded, else 503;
+//! - `GET /readyz` — 200 while the node is owning tasks, 503 once it is shutting down;
+//! - `GET /metrics` — Prometheus text format (see [`metrics`]);
+//! - `GET /` and `GET /task?id=ID` — the dashboard, and one task's page;
+//! - `GET /api/overview`, `GET /api/task?id=ID` — the same data as JSON;
+//! - `POST /api/task/retry?id=ID`, `POST /api/task/delete?id=ID`,
+//!   `POST /api/action/pause?action=A`, `POST /api/action/resume?action=A` — operator
+//!   actions, refused unless the request carries `Authorization: Bearer TOKEN` with the
+//!   configured `[admin] token` (and refused outright when none is configured).
+//!
+//! It listens on loopback by default; everything it serves comes from the binary.
+
+mod metrics;
+mod pages;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::manager::{ActionManager, ManagerStats};
+use crate::queue::{Error, Parade, QueueSummary, TaskData, TaskFilter, TaskId, TaskStatusCode};
+use crate::reload::ReloadStats;
+use crate::runtime::{ComponentActor, FailurePolicy, Runtime};
+
+/// How many recent failures the dashboard lists.
+const RECENT_FAILURES: u32 = 20;
+
+/// Everything the admin listener reads and acts on.
+pub struct AdminState {
+    pub queue: Arc<dyn Parade>,
+    pub manager: Arc<ActionManager>,
+    pub actor: Arc<ComponentActor>,
+    pub runtime: Arc<Runtime>,
+    pub reloads: Arc<ReloadStats>,
+    /// `[admin] token`: what operator actions must present.
+    pub token: Option<String>,
+    /// The owner recorded on this node's tasks.
+    pub actor_id: String,
+    /// The store, without credentials.
+    pub database: String,
+    pub started: Instant,
+    /// Cleared when the node starts shutting down.
+    pub ready: AtomicBool,
+}
+
+/// Serves the admin endpoints on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AdminState>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/", get(overview_page))
+        .route("/task", get(task_page))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/overview", get(overview_json))
+        .route("/api/task", get(task_json))
+        .route("/api/task/retry", post(retry_task))
+        .route("/api/task/delete", post(delete_task))
+        .route("/api/action/pause", post(pause_action))
+        .route("/api/action/resume", post(resume_action))
+        .with_state(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+/// Binds `address`; the address actually bound (with port 0, the port chosen).
+pub async fn bind(address: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
+/// An error answer: a status and a one-line reason.
+struct Problem(StatusCode, String);
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::TaskNotFound(_) => StatusCode::NOT_FOUND,
+            Error::InvalidTask { .. } | Error::BadStatus(_) => StatusCode::CONFLICT,
+            Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Problem(status, e.to_string())
+    }
+}
+
+async fn healthz(State(state): State<Arc<AdminState>>) -> Response {
+    let plugins = state.actor.plugins().len();
+    match state.queue.get_task(&TaskId::from("")).await {
+        Ok(_) => Json(serde_json::json!({ "store": "ok", "plugins": plugins })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "store": e.to_string(), "plugins": plugins })),
+        )
+            .into_response(),
+    }
+}
+
+async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
+    let summary = state.queue.summary().await;
+    let text = metrics::render(&state, summary.as_ref().ok());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// A loaded plugin, as the dashboard shows it.
+#[derive(Debug, Serialize)]
+struct PluginView {
+    name: String,
+    file: String,
+    hash: String,
+    actions: Vec<String>,
+    memory_mib: usize,
+    timeout: String,
+    fuel: Option<u64>,
+    on_failure: &'static str,
+}
+
+/// The node, its plugins and the queue at a glance.
+#[derive(Debug, Serialize)]
+struct Overview {
+    actor_id: String,
+    database: String,
+    uptime_seconds: u64,
+    paused: Vec<String>,
+    manager: ManagerView,
+    summary: QueueSummary,
+    plugins: Vec<PluginView>,
+    recent_failures: Vec<TaskData>,
+}
+
+#[derive(Debug, Serialize)]
+struct ManagerView {
+    owned: u64,
+    completed: u64,
+    aborted: u64,
+    retried: u64,
+    lost: u64,
+    released: u64,
+}
+
+impl From<ManagerStats> for ManagerView {
+    fn from(s: ManagerStats) -> Self {
+        ManagerView {
+            owned: s.owned,
+            completed: s.completed,
+            aborted: s.aborted,
+            retried: s.retried,
+            lost: s.lost,
+            released: s.released,
+        }
+    }
+}
+
+async fn overview(state: &AdminState) -> Result<Overview, Problem> {
+    let summary = state.queue.summary().await?;
+    let recent_failures = state
+        .queue
+        .list_tasks(&TaskFilter {
+            status_code: Some(TaskStatusCode::Aborted),
+            newest_first: true,
+            limit: Some(RECENT_FAILURES),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let plugins = state
+        .actor
+        .plugins()
+        .iter()
+        .map(|p| PluginView {
+            name: p.name.clone(),
+            file: p.origin(),
+            hash: p.hash.clone(),
+            actions: p.actions.clone(),
+            memory_mib: p.limits.memory >> 20,
+            timeout: humantime::format_duration(p.limits.timeout).to_string(),
+            fuel: p.limits.fuel,
+            on_failure: match p.limits.on_failure {
+                FailurePolicy::Retry => "retry",
+                FailurePolicy::Abort => "abort",
+            },
+        })
+        .collect();
+    Ok(Overview {
+        actor_id: state.actor_id.clone(),
+        database: state.database.clone(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        paused: state.actor.paused(),
+        manager: state.manager.stats().into(),
+        summary,
+        plugins,
+        recent_failures,
+    })
+}
+
+async fn overview_json(State(state): State<Arc<AdminState>>) -> Result<Json<Overview>, Problem> {
+    Ok(Json(overview(&state).await?))
+}
+
+async fn overview_page(State(state): State<Arc<AdminState>>) -> Result<Html<String>, Problem> {
+    Ok(Html(pages::overview(&overview(&state).await?)))
+}
+
+/// One task with its neighbours in the DAG.
+#[derive(Debug, Serialize)]
+struct TaskView {
+    task: TaskData,
+    /// Tasks that signal it.
+    predecessors: Vec<TaskData>,
+    /// Tasks it signals (missing ones are left out).
+    successors: Vec<TaskData>,
+}
+
+fn id_param(params: &HashMap<String, String>, key: &str) -> Result<String, Problem> {
+    params
+        .get(key)
+        .cloned()
+        .ok_or_else(|| Problem(StatusCode::BAD_REQUEST, format!("missing ?{key}=")))
+}
+
+async fn task_view(state: &AdminState, id: &str) -> Result<TaskView, Problem> {
+    let id = TaskId::from(id);
+    let Some(task) = state.queue.get_task(&id).await? else {
+        return Err(Error::TaskNotFound(id).into());
+    };
+    let predecessors = state
+        .queue
+        .list_tasks(&TaskFilter {
+            predecessors_of: Some(id),
+            limit: Some(100),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let mut successors = Vec::new();
+    for successor in task.to_signal_after.iter().take(100) {
+        if let Some(t) = state.queue.get_task(successor).await? {
+            successors.push(t);
+        }
+    }
+    Ok(TaskView {
+        task,
+        predecessors,
+        successors,
+    })
+}
+
+async fn task_json(
+    State(state): State<Arc<AdminState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<TaskView>, Problem> {
+    Ok(Json(task_view(&state, &id_param(&params, "id")?).await?))
+}
+
+async fn task_page(
+    State(state): State<Arc<AdminState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Html<String>, Problem> {
+    let view = task_view(&state, &id_param(&params, "id")?).await?;
+    Ok(Html(pages::task(&view)))
+}
+
+/// Refuses unless the request carries the configured token.
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(token) = &state.token else {
+        return Err(Problem(
+            StatusCode::FORBIDDEN,
+            "operator actions are off: set [admin] token in parade.toml".into(),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same_secret(presented.as_bytes(), token.as_bytes()) {
+        return Err(Problem(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token: send Authorization: Bearer TOKEN".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn done(what: String) -> Json<serde_json::Value> {
+    tracing::info!("admin: {what}");
+    Json(serde_json::json!({ "ok": what }))
+}
+
+async fn retry_task(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&state, &headers)?;
+    let id = id_param(&params, "id")?;
+    state.queue.retry_task(&TaskId::from(id.as_str())).await?;
+    Ok(done(format!("task {id} is pending again")))
+}
+
+async fn delete_task(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&state, &headers)?;
+    let id = id_param(&params, "id")?;
+    let task = TaskId::from(id.as_str());
+    if state.queue.get_task(&task).await?.is_none() {
+        return Err(Error::TaskNotFound(task).into());
+    }
+    state.queue.delete_tasks(&[task]).await?;
+    Ok(done(format!("task {id} deleted")))
+}
+
+async fn pause_action(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&state, &headers)?;
+    let action = id_param(&params, "action")?;
+    if !state.actor.pause(&action) {
+        return Err(Problem(
+            StatusCode::NOT_FOUND,
+            format!("no plugin of this node serves action {action:?}"),
+        ));
+    }
+    Ok(done(format!("action {action} paused on this node")))
+}
+
+async fn resume_action(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&state, &headers)?;
+    let action = id_param(&params, "action")?;
+    if !state.actor.resume(&action) {
+        return Err(Problem(
+            StatusCode::CONFLICT,
+            format!("action {action:?} is not paused"),
+        ));
+    }
+    Ok(done(format!("action {action} resumed on this node")))
+}

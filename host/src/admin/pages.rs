@@ -1,0 +1,289 @@
+//! The dashboard's pages: plain HTML rendered on the server, with a few lines of script on
+//! the overview that refresh its counts from `/api/overview` every two seconds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{Overview, TaskView};
+use crate::queue::{TaskData, TaskStatusCode};
+
+/// The status columns of the counts table, in lifecycle order.
+const STATUSES: [TaskStatusCode; 4] = [
+    TaskStatusCode::Pending,
+    TaskStatusCode::InProgress,
+    TaskStatusCode::Completed,
+    TaskStatusCode::Aborted,
+];
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
+h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.6em}\
+table{border-collapse:collapse}td,th{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:left}\
+td.n{text-align:right;font-variant-numeric:tabular-nums}code,pre{font:12px ui-monospace,monospace}\
+pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;max-width:60em}\
+.graph{display:flex;gap:2em;align-items:center}.graph ul{list-style:none;padding:0}\
+.graph li,.node{border:1px solid #bbb;border-radius:4px;padding:.2em .6em;margin:.3em 0}\
+.node{border-width:2px;font-weight:bold}.muted{color:#777}\
+.aborted{color:#b00}.completed{color:#070}";
+
+/// Escapes text for HTML content and attribute values.
+pub(super) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A query-string value.
+fn url_value(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => {
+                let _ = write!(out, "%{byte:02X}");
+            }
+        }
+    }
+    out
+}
+
+fn task_link(id: &str) -> String {
+    format!("<a href=\"/task?id={}\">{}</a>", url_value(id), escape(id))
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{} · Parade</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        escape(title)
+    )
+}
+
+/// The counts table's rows: action → count per status column.
+fn count_rows(overview: &Overview) -> BTreeMap<&str, [u64; 4]> {
+    let mut rows: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
+    for count in &overview.summary.counts {
+        if let Some(column) = STATUSES.iter().position(|s| *s == count.status_code) {
+            rows.entry(&count.action).or_default()[column] += count.count;
+        }
+    }
+    rows
+}
+
+pub(super) fn overview(overview: &Overview) -> String {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>Parade</h1><p>node <code id=\"actor\">{}</code> on <code>{}</code>, up {} s{}</p>",
+        escape(&overview.actor_id),
+        escape(&overview.database),
+        overview.uptime_seconds,
+        if overview.paused.is_empty() {
+            String::new()
+        } else {
+            format!("; paused: {}", escape(&overview.paused.join(", ")))
+        }
+    );
+
+    body.push_str(
+        "<h2>Tasks by action and status</h2><table id=\"counts\"><thead><tr><th>action</th>",
+    );
+    for status in STATUSES {
+        let _ = write!(body, "<th>{status}</th>");
+    }
+    body.push_str("</tr></thead><tbody>");
+    for (action, counts) in count_rows(overview) {
+        let _ = write!(body, "<tr><td>{}</td>", escape(action));
+        for (status, count) in STATUSES.iter().zip(counts) {
+            let _ = write!(
+                body,
+                "<td class=\"n\" data-action=\"{}\" data-status=\"{status}\">{count}</td>",
+                escape(action)
+            );
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</tbody></table>");
+
+    body.push_str("<h2>Nodes owning work</h2><table id=\"owners\"><thead><tr><th>actor</th><th>in progress</th></tr></thead><tbody>");
+    for owner in &overview.summary.owners {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
+            escape(owner.actor_id.as_str()),
+            owner.in_progress
+        );
+    }
+    body.push_str("</tbody></table>");
+
+    body.push_str("<h2>Plugins</h2><table id=\"plugins\"><thead><tr><th>plugin</th><th>actions</th><th>file</th><th>sha256</th><th>memory</th><th>timeout</th><th>fuel</th><th>on failure</th></tr></thead><tbody>");
+    for p in &overview.plugins {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code title=\"{}\">{}</code></td>\
+             <td class=\"n\">{} MiB</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&p.name),
+            escape(&p.actions.join(", ")),
+            escape(&p.file),
+            escape(&p.hash),
+            escape(&p.hash[..p.hash.len().min(12)]),
+            p.memory_mib,
+            escape(&p.timeout),
+            p.fuel.map_or("none".to_owned(), |f| f.to_string()),
+            p.on_failure
+        );
+    }
+    body.push_str("</tbody></table>");
+
+    body.push_str("<h2>Recent failures</h2><table id=\"failures\"><thead><tr><th>task</th><th>action</th><th>tries</th><th>status</th></tr></thead><tbody>");
+    for task in &overview.recent_failures {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"aborted\">{}</td></tr>",
+            task_link(task.id.as_str()),
+            escape(&task.action),
+            task.num_tries,
+            escape(task.status.as_deref().unwrap_or(""))
+        );
+    }
+    if overview.recent_failures.is_empty() {
+        body.push_str("<tr><td colspan=\"4\" class=\"muted\">none</td></tr>");
+    }
+    body.push_str("</tbody></table>");
+    let _ = write!(
+        body,
+        "<p class=\"muted\">This node: {} owned, {} completed, {} aborted, {} retried. \
+         <a href=\"/metrics\">metrics</a> · <a href=\"/api/overview\">JSON</a></p>",
+        overview.manager.owned,
+        overview.manager.completed,
+        overview.manager.aborted,
+        overview.manager.retried
+    );
+    body.push_str(LIVE_COUNTS);
+    page("Parade", &body)
+}
+
+/// Refreshes the counts and owners tables in place.
+const LIVE_COUNTS: &str = concat!("<script>", include_str!("live.js"), "</script>");
+
+fn neighbours(title: &str, tasks: &[TaskData], id: &str) -> String {
+    let mut out = format!("<div><div class=\"muted\">{title}</div><ul id=\"{id}\">");
+    for task in tasks {
+        let _ = write!(
+            out,
+            "<li>{} <span class=\"{}\">{}</span></li>",
+            task_link(task.id.as_str()),
+            task.status_code,
+            task.status_code
+        );
+    }
+    if tasks.is_empty() {
+        out.push_str("<li class=\"muted\">none</li>");
+    }
+    out.push_str("</ul></div>");
+    out
+}
+
+pub(super) fn task(view: &TaskView) -> String {
+    let task = &view.task;
+    let mut body = format!(
+        "<p><a href=\"/\">← overview</a></p><h1>Task <code id=\"task-id\">{}</code></h1>",
+        escape(task.id.as_str())
+    );
+    body.push_str("<table id=\"task\">");
+    let deadline = task.action_deadline.map(|d| d.to_rfc3339());
+    let fields: [(&str, String); 11] = [
+        ("action", task.action.clone()),
+        ("status code", task.status_code.to_string()),
+        ("status", task.status.clone().unwrap_or_default()),
+        (
+            "tries",
+            match task.max_tries {
+                Some(max) => format!("{} of {max}", task.num_tries),
+                None => task.num_tries.to_string(),
+            },
+        ),
+        ("failed predecessors", task.num_failures.to_string()),
+        (
+            "dependencies",
+            match task.total_dependencies {
+                Some(total) => format!("{} of {total} signalled", task.num_signals),
+                None => "none".into(),
+            },
+        ),
+        (
+            "owner",
+            task.actor_id
+                .as_ref()
+                .map_or(String::new(), |a| a.as_str().to_owned()),
+        ),
+        ("deadline", deadline.unwrap_or_default()),
+        ("priority", task.priority.to_string()),
+        (
+            "notify channel",
+            task.notify_channel_after.clone().unwrap_or_default(),
+        ),
+        (
+            "signals",
+            task.to_signal_after
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ];
+    for (name, value) in fields {
+        let _ = write!(
+            body,
+            "<tr><th>{name}</th><td data-field=\"{name}\">{}</td></tr>",
+            escape(&value)
+        );
+    }
+    body.push_str("</table><h2>Body</h2>");
+    let _ = write!(
+        body,
+        "<pre id=\"body\">{}</pre>",
+        escape(task.body.as_deref().unwrap_or(""))
+    );
+    body.push_str("<h2>Dependencies</h2><div class=\"graph\">");
+    body.push_str(&neighbours(
+        "signalled by",
+        &view.predecessors,
+        "predecessors",
+    ));
+    body.push_str("<div>→</div>");
+    let _ = write!(
+        body,
+        "<div class=\"node {}\">{}</div>",
+        task.status_code,
+        escape(task.id.as_str())
+    );
+    body.push_str("<div>→</div>");
+    body.push_str(&neighbours("signals", &view.successors, "successors"));
+    body.push_str("</div>");
+    page(&format!("task {}", task.id), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_urls_are_escaped() {
+        assert_eq!(
+            escape("<a href=\"x\">&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(url_value("a b/ü?&"), "a%20b%2F%C3%BC%3F%26");
+    }
+}
