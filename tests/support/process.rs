@@ -64,8 +64,15 @@ pub struct Node {
 impl Node {
     pub fn start(dir: &Path, url: &str, extra: &[&str]) -> anyhow::Result<Node> {
         let log = dir.join(format!("node-{}.log", uuid::Uuid::new_v4().simple()));
+        // Tests run side by side: no admin listener unless the test asks for one.
+        let admin: &[&str] = if extra.contains(&"--admin") {
+            &[]
+        } else {
+            &["--admin", "off"]
+        };
         let child = parade(dir)
             .args(["run", "--database", url])
+            .args(admin)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)
@@ -101,6 +108,21 @@ impl Node {
         self.finish().await
     }
 
+    /// The base URL of its admin listener (started with `--admin 127.0.0.1:0`), from its log.
+    pub async fn admin_url(&self) -> anyhow::Result<String> {
+        self.until_logged("admin listening", Duration::from_secs(60))
+            .await?;
+        let log = self.log();
+        let start = log
+            .find("http://127.0.0.1:")
+            .context("no admin URL in the log")?;
+        let url: String = log[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"')
+            .collect();
+        Ok(url.trim_end_matches('/').to_owned())
+    }
+
     /// SIGKILL: the node gets no chance to hand anything back.
     pub async fn kill(mut self) -> anyhow::Result<()> {
         self.child.kill().await?;
@@ -121,4 +143,50 @@ impl Node {
         );
         Ok((code, String::from_utf8_lossy(&output.stdout).into_owned()))
     }
+}
+
+/// A response of [`http`].
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request to `url` (`http://HOST:PORT/PATH`), with extra header lines.
+pub async fn http(method: &str, url: &str, headers: &[&str]) -> anyhow::Result<Response> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").context("http:// URLs only")?;
+    let (host, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    };
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let raw = String::from_utf8(raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").context("no end of headers")?;
+    ensure!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "chunked responses are not supported here"
+    );
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .context("no status")?
+        .parse()?;
+    Ok(Response {
+        status,
+        body: body.to_owned(),
+    })
 }
