@@ -15,6 +15,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+log "browser for the dashboard test (Debian's chromium, playwright-core from npm)"
+if [ ! -x /usr/bin/chromium ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq chromium >&2
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >&2)
+
 log "format and lints"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path plugins/Cargo.toml -- --check
