@@ -268,3 +268,40 @@ async fn without_a_token_operator_actions_are_off() -> anyhow::Result<()> {
     node.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn task_list_watch_redraws_the_table() -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let url = Backend::Sqlite.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    queue.insert_tasks(&[task("w1", "echo", "", None)]).await?;
+    let dir = node_dir(&[])?;
+    let mut watch = support::process::parade(dir.path())
+        .args(["--database", &url, "task", "list", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdout = watch.stdout.take().context("no stdout")?;
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut added = false;
+    // Two frames: the first shows w1; a task added meanwhile shows up in a later one.
+    while !seen.contains("w2 ") {
+        ensure!(
+            Instant::now() < deadline,
+            "no second frame with w2:\n{seen}"
+        );
+        let mut buffer = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stdout.read(&mut buffer)).await??;
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        if seen.contains("w1 ") && !added {
+            queue.insert_tasks(&[task("w2", "echo", "", None)]).await?;
+            added = true;
+        }
+    }
+    assert!(
+        seen.contains("(1 tasks)") && seen.contains("(2 tasks)"),
+        "{seen}"
+    );
+    watch.kill().await?;
+    Ok(())
+}
