@@ -120,6 +120,7 @@ support::on_both_backends!(
     idle_manager_wakes_when_a_task_is_inserted,
     declined_tasks_go_back_untried,
     wait_idle_returns_once_successors_are_done_too,
+    a_status_with_nul_characters_is_stored_with_them_replaced,
 );
 
 async fn eight_workers_perform_ten_thousand_tasks_exactly_once(
@@ -419,5 +420,37 @@ async fn wait_idle_returns_once_successors_are_done_too(backend: Backend) -> any
     let by_action = manager.stats_by_action();
     assert_eq!(by_action["work"].completed, 5);
     manager.close().await;
+    Ok(())
+}
+
+/// Completes every task with a status holding NUL characters, as a hostile plugin might.
+struct NulActor;
+
+#[async_trait]
+impl Actor for NulActor {
+    fn actions(&self) -> Vec<String> {
+        vec!["work".into()]
+    }
+
+    fn actor_id(&self) -> ActorId {
+        ActorId::from("nul")
+    }
+
+    async fn handle(&self, _: &str, _: Option<&str>, _: i32) -> anyhow::Result<ActorResult> {
+        Ok(ActorResult::completed("before\0after"))
+    }
+}
+
+async fn a_status_with_nul_characters_is_stored_with_them_replaced(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    queue.insert_tasks(&[task("n", "work", "")]).await?;
+    let manager = ActionManager::start(Arc::new(NulActor), queue.clone(), fast_props());
+    tokio::time::timeout(Duration::from_secs(20), manager.wait_idle()).await?;
+    manager.close().await;
+    let stored = row(&queue, "n").await?;
+    assert_eq!(stored.status_code, TaskStatusCode::Completed);
+    assert_eq!(stored.status.as_deref(), Some("before\u{FFFD}after"));
     Ok(())
 }

@@ -12,6 +12,7 @@ mod batch;
 mod common;
 mod delete;
 mod dependencies;
+mod hostile;
 mod insert;
 mod operators;
 mod own;
@@ -40,6 +41,11 @@ macro_rules! conformance {
 }
 
 conformance!(
+    hostile::megabyte_bodies_and_statuses_round_trip,
+    hostile::ids_of_any_length_and_character_are_kept_exactly,
+    hostile::a_task_that_signals_itself_is_defined,
+    hostile::tasks_of_an_action_nobody_performs_wait,
+    hostile::nul_characters_are_refused_on_insert,
     operators::summary_counts_by_action_and_status_and_names_owners,
     operators::list_newest_first_and_predecessors,
     operators::retry_makes_an_aborted_task_runnable_again,

@@ -132,10 +132,16 @@ async fn perform(shared: &Shared, task: OwnedTask) -> Done {
             ActorResult::retry(format!("handler panicked: {why}"))
         }
     };
+    // Statuses come from plugins: a NUL in one would make PostgreSQL refuse the return.
+    let status = if result.status.contains('\0') {
+        result.status.replace('\0', "\u{FFFD}")
+    } else {
+        result.status
+    };
     Done::Return(TaskReturn {
         id: task.id,
         token: task.token,
-        status: result.status,
+        status,
         code: result.status_code,
     })
 }

@@ -181,6 +181,27 @@ pub async fn migrate(url: &str) -> Result<()> {
 fn check_batch(tasks: &[TaskData], stored: &HashSet<&str>) -> Result<()> {
     let batch: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
     for task in tasks {
+        // PostgreSQL text cannot hold NUL; refuse it on both backends alike.
+        let texts = [
+            ("id", Some(task.id.as_str())),
+            ("action", Some(task.action.as_str())),
+            ("body", task.body.as_deref()),
+            ("notify_channel_after", task.notify_channel_after.as_deref()),
+        ];
+        let successors = task
+            .to_signal_after
+            .iter()
+            .map(|s| ("to_signal_after", Some(s.as_str())));
+        if let Some((field, _)) = texts
+            .into_iter()
+            .chain(successors)
+            .find(|(_, text)| text.is_some_and(|t| t.contains('\0')))
+        {
+            return Err(Error::InvalidTask {
+                task_id: task.id.clone(),
+                problem: format!("{field} contains a NUL character, which cannot be stored"),
+            });
+        }
         for (field, value) in [
             ("num_tries", Some(task.num_tries)),
             ("num_failures", Some(task.num_failures)),
