@@ -162,29 +162,27 @@ async fn add(args: &AddArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a JSON-lines task file; blank lines are skipped, a task without an id gets one.
-/// The first bad line fails the whole file, naming its line number.
+/// Reads a JSON-lines task file; see [`parse_task_lines`].
 fn read_task_file(path: &Path) -> anyhow::Result<Vec<TaskData>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    parse_task_lines(&path.display().to_string(), BufReader::new(file))
+}
+
+/// Parses JSON lines of tasks (`name` names the source in errors); blank lines are skipped,
+/// a task without an id gets one. The first bad line fails the whole file, naming its line
+/// number.
+fn parse_task_lines(name: &str, lines: impl BufRead) -> anyhow::Result<Vec<TaskData>> {
     let mut tasks = Vec::new();
-    for (index, line) in BufReader::new(file).lines().enumerate() {
+    for (index, line) in lines.lines().enumerate() {
         let number = index + 1;
-        let line =
-            line.with_context(|| format!("{}:{number}: cannot read line", path.display()))?;
+        let line = line.with_context(|| format!("{name}:{number}: cannot read line"))?;
         if line.trim().is_empty() {
             continue;
         }
-        let mut task: TaskData = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}:{number}: not a task; nothing was inserted",
-                path.display()
-            )
-        })?;
+        let mut task: TaskData = serde_json::from_str(&line)
+            .with_context(|| format!("{name}:{number}: not a task; nothing was inserted"))?;
         if task.action.is_empty() {
-            bail!(
-                "{}:{number}: missing \"action\"; nothing was inserted",
-                path.display()
-            );
+            bail!("{name}:{number}: missing \"action\"; nothing was inserted");
         }
         if task.id.0.is_empty() {
             task.id = TaskId(new_task_id());
@@ -302,6 +300,54 @@ async fn wait(id: &str, timeout: Duration, queue: &dyn Parade) -> anyhow::Result
                 "task {id} did not end within {}",
                 humantime::format_duration(timeout)
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::parse_task_lines;
+
+    proptest! {
+        /// Any bytes at all: an error naming a line, or tasks that each have an id and an
+        /// action; never a panic.
+        #[test]
+        fn task_lines_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            match parse_task_lines("f", bytes.as_slice()) {
+                Ok(tasks) => {
+                    for task in tasks {
+                        prop_assert!(!task.id.0.is_empty() && !task.action.is_empty());
+                    }
+                }
+                Err(e) => prop_assert!(format!("{e:#}").starts_with("f:"), "{e:#}"),
+            }
+        }
+
+        /// Lines shaped like tasks, with values of any kind in their fields.
+        #[test]
+        fn task_like_lines_parse_or_name_their_line(
+            fields in proptest::collection::vec(
+                (
+                    prop::sample::select(vec!["id", "action", "body", "max_tries", "priority",
+                        "to_signal_after", "total_dependencies", "num_tries", "bogus"]),
+                    prop::sample::select(vec!["\"x\"", "1", "-1", "null", "[]", "[\"a\"]",
+                        "{}", "1e400", "\"\\u0000\"", "99999999999"]),
+                ),
+                0..6,
+            ),
+            line_count in 1usize..4,
+        ) {
+            let object = fields
+                .iter()
+                .map(|(k, v)| format!("\"{k}\": {v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let text = vec![format!("{{{object}}}"); line_count].join("\n");
+            if let Err(e) = parse_task_lines("f", text.as_bytes()) {
+                prop_assert!(format!("{e:#}").starts_with("f:1:"), "{e:#}");
+            }
         }
     }
 }

@@ -276,3 +276,45 @@ fn a_name_claimed_by_an_entry_and_a_dropped_component_is_refused() {
     assert!(e.problem.contains("declared twice"), "{e}");
     assert!(e.problem.contains("parade.toml:2"), "{e}");
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text: a configuration, or an error whose line is within the text.
+        #[test]
+        fn any_text_parses_or_names_a_line(text in ".{0,400}") {
+            if let Err(e) = parse(&text) {
+                let lines = text.lines().count().max(1);
+                prop_assert!(e.line.is_none_or(|l| l <= lines + 1), "{e} for {text:?}");
+                prop_assert_eq!(e.file, Path::new("conf/parade.toml"));
+            }
+        }
+
+        /// Real keys with values of every kind.
+        #[test]
+        fn real_keys_with_any_values_never_panic(
+            entries in proptest::collection::vec(
+                (
+                    prop::sample::select(vec!["[manager]", "[database]", "[admin]", "[plugins]",
+                        "[[plugin]]", "[actor]"]),
+                    prop::sample::select(vec!["workers", "wait_time", "url", "pool_size",
+                        "listen", "token", "dir", "file", "memory", "timeout", "fuel",
+                        "on_failure", "actions", "env", "dirs", "id", "prefix", "nope"]),
+                    prop::sample::select(vec!["1", "0", "-5", "\"30s\"", "\"64MiB\"",
+                        "\"off\"", "[]", "[\"a\"]", "{ K = \"v\" }", "true", "1.5",
+                        "\"x\"", "18446744073709551616", "\"127.0.0.1:0\""]),
+                ),
+                0..8,
+            ),
+        ) {
+            let text: String = entries
+                .iter()
+                .map(|(table, key, value)| format!("{table}\n{key} = {value}\n"))
+                .collect();
+            let _ = parse(&text);
+        }
+    }
+}
