@@ -524,3 +524,38 @@ async fn replacing_plugins_switches_new_tasks_and_declines_removed_actions() -> 
     assert_eq!(done.status_code, TaskStatusCode::Completed);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_component_reaching_for_what_the_node_does_not_grant_is_refused_at_load(
+) -> anyhow::Result<()> {
+    let runtime = Runtime::new(None)?;
+    // Imports an interface no node provides.
+    let raw_sockets = wat::parse_str(
+        r#"(component
+             (import "evil:net/raw-socket@1.0.0" (instance (export "connect" (func))))
+           )"#,
+    )?;
+    let refused = runtime
+        .load("sockets", &raw_sockets, PluginLimits::default())
+        .await
+        .expect_err("an ungranted import must be refused");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("imports something a Parade node does not provide"),
+        "{message}"
+    );
+    assert!(message.contains("evil:net/raw-socket"), "{message}");
+
+    // A valid component of some other world: it exports nothing Parade can call.
+    let other_world = wat::parse_str("(component)")?;
+    let refused = runtime
+        .load("other", &other_world, PluginLimits::default())
+        .await
+        .expect_err("a component of another world must be refused");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("does not export the parade:actor/actor world"),
+        "{message}"
+    );
+    Ok(())
+}
