@@ -559,3 +559,30 @@ async fn a_component_reaching_for_what_the_node_does_not_grant_is_refused_at_loa
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn no_task_sees_memory_an_earlier_task_wrote() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+    use parade_host::queue::SqliteParade;
+
+    let runtime = Runtime::new(None)?;
+    let misbehave = load(&runtime, "misbehave", PluginLimits::default()).await?;
+    let queue: Arc<dyn Parade> = Arc::new(SqliteParade::open("sqlite::memory:").await?);
+    let actor = ComponentActor::new(
+        runtime,
+        vec![misbehave],
+        queue,
+        ActorId::from("snoop"),
+        Duration::from_secs(60),
+    )?;
+    // One after another, so pooled slots are reused: each task dirties ~900 KiB that the
+    // next must not see.
+    for _ in 0..50 {
+        let result = actor.perform(&owned("snoop")).await?;
+        assert_eq!(
+            (result.status_code, result.status.as_str()),
+            (TaskStatusCode::Completed, "clean")
+        );
+    }
+    Ok(())
+}

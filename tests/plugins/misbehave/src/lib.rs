@@ -23,6 +23,7 @@ impl Actor for Misbehave {
             "huge-status",
             "print",
             "grants",
+            "snoop",
         ]
         .map(String::from)
         .to_vec()
@@ -31,6 +32,30 @@ impl Actor for Misbehave {
     fn handle(action: &str, _body: Option<&str>, _signalled_failures: u32) -> Outcome {
         match action {
             "trap" => panic!("misbehaving on purpose"),
+            "snoop" => {
+                // A fresh instance's memory is all zeros beyond its data, so a large
+                // allocation (fresh memory, not cleared by malloc) must read as zeros; any
+                // other byte was left by an earlier task in the same pooled slot. Then it
+                // leaves its own mark for the next task to find.
+                const SIZE: usize = 900 * 1024;
+                // The start may hold this task's own freed allocations (the host's copies
+                // of the action and body); only the rest is checked.
+                const CHECKED: std::ops::Range<usize> = 64 * 1024..SIZE;
+                let mut buffer: Vec<u8> = Vec::with_capacity(SIZE);
+                let start = buffer.as_mut_ptr();
+                // Volatile, so the reads of memory never written by this task happen.
+                let dirty = CHECKED
+                    .filter(|&i| unsafe { std::ptr::read_volatile(start.add(i)) } != 0)
+                    .count();
+                for i in 0..SIZE {
+                    unsafe { std::ptr::write_volatile(start.add(i), 0xAB) };
+                }
+                if dirty == 0 {
+                    Outcome::Completed("clean".into())
+                } else {
+                    Outcome::Aborted(format!("saw {dirty} bytes left by an earlier task"))
+                }
+            }
             "loop" => {
                 let mut n: u64 = 0;
                 loop {
