@@ -1,11 +1,21 @@
-//! End-to-end ActionManager benchmark with a no-op actor, native or a WebAssembly component
-//! (`noop`, built by scripts/build-plugins.sh): tasks per second from insert to completion,
-//! the WebAssembly/native ratio, and idle insert-to-start latency (wake-ups, not polling). Prints one
-//! figure per line with its conditions. Run through `scripts/bench.sh manager`, which starts
-//! a throwaway PostgreSQL cluster (or set PARADE_BENCH_DATABASE_URL to a cluster's admin URL).
+//! The node's end-to-end benchmark suite. Prints one figure per line with its conditions:
+//!
+//! - `instantiate_and_call_p50`: one task in a fresh instance of the no-op component;
+//! - `end_to_end_rate` per backend and actor (native Rust or the `noop` component), from the
+//!   first insert to the last return, in `--rounds` alternating rounds, and the median
+//!   `wasm_vs_native_ratio`;
+//! - `pgbench_tps` (TPC-B, scale 10, `-c 8 -j 2 -T 20`) on the same cluster, and
+//!   `wasm_vs_pgbench_ratio`;
+//! - `insert_to_start_latency`: an idle node's wake-up, measured from before the insert;
+//! - `cpu_scaling_2_vs_1_workers`: a component burning ~1 ms per task;
+//! - `idle_node_rss`: a `parade run` process with 10 plugins loaded, idle.
+//!
+//! Components come from scripts/build-plugins.sh. Run through `scripts/bench.sh`, which
+//! starts a throwaway PostgreSQL cluster (or set PARADE_BENCH_DATABASE_URL to a cluster's
+//! admin URL).
 //!
 //! cargo bench -p parade-host --bench manager -- [--backend postgres|sqlite|all]
-//!     [--tasks N] [--workers N] [--actor native|wasm|both] [--quick]
+//!     [--tasks N] [--workers N] [--actor native|wasm|both] [--rounds N] [--quick]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +35,9 @@ struct Args {
     tasks: usize,
     workers: usize,
     actors: Vec<String>,
+    rounds: usize,
+    /// Seconds of pgbench.
+    pgbench_seconds: u32,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -33,6 +46,8 @@ fn parse_args() -> anyhow::Result<Args> {
         tasks: 100_000,
         workers: 8,
         actors: vec!["native".into(), "wasm".into()],
+        rounds: 3,
+        pgbench_seconds: 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -55,7 +70,12 @@ fn parse_args() -> anyhow::Result<Args> {
                     other => anyhow::bail!("unknown actor {other:?}"),
                 };
             }
-            "--quick" => args.tasks = 10_000,
+            "--rounds" => args.rounds = it.next().context("--rounds needs a value")?.parse()?,
+            "--quick" => {
+                args.tasks = 10_000;
+                args.rounds = 1;
+                args.pgbench_seconds = 5;
+            }
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other:?}"),
         }
@@ -105,13 +125,23 @@ impl Actor for NoOpActor {
     }
 }
 
+fn component(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"))
+}
+
 /// The no-op actor of kind `actor`, performing tasks of `store`.
 async fn noop_actor(actor: &str, store: &Arc<dyn Parade>) -> anyhow::Result<Arc<dyn Actor>> {
     if actor == "native" {
         return Ok(Arc::new(NoOpActor { started: None }));
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/target/wasm32-wasip2/release/noop.wasm");
+    component_actor("noop", store).await
+}
+
+/// An actor running the component `name`, performing tasks of `store`.
+async fn component_actor(name: &str, store: &Arc<dyn Parade>) -> anyhow::Result<Arc<dyn Actor>> {
+    let path = component(name);
     let runtime = Runtime::new(None)?;
     let plugin = runtime
         .load_file(&path, PluginLimits::default())
@@ -126,7 +156,36 @@ async fn noop_actor(actor: &str, store: &Arc<dyn Parade>) -> anyhow::Result<Arc<
     )?))
 }
 
-/// Tasks per second from the first insert to the last return.
+/// Tasks per second from the first insert to the last return of `tasks` tasks run by
+/// `performer` with `workers` workers.
+async fn rate(
+    store: Arc<dyn Parade>,
+    performer: Arc<dyn Actor>,
+    tasks: Vec<TaskData>,
+    workers: usize,
+) -> anyhow::Result<f64> {
+    let count = tasks.len() as u64;
+    let started = Instant::now();
+    for batch in tasks.chunks(100_000) {
+        store.insert_tasks(batch).await?;
+    }
+    let manager = ActionManager::start(
+        performer,
+        store,
+        ManagerProperties {
+            workers,
+            ..ManagerProperties::default()
+        },
+    );
+    while manager.stats().completed < count {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    manager.close().await;
+    Ok(count as f64 / elapsed.as_secs_f64())
+}
+
+/// End-to-end rate of no-op tasks with the `actor` kind of actor.
 async fn throughput(
     backend: &str,
     actor: &str,
@@ -138,29 +197,162 @@ async fn throughput(
     let tasks: Vec<TaskData> = (0..args.tasks)
         .map(|i| TaskData::new(format!("t{i}"), "noop"))
         .collect();
-    let started = Instant::now();
-    for batch in tasks.chunks(100_000) {
-        store.insert_tasks(batch).await?;
-    }
-    let manager = ActionManager::start(
-        performer,
-        store,
-        ManagerProperties {
-            workers: args.workers,
-            ..ManagerProperties::default()
-        },
-    );
-    while manager.stats().completed < args.tasks as u64 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let elapsed = started.elapsed();
-    manager.close().await;
-    let rate = args.tasks as f64 / elapsed.as_secs_f64();
+    let rate = rate(store, performer, tasks, args.workers).await?;
     println!(
         "end_to_end_rate: {rate:.0} tasks/s ({backend}, {} no-op tasks, {} workers, {actor} actor, insert to last return)",
         args.tasks, args.workers
     );
     Ok(rate)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A component burning about 1 ms of CPU per task: tasks/s with 2 workers over 1 worker.
+async fn cpu_scaling(dir: &tempfile::TempDir) -> anyhow::Result<()> {
+    // Calibrate: rounds of the burn loop in 1 ms on this machine, through the whole path.
+    let store = fresh_store("sqlite", dir).await?;
+    let burn = component_actor("burn", &store).await?;
+    let probe = parade_host::queue::OwnedTask {
+        id: "calibrate".into(),
+        token: parade_host::queue::PerformanceToken(uuid::Uuid::new_v4()),
+        num_signalled_failures: 0,
+        action: "burn".into(),
+        body: Some("20000000".into()),
+    };
+    let started = Instant::now();
+    burn.perform(&probe).await?;
+    let rounds_per_ms = (20_000_000.0 / (started.elapsed().as_secs_f64() * 1e3)) as u64;
+    let tasks = 2000;
+    let mut rates = Vec::new();
+    for workers in [1, 2] {
+        let store = fresh_store("sqlite", dir).await?;
+        let burn = component_actor("burn", &store).await?;
+        let batch: Vec<TaskData> = (0..tasks)
+            .map(|i| TaskData {
+                body: Some(rounds_per_ms.to_string()),
+                ..TaskData::new(format!("b{i}"), "burn")
+            })
+            .collect();
+        let rate = rate(store, burn, batch, workers).await?;
+        println!("cpu_bound_rate: {rate:.0} tasks/s (sqlite, {tasks} tasks of ~1 ms CPU in a component, {workers} workers)");
+        rates.push(rate);
+    }
+    println!(
+        "cpu_scaling_2_vs_1_workers: {:.2} (target >= 1.8 on 2 cores)",
+        rates[1] / rates[0]
+    );
+    Ok(())
+}
+
+/// TPC-B transactions per second of `pgbench -c 8 -j 2` on the benchmark's cluster.
+async fn pgbench_tps(seconds: u32) -> anyhow::Result<f64> {
+    let admin = std::env::var("PARADE_BENCH_DATABASE_URL")
+        .context("set PARADE_BENCH_DATABASE_URL or run scripts/bench.sh")?;
+    let pgbench = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin/pgbench")))
+        .find(|p| p.is_file())
+        .context("pgbench not found under /usr/lib/postgresql/*/bin")?;
+    let name = format!("pgbench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let url = admin.replacen("/postgres?", &format!("/{name}?"), 1);
+    let init = tokio::process::Command::new(&pgbench)
+        .args(["-i", "-s", "10", "-q", &url])
+        .output()
+        .await?;
+    anyhow::ensure!(
+        init.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let run = tokio::process::Command::new(&pgbench)
+        .args(["-c", "8", "-j", "2", "-T", &seconds.to_string(), &url])
+        .output()
+        .await?;
+    let out = String::from_utf8_lossy(&run.stdout);
+    anyhow::ensure!(
+        run.status.success(),
+        "pgbench: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let tps = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("no tps line in pgbench's output")?
+        .parse()?;
+    println!("pgbench_tps: {tps:.0} (TPC-B, scale 10, -c 8 -j 2 -T {seconds}, same cluster)");
+    Ok(tps)
+}
+
+/// Resident memory of an idle `parade run` with 10 plugins loaded.
+async fn idle_node_rss(dir: &tempfile::TempDir) -> anyhow::Result<()> {
+    let node = dir.path().join("idle-node");
+    let plugins = node.join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    let mut loaded = 0;
+    for name in [
+        "echo",
+        "json_transform",
+        "fan_out",
+        "flaky",
+        "noop",
+        "versioned",
+        "burn",
+    ] {
+        std::fs::copy(component(name), plugins.join(format!("{name}.wasm")))?;
+        loaded += 1;
+    }
+    // Three more, each serving one action of the misbehave component.
+    let mut toml = String::new();
+    for action in ["trap", "loop", "print"] {
+        toml.push_str(&format!(
+            "[[plugin]]\nname = \"misbehave-{action}\"\nfile = \"{}\"\nactions = [\"{action}\"]\n\n",
+            component("misbehave").display()
+        ));
+        loaded += 1;
+    }
+    std::fs::write(node.join("parade.toml"), toml)?;
+    let log = node.join("node.log");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parade"))
+        .current_dir(&node)
+        .args(["run", "--admin", "off", "--database", "sqlite://idle.db"])
+        .stderr(std::fs::File::create(&log)?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log)?.contains("node started") {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the node did not start: {}",
+            std::fs::read_to_string(&log)?
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let start-up allocations settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = child.id().context("node exited")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("no VmRSS")?
+        .parse()?;
+    println!(
+        "idle_node_rss: {:.1} MiB (parade run, {loaded} plugins loaded, idle on SQLite; target < 100 MiB)",
+        rss_kib / 1024.0
+    );
+    child.kill().await?;
+    Ok(())
 }
 
 /// Median cost of one task in a fresh instance of the no-op component, through
@@ -236,21 +428,35 @@ async fn main() -> anyhow::Result<()> {
         instantiate_and_call(&dir).await?;
     }
     for backend in &args.backends {
-        let mut rates = std::collections::HashMap::new();
-        for actor in &args.actors {
-            rates.insert(
-                actor.as_str(),
-                throughput(backend, actor, &args, &dir).await?,
-            );
+        // Rounds alternate the actors, so a noisy neighbour hurts both alike.
+        let mut rates: std::collections::HashMap<&str, Vec<f64>> = Default::default();
+        for _ in 0..args.rounds {
+            for actor in &args.actors {
+                let rate = throughput(backend, actor, &args, &dir).await?;
+                rates.entry(actor.as_str()).or_default().push(rate);
+            }
         }
-        if let (Some(wasm), Some(native)) = (rates.get("wasm"), rates.get("native")) {
+        let wasm = rates.remove("wasm").map(median);
+        if let (Some(wasm), Some(native)) = (wasm, rates.remove("native").map(median)) {
             println!(
-                "wasm_vs_native_ratio: {:.2} ({backend}, same run, {} workers; target >= 0.9)",
+                "wasm_vs_native_ratio: {:.2} ({backend}, medians of {} alternating rounds, {} workers; target >= 0.9)",
                 wasm / native,
+                args.rounds,
                 args.workers
             );
         }
+        if backend == "postgres" {
+            let tps = pgbench_tps(args.pgbench_seconds).await?;
+            if let Some(wasm) = wasm {
+                println!(
+                    "wasm_vs_pgbench_ratio: {:.2} (wasm end-to-end tasks/s over pgbench TPS, same cluster; target >= 10)",
+                    wasm / tps
+                );
+            }
+        }
         wake_latency(backend, &dir).await?;
     }
+    cpu_scaling(&dir).await?;
+    idle_node_rss(&dir).await?;
     Ok(())
 }
