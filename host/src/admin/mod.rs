@@ -326,9 +326,23 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn done(what: String) -> Json<serde_json::Value> {
+/// Checks the token, reads the request's `key` parameter, and runs `act` on it; `act` says
+/// what it did, which is logged and answered.
+async fn operator<Act, Done>(
+    state: &AdminState,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+    key: &str,
+    act: Act,
+) -> Result<Json<serde_json::Value>, Problem>
+where
+    Act: FnOnce(String) -> Done,
+    Done: std::future::Future<Output = Result<String, Problem>>,
+{
+    authorize(state, headers)?;
+    let what = act(id_param(params, key)?).await?;
     tracing::info!("admin: {what}");
-    Json(serde_json::json!({ "ok": what }))
+    Ok(Json(serde_json::json!({ "ok": what })))
 }
 
 async fn retry_task(
@@ -336,10 +350,12 @@ async fn retry_task(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    authorize(&state, &headers)?;
-    let id = id_param(&params, "id")?;
-    state.queue.retry_task(&TaskId::from(id.as_str())).await?;
-    Ok(done(format!("task {id} is pending again")))
+    let target = state.clone();
+    operator(&state, &headers, &params, "id", |id| async move {
+        target.queue.retry_task(&TaskId::from(id.as_str())).await?;
+        Ok(format!("task {id} is pending again"))
+    })
+    .await
 }
 
 async fn delete_task(
@@ -347,14 +363,16 @@ async fn delete_task(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    authorize(&state, &headers)?;
-    let id = id_param(&params, "id")?;
-    let task = TaskId::from(id.as_str());
-    if state.queue.get_task(&task).await?.is_none() {
-        return Err(Error::TaskNotFound(task).into());
-    }
-    state.queue.delete_tasks(&[task]).await?;
-    Ok(done(format!("task {id} deleted")))
+    let target = state.clone();
+    operator(&state, &headers, &params, "id", |id| async move {
+        let task = TaskId::from(id.as_str());
+        if target.queue.get_task(&task).await?.is_none() {
+            return Err(Error::TaskNotFound(task).into());
+        }
+        target.queue.delete_tasks(&[task]).await?;
+        Ok(format!("task {id} deleted"))
+    })
+    .await
 }
 
 async fn pause_action(
@@ -362,15 +380,17 @@ async fn pause_action(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    authorize(&state, &headers)?;
-    let action = id_param(&params, "action")?;
-    if !state.actor.pause(&action) {
-        return Err(Problem(
-            StatusCode::NOT_FOUND,
-            format!("no plugin of this node serves action {action:?}"),
-        ));
-    }
-    Ok(done(format!("action {action} paused on this node")))
+    let target = state.clone();
+    operator(&state, &headers, &params, "action", |action| async move {
+        if !target.actor.pause(&action) {
+            return Err(Problem(
+                StatusCode::NOT_FOUND,
+                format!("no plugin of this node serves action {action:?}"),
+            ));
+        }
+        Ok(format!("action {action} paused on this node"))
+    })
+    .await
 }
 
 async fn resume_action(
@@ -378,13 +398,15 @@ async fn resume_action(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    authorize(&state, &headers)?;
-    let action = id_param(&params, "action")?;
-    if !state.actor.resume(&action) {
-        return Err(Problem(
-            StatusCode::CONFLICT,
-            format!("action {action:?} is not paused"),
-        ));
-    }
-    Ok(done(format!("action {action} resumed on this node")))
+    let target = state.clone();
+    operator(&state, &headers, &params, "action", |action| async move {
+        if !target.actor.resume(&action) {
+            return Err(Problem(
+                StatusCode::CONFLICT,
+                format!("action {action:?} is not paused"),
+            ));
+        }
+        Ok(format!("action {action} resumed on this node"))
+    })
+    .await
 }
