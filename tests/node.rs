@@ -442,3 +442,41 @@ async fn sigterm_stops_an_idle_node_cleanly() -> anyhow::Result<()> {
     assert!(summary.contains("total"), "{summary}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    queue.insert_tasks(&[task("spin", "loop", "")]).await?;
+    let dir = node_dir(&["misbehave"])?;
+    let mut node = Node::start(dir.path(), &url, &[])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while queue
+        .get_task(&"spin".into())
+        .await?
+        .is_none_or(|t| t.status_code != TaskStatusCode::InProgress)
+    {
+        ensure!(Instant::now() < deadline, "the task never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first signal waits for the running task (up to the 30 s shutdown grace)...
+    node.signal("INT").await?;
+    node.until_logged("shutting down", Duration::from_secs(10))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        node.child.try_wait()?.is_none(),
+        "exited before the grace period"
+    );
+    // ...the second does not.
+    node.signal("TERM").await?;
+    let status = tokio::time::timeout(Duration::from_secs(10), node.child.wait())
+        .await
+        .context("a second signal did not exit at once")??;
+    assert_eq!(status.code(), Some(130));
+    assert!(node.log().contains("exiting at once"), "{}", node.log());
+    // The task is left to its deadline, not lost.
+    let spin = queue.get_task(&"spin".into()).await?.context("task gone")?;
+    assert_eq!(spin.status_code, TaskStatusCode::InProgress);
+    Ok(())
+}

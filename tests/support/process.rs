@@ -100,12 +100,19 @@ impl Node {
 
     /// SIGTERM, then its exit code and stdout.
     pub async fn stop(self) -> anyhow::Result<(i32, String)> {
+        self.signal("TERM").await?;
+        self.finish().await
+    }
+
+    /// Sends it a signal (`TERM`, `INT`, ...).
+    pub async fn signal(&self, name: &str) -> anyhow::Result<()> {
         let pid = self.child.id().context("the node already exited")?;
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+        let status = Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
             .status()
             .await?;
-        self.finish().await
+        ensure!(status.success(), "kill -{name} {pid} failed");
+        Ok(())
     }
 
     /// The base URL of its admin listener (started with `--admin 127.0.0.1:0`), from its log.
