@@ -399,3 +399,88 @@ async fn a_component_rewritten_many_times_a_second_fails_no_task() -> anyhow::Re
     assert!(reloads > 0, "no reload happened:\n{log}");
     Ok(())
 }
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("no VmRSS")?
+        .parse()?;
+    Ok(kib / 1024.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_faults_under_load_stay_contained() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let dir = node_dir(&["echo", "misbehave"])?;
+    std::fs::write(
+        dir.path().join("plugins/misbehave.toml"),
+        "memory = \"32MiB\"\ntimeout = \"1s\"\non_failure = \"abort\"\n",
+    )?;
+    let node = Node::start(dir.path(), &url, &["--workers", "8"])?;
+    node.until_logged("node started", Duration::from_secs(60))
+        .await?;
+    let pid = node.child.id().context("node exited")?;
+
+    // Hundreds of faults of every kind, mixed with ordinary work.
+    let mut tasks = echo_tasks("before", 1000);
+    for i in 0..300 {
+        let action = ["trap", "hog", "recurse"][i % 3];
+        tasks.push(TaskData::new(format!("fault-{action}-{i}"), action));
+    }
+    for i in 0..8 {
+        tasks.push(TaskData::new(format!("fault-loop-{i}"), "loop"));
+    }
+    queue.insert_tasks(&tasks).await?;
+    let total = tasks.len();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut peak_rss: f64 = 0.0;
+    loop {
+        peak_rss = peak_rss.max(rss_mib(pid)?);
+        let done = all_tasks(&queue)
+            .await?
+            .iter()
+            .filter(|t| t.status_code.is_final())
+            .count();
+        if done == total {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{done} of {total} ended; log:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every fault ended only its own task, with a status that says which.
+    for task in all_tasks(&queue).await? {
+        let status = task.status.clone().unwrap_or_default();
+        if task.action == "echo" {
+            assert_eq!(task.status_code, TaskStatusCode::Completed, "{task:#?}");
+        } else {
+            assert_eq!(task.status_code, TaskStatusCode::Aborted, "{task:#?}");
+            let expected = match task.action.as_str() {
+                "trap" => "unreachable",
+                "hog" => "out of memory",
+                "recurse" => "stack overflow",
+                _ => "timed out",
+            };
+            assert!(status.contains(expected), "{task:#?}");
+        }
+    }
+    // The node still works afterwards, and its memory stayed bounded.
+    queue.insert_tasks(&echo_tasks("after", 1000)).await?;
+    until_all_completed(&queue, 2000, Duration::from_secs(60), &node).await?;
+    peak_rss = peak_rss.max(rss_mib(pid)?);
+    node.stop().await?;
+    eprintln!(
+        "{} faults and 2000 ordinary tasks; peak RSS {peak_rss:.0} MiB",
+        total - 1000
+    );
+    assert!(peak_rss < 512.0, "peak RSS {peak_rss:.0} MiB");
+    Ok(())
+}
