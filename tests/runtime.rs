@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use parade_host::manager::{ActionManager, ManagerProperties};
 use parade_host::queue::{ActorId, Parade, TaskData, TaskFilter, TaskStatusCode};
 use parade_host::runtime::{ComponentActor, Plugin, PluginLimits, Runtime};
@@ -81,6 +83,7 @@ fn find<'a>(tasks: &'a [TaskData], id: &str) -> &'a TaskData {
 }
 
 support::on_both_backends!(
+    host_imports_answer_hostile_arguments_without_harm,
     example_plugins_perform_tasks_end_to_end,
     misbehaving_plugins_fail_only_their_own_tasks,
 );
@@ -584,5 +587,53 @@ async fn no_task_sees_memory_an_earlier_task_wrote() -> anyhow::Result<()> {
             (TaskStatusCode::Completed, "clean")
         );
     }
+    Ok(())
+}
+
+async fn host_imports_answer_hostile_arguments_without_harm(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+
+    let queue = backend.open().await?;
+    queue
+        .insert_tasks(&[TaskData::new("flood", "flood")])
+        .await?;
+    let owned = queue
+        .own_tasks(
+            &ActorId::from("f"),
+            1,
+            &["flood".to_owned()],
+            Some(Duration::from_secs(60)),
+        )
+        .await?
+        .pop()
+        .context("the task was not owned")?;
+    let runtime = Runtime::new(None)?;
+    let misbehave = load(&runtime, "misbehave", PluginLimits::default()).await?;
+    let actor = ComponentActor::new(
+        runtime,
+        vec![misbehave],
+        queue.clone(),
+        ActorId::from("f"),
+        Duration::from_secs(60),
+    )?;
+    let result = actor.perform(&owned).await?;
+    assert_eq!(result.status_code, TaskStatusCode::Completed, "{result:?}");
+    let status = result.status;
+    assert!(
+        status.contains("many: enqueue takes at most 10000 tasks per call, got 10001"),
+        "{status}"
+    );
+    assert!(
+        status.contains("nul: ") && status.contains("NUL character"),
+        "{status}"
+    );
+    assert!(status.contains("no-such-task"), "{status}");
+    assert!(status.contains("deadline: "), "{status}");
+    // Nothing of the refused batches was stored; a 1 MiB id is stored or refused whole.
+    let stored = queue.list_tasks(&TaskFilter::default()).await?;
+    let long_id_stored = status.contains("long id accepted");
+    assert_eq!(stored.len(), 1 + usize::from(long_id_stored), "{status}");
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Test-only actor: each action misbehaves in one way the node's sandbox must contain.
 
-use parade_guest::{export_actor, Actor, Outcome};
+use parade_guest::{enqueue, export_actor, extend_deadline, log, Actor, NewTask, Outcome};
 
 struct Misbehave;
 
@@ -24,6 +24,7 @@ impl Actor for Misbehave {
             "print",
             "grants",
             "snoop",
+            "flood",
         ]
         .map(String::from)
         .to_vec()
@@ -32,6 +33,43 @@ impl Actor for Misbehave {
     fn handle(action: &str, _body: Option<&str>, _signalled_failures: u32) -> Outcome {
         match action {
             "trap" => panic!("misbehaving on purpose"),
+            "flood" => {
+                // The host's imports with hostile arguments: each must answer (an error is
+                // fine), never trap the instance or harm the node.
+                let huge = "x".repeat(1 << 20);
+                log::info(&huge);
+                log::error("line one\nline two\0with a NUL");
+                let too_many: Vec<NewTask> = (0..10_001).map(|_| NewTask::new("echo")).collect();
+                let many = enqueue(&too_many)
+                    .err()
+                    .unwrap_or_else(|| "accepted".into());
+                let long_id = enqueue(&[NewTask {
+                    id: Some("i".repeat(1 << 20)),
+                    ..NewTask::new("echo")
+                }]);
+                let nul = enqueue(&[NewTask {
+                    body: Some("a\0b".into()),
+                    ..NewTask::new("echo")
+                }])
+                .err()
+                .unwrap_or_else(|| "accepted".into());
+                let unknown = enqueue(&[NewTask {
+                    signal_after: vec!["no-such-task".into()],
+                    ..NewTask::new("echo")
+                }])
+                .err()
+                .unwrap_or_else(|| "accepted".into());
+                let forever = extend_deadline(u32::MAX)
+                    .err()
+                    .unwrap_or_else(|| "extended".into());
+                let long_id = match long_id {
+                    Ok(ids) => format!("long id accepted ({} bytes)", ids[0].len()),
+                    Err(e) => e,
+                };
+                Outcome::Completed(format!(
+                    "many: {many} | long id: {long_id} | nul: {nul} | unknown: {unknown} | deadline: {forever}"
+                ))
+            }
             "snoop" => {
                 // A fresh instance's memory is all zeros beyond its data, so a large
                 // allocation (fresh memory, not cleared by malloc) must read as zeros; any
