@@ -1,6 +1,9 @@
 //! Faults a production queue meets, with real processes: a node killed with SIGKILL mid-run
 //! and restarted, PostgreSQL restarted under a running node, and stores that cannot be
 //! opened. Each test asserts that nothing is lost and reports what it counted.
+//!
+//! `PARADE_SOAK=N` multiplies the tasks and the kills by N for a longer soak run, e.g.
+//! `PARADE_SOAK=10 scripts/test.sh -E 'binary(faults)'`.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -14,6 +17,16 @@ use anyhow::{ensure, Context};
 use parade_host::queue::{self, Parade, TaskData, TaskFilter, TaskStatusCode};
 use support::process::{node_dir, run, Node};
 use support::Backend;
+
+/// `n`, times `PARADE_SOAK` when set.
+fn soak(n: usize) -> usize {
+    let factor = std::env::var("PARADE_SOAK")
+        .ok()
+        .and_then(|f| f.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    n * factor
+}
 
 /// Short ownership, so tasks of a killed node are offered again within seconds.
 const FAST_EXPIRY: &str = "[manager]\nmax_duration = \"2s\"\nerr_wait_time = \"200ms\"\n\
@@ -68,16 +81,16 @@ async fn until_all_completed(
 }
 
 async fn sigkill_mid_run_then_restart_loses_nothing(backend: Backend) -> anyhow::Result<()> {
-    const TASKS: usize = 20_000;
+    let total = soak(20_000);
     let url = backend.fresh_url().await?;
     let queue = queue::open(&url).await?;
-    queue.insert_tasks(&echo_tasks("k", TASKS)).await?;
+    queue.insert_tasks(&echo_tasks("k", total)).await?;
     let dir = node_dir(&["echo"])?;
     std::fs::write(dir.path().join("parade.toml"), FAST_EXPIRY)?;
 
     let mut kills = 0;
     let mut in_flight_at_kills: HashSet<String> = HashSet::new();
-    for _ in 0..2 {
+    for _ in 0..soak(2) {
         let node = Node::start(dir.path(), &url, &[])?;
         let before = count(&queue, TaskStatusCode::Completed).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -106,11 +119,11 @@ async fn sigkill_mid_run_then_restart_loses_nothing(backend: Backend) -> anyhow:
         in_flight_at_kills.len()
     );
     let survivor = Node::start(dir.path(), &url, &[])?;
-    until_all_completed(&queue, TASKS, Duration::from_secs(120), &survivor).await?;
+    until_all_completed(&queue, total, Duration::from_secs(120), &survivor).await?;
     survivor.stop().await?;
 
     let tasks = all_tasks(&queue).await?;
-    assert_eq!(tasks.len(), TASKS);
+    assert_eq!(tasks.len(), total);
     let mut ran_twice = 0;
     for task in &tasks {
         assert_eq!(task.status_code, TaskStatusCode::Completed, "{task:#?}");
@@ -126,7 +139,7 @@ async fn sigkill_mid_run_then_restart_loses_nothing(backend: Backend) -> anyhow:
         }
     }
     eprintln!(
-        "{backend:?}: {TASKS} tasks, {kills} kills; {} in flight at the kills, {ran_twice} ran twice; all completed",
+        "{backend:?}: {total} tasks, {kills} kills; {} in flight at the kills, {ran_twice} ran twice; all completed",
         in_flight_at_kills.len()
     );
     Ok(())
@@ -181,7 +194,7 @@ impl Drop for OwnCluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restarts_under_a_running_node_lose_nothing() -> anyhow::Result<()> {
-    const TASKS: usize = 20_000;
+    let total = soak(20_000);
     let cluster = OwnCluster::start().await?;
     let url = cluster.admin_url.clone();
     let dir = node_dir(&["echo"])?;
@@ -189,7 +202,7 @@ async fn postgres_restarts_under_a_running_node_lose_nothing() -> anyhow::Result
     ensure!(code == 0, "migrate: {err}");
     std::fs::write(dir.path().join("parade.toml"), FAST_EXPIRY)?;
     let queue = queue::open(&url).await?;
-    queue.insert_tasks(&echo_tasks("r", TASKS)).await?;
+    queue.insert_tasks(&echo_tasks("r", total)).await?;
 
     let node = Node::start(dir.path(), &url, &[])?;
     for mode in ["fast", "immediate"] {
@@ -205,7 +218,7 @@ async fn postgres_restarts_under_a_running_node_lose_nothing() -> anyhow::Result
         }
         cluster.restart(mode).await?;
     }
-    until_all_completed(&queue, TASKS, Duration::from_secs(120), &node).await?;
+    until_all_completed(&queue, total, Duration::from_secs(120), &node).await?;
     let log = node.log();
     let (code, summary) = node.stop().await?;
     assert_eq!(code, 0);
@@ -215,7 +228,7 @@ async fn postgres_restarts_under_a_running_node_lose_nothing() -> anyhow::Result
         .iter()
         .all(|t| t.status_code == TaskStatusCode::Completed));
     eprintln!(
-        "{TASKS} tasks, 2 PostgreSQL restarts (fast, immediate); {ran_again} ran again; all completed\n{summary}"
+        "{total} tasks, 2 PostgreSQL restarts (fast, immediate); {ran_again} ran again; all completed\n{summary}"
     );
     // The node said what happened rather than dying.
     assert!(
@@ -288,10 +301,10 @@ async fn stores_that_cannot_be_opened_fail_clearly_and_keep_their_data() -> anyh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_three_nodes_killed_repeatedly_loses_nothing() -> anyhow::Result<()> {
-    const TASKS: usize = 20_000;
+    let total = soak(20_000);
     let url = Backend::Postgres.fresh_url().await?;
     let queue = queue::open(&url).await?;
-    queue.insert_tasks(&echo_tasks("m", TASKS)).await?;
+    queue.insert_tasks(&echo_tasks("m", total)).await?;
     let dir = node_dir(&["echo"])?;
     std::fs::write(dir.path().join("parade.toml"), FAST_EXPIRY)?;
     let steady = [
@@ -300,7 +313,7 @@ async fn one_of_three_nodes_killed_repeatedly_loses_nothing() -> anyhow::Result<
     ];
     let mut in_flight_at_kills: HashSet<String> = HashSet::new();
     let mut kills = 0;
-    for _ in 0..3 {
+    for _ in 0..soak(3) {
         let victim = Node::start(dir.path(), &url, &[])?;
         victim
             .until_logged("node started", Duration::from_secs(60))
@@ -314,7 +327,7 @@ async fn one_of_three_nodes_killed_repeatedly_loses_nothing() -> anyhow::Result<
         in_flight_at_kills.extend(before);
         in_flight_at_kills.extend(in_progress(&queue).await?);
     }
-    until_all_completed(&queue, TASKS, Duration::from_secs(120), &steady[0]).await?;
+    until_all_completed(&queue, total, Duration::from_secs(120), &steady[0]).await?;
     for node in steady {
         node.stop().await?;
     }
@@ -329,7 +342,7 @@ async fn one_of_three_nodes_killed_repeatedly_loses_nothing() -> anyhow::Result<
             task.num_tries
         );
     }
-    eprintln!("3 nodes on PostgreSQL, {TASKS} tasks, {kills} kills of one of them; {ran_twice} ran twice; all completed");
+    eprintln!("3 nodes on PostgreSQL, {total} tasks, {kills} kills of one of them; {ran_twice} ran twice; all completed");
     Ok(())
 }
 
@@ -344,7 +357,7 @@ async fn in_progress(queue: &Arc<dyn Parade>) -> anyhow::Result<HashSet<String>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_rewritten_many_times_a_second_fails_no_task() -> anyhow::Result<()> {
-    const TASKS: usize = 3000;
+    let total = soak(3000);
     let url = Backend::Sqlite.fresh_url().await?;
     let queue = queue::open(&url).await?;
     let dir = node_dir(&["versioned"])?;
@@ -362,22 +375,36 @@ async fn a_component_rewritten_many_times_a_second_fails_no_task() -> anyhow::Re
         .await?;
     let storm = tokio::spawn(async move {
         // Rewrites in place (not by rename), 20 times a second: readers can meet half a file.
+        // It ends on version 2, so the storm must end in a swap to it.
         for i in 0..60 {
-            let bytes = if i % 2 == 0 { &v2 } else { &v1 };
+            let bytes = if i % 2 == 0 { &v1 } else { &v2 };
             std::fs::write(&component, bytes)?;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         anyhow::Ok(())
     });
     for batch in 0..30 {
-        let tasks: Vec<TaskData> = (0..TASKS / 30)
+        let tasks: Vec<TaskData> = (0..total / 30)
             .map(|i| TaskData::new(format!("s{batch}-{i}"), "versioned"))
             .collect();
         queue.insert_tasks(&tasks).await?;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     storm.await??;
-    until_all_completed(&queue, TASKS, Duration::from_secs(60), &node).await?;
+    until_all_completed(&queue, total, Duration::from_secs(60), &node).await?;
+    node.until_logged("plugin replaced", Duration::from_secs(10))
+        .await?;
+    // After the storm, the last version written serves.
+    let after: Vec<TaskData> = (0..10)
+        .map(|i| TaskData::new(format!("after-{i}"), "versioned"))
+        .collect();
+    queue.insert_tasks(&after).await?;
+    let total = total + after.len();
+    until_all_completed(&queue, total, Duration::from_secs(60), &node).await?;
+    for task in &after {
+        let stored = queue.get_task(&task.id).await?.context("task gone")?;
+        assert_eq!(stored.status.as_deref(), Some("parade-version-2"));
+    }
     let log = node.log();
     node.stop().await?;
     let tasks = all_tasks(&queue).await?;
@@ -395,7 +422,7 @@ async fn a_component_rewritten_many_times_a_second_fails_no_task() -> anyhow::Re
     }
     let reloads = log.matches("plugin replaced").count();
     let rejected = log.matches("reload rejected").count();
-    eprintln!("reload storm: 60 rewrites in 3 s, {reloads} swaps, {rejected} rejected (half-written), {TASKS} tasks all completed, {on_v2} on version 2");
+    eprintln!("reload storm: 60 rewrites in 3 s, {reloads} swaps, {rejected} rejected (half-written), {total} tasks all completed, {on_v2} on version 2");
     assert!(reloads > 0, "no reload happened:\n{log}");
     Ok(())
 }
