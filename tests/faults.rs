@@ -394,7 +394,41 @@ async fn a_component_rewritten_many_times_a_second_fails_no_task() -> anyhow::Re
     until_all_completed(&queue, total, Duration::from_secs(60), &node).await?;
     node.until_logged("plugin replaced", Duration::from_secs(10))
         .await?;
-    // After the storm, the last version written serves.
+    // Once the storm has settled, the last version written serves: wait until probes see it
+    // twice in a row (a reload that started mid-storm may still be finishing).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut probes, mut in_a_row) = (0, 0);
+    while in_a_row < 2 {
+        ensure!(
+            Instant::now() < deadline,
+            "version 2 never served; log:\n{}",
+            node.log()
+        );
+        probes += 1;
+        let id = format!("probe-{probes}");
+        queue
+            .insert_tasks(&[TaskData::new(id.as_str(), "versioned")])
+            .await?;
+        let status = loop {
+            let stored = queue.get_task(&id.as_str().into()).await?;
+            if let Some(t) = stored.filter(|t| t.status_code.is_final()) {
+                break t.status;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{id} never ran; log:\n{}",
+                node.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        in_a_row = if status.as_deref() == Some("parade-version-2") {
+            in_a_row + 1
+        } else {
+            0
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let total = total + probes;
     let after: Vec<TaskData> = (0..10)
         .map(|i| TaskData::new(format!("after-{i}"), "versioned"))
         .collect();
