@@ -320,6 +320,8 @@ async fn fetch_loop(
         // queue of waiting tasks plus the workers: a slow store then slows owning instead of
         // piling up finished results, which a crash would make run again.
         let limit = (props.channel_size + props.workers) as u64;
+        // Only this loop owns, so `owned` cannot grow before the own_tasks call below, and
+        // settling only shrinks `unsettled`: zero here still holds when owning.
         let unsettled = {
             let stats = shared.counters.snapshot();
             stats.owned.saturating_sub(stats.settled())
@@ -351,10 +353,9 @@ async fn fetch_loop(
             .min(u32::try_from(room).unwrap_or(u32::MAX))
             .max(1);
         let actions = shared.actor.actions();
-        // Read before owning: if everything owned so far is settled, the successors its
-        // results made runnable are visible to this own_tasks call.
-        let stats = shared.counters.snapshot();
-        let settled_before = stats.settled() == stats.owned;
+        // If everything owned so far was settled, the successors its results made runnable
+        // are visible to this own_tasks call.
+        let settled_before = unsettled == 0;
         if actions.is_empty() {
             shared
                 .idle
@@ -386,10 +387,7 @@ async fn fetch_loop(
             }
             Ok(owned) if owned.is_empty() => props.wait_time,
             Ok(owned) => {
-                Counters::add(&shared.counters.owned, owned.len() as u64);
-                for task in &owned {
-                    shared.counters.for_action(&task.action, |s| s.owned += 1);
-                }
+                shared.counters.count_owned(&owned);
                 let mut overflow = Vec::new();
                 for task in owned {
                     if let Err(e) = queue_tx.try_send(task) {

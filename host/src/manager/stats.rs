@@ -93,22 +93,29 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Counts one stored result of `action`, in the totals and per action.
+    fn per_action(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ActionStats>> {
+        // The counts stay usable even if a holder panicked.
+        self.by_action.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Changes `action`'s stats.
     pub(super) fn for_action(&self, action: &str, change: impl FnOnce(&mut ActionStats)) {
-        let mut by_action = self.by_action.lock().unwrap_or_else(|e| e.into_inner());
-        match by_action.get_mut(action) {
-            Some(stats) => change(stats),
-            None => change(by_action.entry(action.to_owned()).or_default()),
+        change(stats_of(&mut self.per_action(), action));
+    }
+
+    /// Counts a batch of owned tasks, in the total and per action (one lock per batch).
+    pub(super) fn count_owned(&self, owned: &[crate::queue::OwnedTask]) {
+        Self::add(&self.owned, owned.len() as u64);
+        let mut by_action = self.per_action();
+        for task in owned {
+            stats_of(&mut by_action, &task.action).owned += 1;
         }
     }
 
+    /// Counts one stored result of `action`, in the totals and per action.
     pub(super) fn count_result(&self, action: &str, code: TaskStatusCode) {
-        let mut by_action = self.by_action.lock().unwrap_or_else(|e| e.into_inner());
-        let per_action = match by_action.get_mut(action) {
-            Some(stats) => stats,
-            None => by_action.entry(action.to_owned()).or_default(),
-        };
+        let mut by_action = self.per_action();
+        let per_action = stats_of(&mut by_action, action);
         let (total, per_action) = match code {
             TaskStatusCode::Completed => (&self.completed, &mut per_action.completed),
             TaskStatusCode::Aborted => (&self.aborted, &mut per_action.aborted),
@@ -119,10 +126,7 @@ impl Counters {
     }
 
     pub(super) fn by_action(&self) -> BTreeMap<String, ActionStats> {
-        self.by_action
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.per_action().clone()
     }
 
     pub(super) fn snapshot(&self) -> ManagerStats {
@@ -139,6 +143,17 @@ impl Counters {
             heartbeats: get(&self.heartbeats),
         }
     }
+}
+
+/// `action`'s entry, without allocating its name when it is already there.
+fn stats_of<'a>(
+    by_action: &'a mut BTreeMap<String, ActionStats>,
+    action: &str,
+) -> &'a mut ActionStats {
+    if !by_action.contains_key(action) {
+        by_action.insert(action.to_owned(), ActionStats::default());
+    }
+    by_action.get_mut(action).expect("inserted above")
 }
 
 impl ManagerStats {

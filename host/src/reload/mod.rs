@@ -56,7 +56,7 @@ pub async fn build(
             });
             continue;
         }
-        let plugin = load(runtime, spec, &bytes)
+        let plugin = load(runtime, spec, &bytes, hash)
             .await
             .with_context(|| format!("plugin {} ({})", spec.name, spec.file.display()))?;
         loaded.push(Loaded {
@@ -69,9 +69,14 @@ pub async fn build(
     Ok(loaded)
 }
 
-async fn load(runtime: &Runtime, spec: &PluginSpec, bytes: &[u8]) -> anyhow::Result<Plugin> {
+async fn load(
+    runtime: &Runtime,
+    spec: &PluginSpec,
+    bytes: &[u8],
+    hash: String,
+) -> anyhow::Result<Plugin> {
     let mut plugin = runtime
-        .load(&spec.name, bytes, spec.limits.clone())
+        .load_hashed(&spec.name, bytes, hash, spec.limits.clone())
         .await?
         .with_grants(spec.grants.clone())?;
     plugin.file = Some(spec.file.clone());

@@ -228,8 +228,19 @@ impl Runtime {
         bytes: &[u8],
         limits: PluginLimits,
     ) -> anyhow::Result<Plugin> {
+        self.load_hashed(name, bytes, plugin::content_hash(bytes), limits)
+            .await
+    }
+
+    /// [`Runtime::load`] of bytes whose [`content_hash`] the caller already has.
+    pub async fn load_hashed(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        hash: String,
+        limits: PluginLimits,
+    ) -> anyhow::Result<Plugin> {
         plugin::check_header(bytes)?;
-        let hash = plugin::content_hash(bytes);
         // Compiling takes from milliseconds to seconds of CPU: keep it off the async threads
         // that run tasks.
         let component = tokio::task::spawn_blocking({
