@@ -492,8 +492,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
-fn grants(env: BTreeMap<String, String>, dirs: Vec<raw::Dir>, base_dir: &Path) -> PluginGrants {
+fn grants(
+    env: BTreeMap<String, String>,
+    dirs: Vec<raw::Dir>,
+    allowed_hosts: Vec<raw::AllowedHost>,
+    base_dir: &Path,
+) -> PluginGrants {
     PluginGrants {
+        allowed_hosts: allowed_hosts.into_iter().map(|h| h.0).collect(),
         env: env.into_iter().collect(),
         dirs: dirs
             .into_iter()

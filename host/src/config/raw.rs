@@ -181,6 +181,8 @@ pub(super) struct Plugin {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub dirs: Vec<Dir>,
+    #[serde(default)]
+    pub allowed_hosts: Vec<AllowedHost>,
 }
 
 type NonZeroU64 = std::num::NonZeroU64;
@@ -226,7 +228,7 @@ impl Plugin {
                     Some(OnFailure::Abort) => FailurePolicy::Abort,
                 },
             },
-            grants: super::grants(self.env, self.dirs, base_dir),
+            grants: super::grants(self.env, self.dirs, self.allowed_hosts, base_dir),
             origin,
             file_origin,
             actions_origin,
@@ -259,6 +261,19 @@ impl<'de> Deserialize<'de> for Dur {
         let text = String::deserialize(deserializer)?;
         super::parse_duration(&text)
             .map(Dur)
+            .map_err(D::Error::custom)
+    }
+}
+
+/// An `allowed_hosts` entry (see [`HostPattern`](crate::runtime::HostPattern)).
+#[derive(Debug)]
+pub(super) struct AllowedHost(pub crate::runtime::HostPattern);
+
+impl<'de> Deserialize<'de> for AllowedHost {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        crate::runtime::HostPattern::parse(&text)
+            .map(AllowedHost)
             .map_err(D::Error::custom)
     }
 }

@@ -2,8 +2,8 @@
 //! (`wit/actor.wit`).
 //!
 //! One [`Runtime`] per process holds the wasmtime `Engine` (async, pooling instance
-//! allocator, epoch interruption) and the `Linker` with WASI preview 2 and Parade's host
-//! interface. [`Runtime::load`] compiles a component once (or loads it from the on-disk
+//! allocator, epoch interruption) and the `Linker` with WASI preview 2, `wasi:http` (gated by
+//! each plugin's `allowed_hosts`) and Parade's host interface. [`Runtime::load`] compiles a component once (or loads it from the on-disk
 //! cache, keyed by its content hash and the engine's settings), checks it implements the
 //! world, and asks it for its actions: the result is a [`Plugin`]. [`ComponentActor`] is the
 //! ActionManager's [`Actor`](crate::manager::Actor) for a set of plugins.
@@ -15,6 +15,7 @@
 //! or stack overflow ends only that task, with a status that says which.
 
 mod actor;
+mod http;
 mod plugin;
 mod state;
 
@@ -28,6 +29,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use actor::{check_claims, ComponentActor};
+pub use http::HostPattern;
 pub use plugin::{content_hash, DirGrant, FailurePolicy, Plugin, PluginGrants, PluginLimits};
 use state::TaskState;
 
@@ -185,6 +187,7 @@ impl Runtime {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Actor::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |s| s)?;
 
         let ticking = Arc::new(AtomicBool::new(true));
@@ -294,6 +297,7 @@ impl Runtime {
             };
             wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
         }
+        let plugin_name: Arc<str> = plugin.name.as_str().into();
         let state = TaskState {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
@@ -301,7 +305,16 @@ impl Runtime {
                 .memory_size(plugin.limits.memory)
                 .trap_on_grow_failure(true)
                 .build(),
-            plugin: plugin.name.clone().into(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_gate: http::HttpGate {
+                allowed: plugin.grants.allowed_hosts.clone(),
+                plugin: plugin_name.clone(),
+                task: context
+                    .as_ref()
+                    .map(|c| c.task.id.to_string())
+                    .unwrap_or_default(),
+            },
+            plugin: plugin_name,
             context,
         };
         let mut store = wasmtime::Store::new(&self.engine, state);

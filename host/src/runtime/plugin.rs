@@ -63,6 +63,8 @@ pub struct PluginGrants {
     pub env: Vec<(String, String)>,
     /// Directories of the host, visible to the guest at a path of its own.
     pub dirs: Vec<DirGrant>,
+    /// Hosts it may send HTTP requests to through `wasi:http`; none by default.
+    pub allowed_hosts: Arc<[super::HostPattern]>,
 }
 
 /// One host directory granted to a plugin.
@@ -176,8 +178,8 @@ impl Plugin {
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .context(
-                "it imports something a Parade node does not provide (only WASI preview 2 and \
-             parade:actor/host are available)",
+                "it imports something a Parade node does not provide (only WASI preview 2, wasi:http \
+             and parade:actor/host are available)",
             )?;
         let pre = ActorPre::new(instance_pre)
             .map_err(anyhow::Error::from)

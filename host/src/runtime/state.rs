@@ -29,6 +29,8 @@ pub(super) struct TaskState {
     pub limits: StoreLimits,
     pub plugin: Arc<str>,
     pub context: Option<TaskContext>,
+    pub http: wasmtime_wasi_http::WasiHttpCtx,
+    pub http_gate: super::http::HttpGate,
 }
 
 impl WasiView for TaskState {
@@ -36,6 +38,16 @@ impl WasiView for TaskState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for TaskState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_gate,
         }
     }
 }

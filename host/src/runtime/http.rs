@@ -1,0 +1,262 @@
+//! Outbound HTTP as a granted capability.
+//!
+//! Every plugin links `wasi:http/outgoing-handler` (components made by componentize-js
+//! import it whether or not they fetch), but a request only leaves the node when its host is
+//! in the plugin's `allowed_hosts`. Any other request fails inside the guest with the
+//! standard `HTTP-request-denied` error code, and the node logs which plugin, task and host.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use http::uri::Scheme;
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
+
+/// One `allowed_hosts` entry: `host`, `host:port`, `*.domain` (any subdomain), any of these
+/// after `http://` or `https://` to allow only that scheme, or `*` for every host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    /// `http` or `https`; any when absent.
+    scheme: Option<String>,
+    /// Lower-case host name or IP address (IPv6 without brackets); empty for `*`.
+    host: String,
+    /// True for `*.domain`: `host` is the domain, and any name below it matches.
+    subdomains: bool,
+    /// Any port when absent.
+    port: Option<u16>,
+    /// The entry as written, for messages.
+    written: String,
+}
+
+impl HostPattern {
+    /// Parses one entry, saying what is wrong with it.
+    pub fn parse(written: &str) -> Result<Self, String> {
+        let trimmed = written.trim();
+        if trimmed == "*" {
+            return Ok(HostPattern {
+                scheme: None,
+                host: String::new(),
+                subdomains: true,
+                port: None,
+                written: written.to_owned(),
+            });
+        }
+        let (scheme, rest) = match trimmed.split_once("://") {
+            Some((scheme, rest)) => {
+                let scheme = scheme.to_ascii_lowercase();
+                if scheme != "http" && scheme != "https" {
+                    return Err(format!(
+                        "host {written:?}: scheme {scheme:?} is not http or https"
+                    ));
+                }
+                (Some(scheme), rest)
+            }
+            None => (None, trimmed),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(format!(
+                "host {written:?}: write a host, optionally with a port (\"api.example.com\", \
+                 \"127.0.0.1:8080\"), not a URL with a path or user"
+            ));
+        }
+        let (subdomains, rest) = match rest.strip_prefix("*.") {
+            Some(domain) => (true, domain),
+            None => (false, rest),
+        };
+        // Parse as an authority so IPv6 literals and ports follow the URL rules.
+        let authority: http::uri::Authority = rest
+            .parse()
+            .map_err(|_| format!("host {written:?}: not a host name or address"))?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if host.is_empty() || host.contains('*') {
+            return Err(format!(
+                "host {written:?}: a wildcard may only stand for the subdomains of a domain, \
+                 as in \"*.example.com\""
+            ));
+        }
+        let port = match authority.port() {
+            Some(port) => Some(
+                port.as_str()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("host {written:?}: invalid port"))?,
+            ),
+            None => None,
+        };
+        Ok(HostPattern {
+            scheme,
+            host,
+            subdomains,
+            port,
+            written: written.to_owned(),
+        })
+    }
+
+    /// True if a request to `scheme://host:port` may go out under this entry.
+    fn permits(&self, scheme: &str, host: &str, port: u16) -> bool {
+        let host_matches = if self.subdomains {
+            self.host.is_empty()
+                || host
+                    .strip_suffix(self.host.as_str())
+                    .is_some_and(|head| head.ends_with('.') && head.len() > 1)
+        } else {
+            host == self.host
+        };
+        host_matches
+            && self.scheme.as_deref().is_none_or(|s| s == scheme)
+            && self.port.is_none_or(|p| p == port)
+    }
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+/// The `wasi:http` hooks of one instance: requests go out only to its plugin's allowed
+/// hosts.
+pub(super) struct HttpGate {
+    pub allowed: Arc<[HostPattern]>,
+    pub plugin: Arc<str>,
+    /// The task being performed, for the log line; empty while listing actions.
+    pub task: String,
+}
+
+impl HttpGate {
+    fn permits(&self, uri: &http::Uri) -> bool {
+        let scheme = uri.scheme().unwrap_or(&Scheme::HTTPS).as_str();
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "http" { 80 } else { 443 });
+        self.allowed
+            .iter()
+            .any(|pattern| pattern.permits(scheme, &host, port))
+    }
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HttpGate {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_errors: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> ResponseFuture {
+        if !self.permits(request.uri()) {
+            tracing::warn!(
+                plugin = %self.plugin,
+                task = %self.task,
+                method = %request.method(),
+                url = %request.uri(),
+                "outbound HTTP refused: the host is not in the plugin's allowed_hosts"
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(entries: &[&str]) -> HttpGate {
+        HttpGate {
+            allowed: entries
+                .iter()
+                .map(|e| HostPattern::parse(e).unwrap())
+                .collect(),
+            plugin: "p".into(),
+            task: String::new(),
+        }
+    }
+
+    fn permits(gate: &HttpGate, url: &str) -> bool {
+        gate.permits(&url.parse().unwrap())
+    }
+
+    #[test]
+    fn nothing_is_allowed_unless_listed() {
+        let none = gate(&[]);
+        assert!(!permits(&none, "http://127.0.0.1:8080/"));
+        assert!(!permits(&none, "https://example.com/"));
+    }
+
+    #[test]
+    fn hosts_ports_schemes_and_subdomains() {
+        let g = gate(&[
+            "127.0.0.1:8080",
+            "API.example.com",
+            "https://secure.example.org",
+            "*.hooks.example.net",
+            "[::1]:9000",
+        ]);
+        assert!(permits(&g, "http://127.0.0.1:8080/x?y=1"));
+        assert!(!permits(&g, "http://127.0.0.1:8081/"));
+        assert!(!permits(&g, "http://127.0.0.2:8080/"));
+        assert!(permits(&g, "http://api.example.com:1234/"));
+        assert!(permits(&g, "https://API.EXAMPLE.COM/"));
+        assert!(!permits(&g, "https://evil-api.example.com/"));
+        assert!(!permits(&g, "https://api.example.com.evil.net/"));
+        assert!(permits(&g, "https://secure.example.org/"));
+        assert!(!permits(&g, "http://secure.example.org/"));
+        assert!(permits(&g, "https://a.b.hooks.example.net/"));
+        assert!(!permits(&g, "https://hooks.example.net/"));
+        assert!(!permits(&g, "https://xhooks.example.net/"));
+        assert!(permits(&g, "http://[::1]:9000/"));
+        assert!(!permits(&g, "http://[::1]:9001/"));
+    }
+
+    #[test]
+    fn star_allows_every_host() {
+        let g = gate(&["*"]);
+        assert!(permits(&g, "https://example.com/"));
+        assert!(permits(&g, "http://10.0.0.1:81/"));
+    }
+
+    #[test]
+    fn bad_entries_say_what_is_wrong() {
+        for (entry, problem) in [
+            ("ftp://example.com", "is not http or https"),
+            ("example.com/path", "not a URL with a path"),
+            ("user@example.com", "not a URL with a path or user"),
+            ("exa mple.com", "not a host name"),
+            ("*example.com", "wildcard"),
+            ("example.com:0", "invalid port"),
+            ("example.com:99999", "not a host name"),
+            ("", "not a host name"),
+        ] {
+            let error = HostPattern::parse(entry).unwrap_err();
+            assert!(error.contains(problem), "{entry:?}: {error}");
+            assert!(error.contains(&format!("{entry:?}")), "{error}");
+        }
+    }
+}
