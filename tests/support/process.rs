@@ -21,6 +21,19 @@ pub fn component(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// A component written in another language, built by scripts/build-guests.sh.
+pub fn guest(name: &str) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/guests")
+        .join(format!("{name}.wasm"));
+    ensure!(
+        path.is_file(),
+        "{} is missing: run scripts/build-guests.sh",
+        path.display()
+    );
+    Ok(path)
+}
+
 /// A node's folder: `plugins/` holding copies of the named components.
 pub fn node_dir(components: &[&str]) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
@@ -78,6 +91,11 @@ impl Node {
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;
         Ok(Node { child, log })
+    }
+
+    /// The file its log goes to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     pub fn log(&self) -> String {

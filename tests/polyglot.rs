@@ -1,0 +1,310 @@
+//! Actors in Python, JavaScript and C (built by scripts/build-guests.sh) run end to end in
+//! `parade run` on both backends, beside a Rust one; outbound HTTP reaches only the hosts a
+//! plugin's `allowed_hosts` grants.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::ensure;
+use parade_host::queue::{self, Parade, TaskData, TaskFilter, TaskStatusCode};
+use support::process::{component, guest, Node};
+use support::Backend;
+
+const TABLE: &str = "city,temp\nOslo,3.5\nRome,18\nLima,22.5\n";
+const HELLO: &str = "hello from the test server\nsecond line\n";
+
+/// An HTTP server on 127.0.0.1 serving `/table.csv` and `/hello`, counting requests by path.
+struct TestServer {
+    port: u16,
+    hits: Arc<Mutex<BTreeMap<String, u32>>>,
+}
+
+impl TestServer {
+    async fn start() -> anyhow::Result<TestServer> {
+        use axum::routing::get;
+        let hits: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
+        let count = |path: &'static str, hits: &Arc<Mutex<BTreeMap<String, u32>>>| {
+            let hits = hits.clone();
+            move || {
+                *hits.lock().unwrap().entry(path.to_owned()).or_default() += 1;
+                std::future::ready(())
+            }
+        };
+        let (table_hit, hello_hit) = (count("/table.csv", &hits), count("/hello", &hits));
+        let app = axum::Router::new()
+            .route(
+                "/table.csv",
+                get(move || async move {
+                    table_hit().await;
+                    ([("content-type", "text/csv")], TABLE)
+                }),
+            )
+            .route(
+                "/hello",
+                get(move || async move {
+                    hello_hit().await;
+                    ([("content-type", "text/plain")], HELLO)
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(TestServer { port, hits })
+    }
+
+    fn hits(&self, path: &str) -> u32 {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+/// Compiled components are kept here across tests and runs: the Python and JavaScript
+/// interpreters take seconds to compile, and a node compiles a version only once.
+fn shared_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-component-cache")
+}
+
+/// A node folder with the three guests and the Rust echo actor; the two HTTP actors may
+/// reach `allowed`.
+fn polyglot_node_dir(allowed: &str) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins)?;
+    for name in ["csv-summary", "http-get", "checksum"] {
+        std::fs::copy(guest(name)?, plugins.join(format!("{name}.wasm")))?;
+    }
+    std::fs::copy(component("echo")?, plugins.join("echo.wasm"))?;
+    for name in ["csv-summary", "http-get"] {
+        std::fs::write(
+            plugins.join(format!("{name}.toml")),
+            format!("allowed_hosts = [{allowed:?}]\n"),
+        )?;
+    }
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        format!(
+            "[plugins]\ncache_dir = {:?}\n",
+            shared_cache_dir().display().to_string()
+        ),
+    )?;
+    Ok(dir)
+}
+
+fn task(id: &str, action: &str, body: &str) -> TaskData {
+    TaskData {
+        body: Some(body.into()),
+        ..TaskData::new(id, action)
+    }
+}
+
+async fn status_of(queue: &Arc<dyn Parade>, id: &str) -> anyhow::Result<(TaskStatusCode, String)> {
+    let task = queue
+        .list_tasks(&TaskFilter::default())
+        .await?
+        .into_iter()
+        .find(|t| t.id.as_str() == id)
+        .ok_or_else(|| anyhow::anyhow!("task {id} is gone"))?;
+    Ok((task.status_code, task.status.unwrap_or_default()))
+}
+
+async fn run_node(dir: &Path, url: &str) -> anyhow::Result<String> {
+    let node = Node::start(dir, url, &["--config", "parade.toml", "--until-idle"])?;
+    let log = node.log_path().to_owned();
+    node.finish().await?;
+    Ok(std::fs::read_to_string(log)?)
+}
+
+async fn every_language_does_real_work(backend: Backend) -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let granted = format!("127.0.0.1:{}", server.port);
+    // The same server by another name: reachable, but not granted.
+    let refused = format!("localhost:{}", server.port);
+    let url = backend.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let dir = polyglot_node_dir(&granted)?;
+    queue
+        .insert_tasks(&[
+            task("rust", "echo", "hello from rust"),
+            task("py-inline", "csv-summary", r#"{"csv": "a,b\n1,x\n3,y\n"}"#),
+            task(
+                "py-fetch",
+                "csv-summary",
+                &format!(r#"{{"url": "http://{granted}/table.csv"}}"#),
+            ),
+            task(
+                "py-refused",
+                "csv-summary",
+                &format!(r#"{{"url": "http://{refused}/table.csv"}}"#),
+            ),
+            task(
+                "js-fetch",
+                "http-get",
+                &format!(r#"{{"url": "http://{granted}/hello"}}"#),
+            ),
+            TaskData {
+                max_tries: Some(1),
+                ..task(
+                    "js-refused",
+                    "http-get",
+                    &format!(r#"{{"url": "http://{refused}/hello"}}"#),
+                )
+            },
+            task("c-check", "checksum", "123456789"),
+            task("c-lines", "checksum", "one\ntwo\n"),
+        ])
+        .await?;
+
+    let log = run_node(dir.path(), &url).await?;
+
+    let expect = [
+        ("rust", TaskStatusCode::Completed, "hello from rust".to_owned()),
+        (
+            "py-inline",
+            TaskStatusCode::Completed,
+            r#"{"rows": 2, "columns": {"a": {"mean": 2.0, "min": 1.0, "max": 3.0}, "b": {"distinct": 2}}}"#
+                .to_owned(),
+        ),
+        (
+            "py-fetch",
+            TaskStatusCode::Completed,
+            r#"{"rows": 3, "columns": {"city": {"distinct": 3}, "temp": {"mean": 14.666667, "min": 3.5, "max": 22.5}}}"#
+                .to_owned(),
+        ),
+        (
+            "py-refused",
+            TaskStatusCode::Aborted,
+            format!(
+                "cannot fetch http://{refused}/table.csv: HttpRequestDenied (the node refused \
+                 the host: it is not in this plugin's allowed_hosts)"
+            ),
+        ),
+        (
+            "js-fetch",
+            TaskStatusCode::Completed,
+            format!(
+                "HTTP 200, text/plain, {} bytes: hello from the test server",
+                HELLO.len()
+            ),
+        ),
+        (
+            "js-refused",
+            TaskStatusCode::Aborted,
+            format!(
+                "GET http://{refused}/hello failed: NetworkError when attempting to fetch resource"
+            ),
+        ),
+        (
+            "c-check",
+            TaskStatusCode::Completed,
+            // The standard CRC-32 check value of "123456789" (and below, zlib.crc32 of the body).
+            "crc32=cbf43926 bytes=9 lines=0".to_owned(),
+        ),
+        (
+            "c-lines",
+            TaskStatusCode::Completed,
+            "crc32=12ba0be6 bytes=8 lines=2".to_owned(),
+        ),
+    ];
+    for (id, code, status) in expect {
+        assert_eq!(
+            status_of(&queue, id).await?,
+            (code, status),
+            "task {id}; node log:\n{log}"
+        );
+    }
+    // Each granted fetch reached the server once; the refused ones never left the node.
+    assert_eq!(server.hits("/table.csv"), 1, "{log}");
+    assert_eq!(server.hits("/hello"), 1, "{log}");
+    for (plugin, task, path) in [
+        ("csv-summary", "py-refused", "table.csv"),
+        ("http-get", "js-refused", "hello"),
+    ] {
+        ensure!(
+            log.lines().any(|l| l.contains("outbound HTTP refused")
+                && l.contains(&format!("plugin={plugin}"))
+                && l.contains(&format!("task={task}"))
+                && l.contains(&format!("url=http://{refused}/{path}"))),
+            "no refusal logged for {task}:\n{log}"
+        );
+    }
+    // What each guest wrote reached the node's log with its task: the host interface's
+    // log from Python and JavaScript, stdout from C.
+    for (task, line) in [
+        ("py-fetch", "summarising 3 rows"),
+        (
+            "js-fetch",
+            &format!("GET http://{granted}/hello: 200") as &str,
+        ),
+        ("c-check", "task c-check: crc32=cbf43926 bytes=9 lines=0"),
+    ] {
+        let tagged = format!("task=\"{task}\"");
+        ensure!(
+            log.lines().any(|l| l.contains(line) && l.contains(&tagged)),
+            "{task} did not log {line:?}:\n{log}"
+        );
+    }
+    Ok(())
+}
+
+/// Without `allowed_hosts`, no request leaves the node, even to 127.0.0.1.
+async fn no_host_is_granted_by_default(backend: Backend) -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let url = backend.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let dir = polyglot_node_dir("unused.example")?;
+    for name in ["csv-summary", "http-get"] {
+        std::fs::remove_file(dir.path().join(format!("plugins/{name}.toml")))?;
+    }
+    let target = format!("http://127.0.0.1:{}", server.port);
+    queue
+        .insert_tasks(&[
+            task(
+                "py",
+                "csv-summary",
+                &format!(r#"{{"url": "{target}/table.csv"}}"#),
+            ),
+            TaskData {
+                max_tries: Some(1),
+                ..task("js", "http-get", &format!(r#"{{"url": "{target}/hello"}}"#))
+            },
+        ])
+        .await?;
+    let log = run_node(dir.path(), &url).await?;
+    for id in ["py", "js"] {
+        let (code, status) = status_of(&queue, id).await?;
+        assert_eq!(code, TaskStatusCode::Aborted, "{id}: {status}");
+    }
+    assert!(status_of(&queue, "py")
+        .await?
+        .1
+        .contains("HttpRequestDenied"));
+    assert_eq!(
+        server.hits("/table.csv") + server.hits("/hello"),
+        0,
+        "{log}"
+    );
+    Ok(())
+}
+
+support::on_both_backends!(every_language_does_real_work, no_host_is_granted_by_default);
+
+/// A bad `allowed_hosts` entry is refused at start with its file, line and key.
+#[tokio::test]
+async fn a_bad_allowed_host_is_refused_with_its_place() -> anyhow::Result<()> {
+    let dir = polyglot_node_dir("127.0.0.1:1")?;
+    std::fs::write(
+        dir.path().join("plugins/http-get.toml"),
+        "# webhooks\nallowed_hosts = [\"hooks.example.com\", \"https://example.com/path\"]\n",
+    )?;
+    let (code, _, stderr) =
+        support::process::run(dir.path(), &["run", "--check", "--config", "parade.toml"]).await?;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("http-get.toml:2: key `allowed_hosts[1]`: host \"https://example.com/path\": write a host"),
+        "{stderr}"
+    );
+    Ok(())
+}
