@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Parade's benchmark suite, against a throwaway PostgreSQL cluster and SQLite files.
 #
-#   scripts/bench.sh [all|queue|manager] [ARGS...]
+#   scripts/bench.sh [all|queue|manager|guests] [ARGS...]
 #
 # queue: bulk insert rate, own latency at 1,000,000 vs 1,000 pending tasks and its ratio,
 # whether own_tasks uses tasks_runnable_idx, own and return rates.
@@ -9,7 +9,9 @@
 # tasks/s native vs WebAssembly and their ratio, pgbench TPS on the same cluster and the
 # ratio to it, idle insert-to-start latency, CPU-bound scaling 2 vs 1 workers, idle RSS of a
 # node with 10 plugins.
-# all (the default): both, each with its defaults (ARGS: only --quick).
+# guests: per language (Rust, C, Python, JavaScript), the example component's size, its first
+# load (compile) and cached load, and its per-task instantiate and whole-task times.
+# all (the default): all three, each with its defaults (ARGS: only --quick).
 # ARGS go to the benchmark: --backend postgres|sqlite|all, --tasks N, --quick, and for
 # manager --workers N, --actor native|wasm|both, --rounds N.
 #
@@ -20,11 +22,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=all
 case "${1:-}" in
-all | queue | manager) bench=$1; shift ;;
+all | queue | manager | guests) bench=$1; shift ;;
 esac
 benches=$bench
-[ "$bench" = all ] && benches="queue manager"
+[ "$bench" = all ] && benches="queue manager guests"
 scripts/build-plugins.sh
+case " $benches " in *" guests "*) scripts/build-guests.sh ;; esac
 # Build first, so the cluster is not left idle during compilation.
 for b in $benches; do cargo bench -p parade-host --bench "$b" --no-run; done
 if [ -z "${PARADE_BENCH_DATABASE_URL:-}" ]; then

@@ -31,6 +31,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "plugins (wasm32-wasip2 components)"
 scripts/build-plugins.sh
 
+log "plugins in Python, JavaScript and C (and their pinned tools: componentize-py, componentize-js, Debian's clang and wasi-libc)"
+scripts/build-guests.sh
+
 log "build"
 cargo build --workspace --all-targets --locked
 

@@ -8,6 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::ensure;
 use parade_host::queue::{self, Parade, TaskData, TaskFilter, TaskStatusCode};
@@ -291,10 +292,78 @@ async fn no_host_is_granted_by_default(backend: Backend) -> anyhow::Result<()> {
 
 support::on_both_backends!(every_language_does_real_work, no_host_is_granted_by_default);
 
-/// A bad `allowed_hosts` entry is refused at start with its file, line and key.
+/// Granting a host is a settings change like any other: edited live, it applies to the
+/// next task without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_granted_while_running_applies_to_the_next_task() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let url = format!("sqlite://{}", support::fresh_sqlite_path().display());
+    let queue = queue::open(&url).await?;
+    let dir = polyglot_node_dir("unused.example")?;
+    let sidecar = dir.path().join("plugins/http-get.toml");
+    let target = format!(r#"{{"url": "http://127.0.0.1:{}/hello"}}"#, server.port);
+    let node = Node::start(dir.path(), &url, &["--config", "parade.toml"])?;
+    node.until_logged("node started", Duration::from_secs(120))
+        .await?;
+
+    queue
+        .insert_tasks(&[TaskData {
+            max_tries: Some(1),
+            ..task("before", "http-get", &target)
+        }])
+        .await?;
+    until_ended(&queue, "before").await?;
+    assert_eq!(
+        status_of(&queue, "before").await?.0,
+        TaskStatusCode::Aborted
+    );
+
+    std::fs::write(
+        &sidecar,
+        format!("allowed_hosts = [\"127.0.0.1:{}\"]\n", server.port),
+    )?;
+    node.until_logged("plugin replaced", Duration::from_secs(30))
+        .await?;
+    queue
+        .insert_tasks(&[task("after", "http-get", &target)])
+        .await?;
+    until_ended(&queue, "after").await?;
+    let (code, status) = status_of(&queue, "after").await?;
+    assert_eq!(code, TaskStatusCode::Completed, "{status}\n{}", node.log());
+    assert_eq!(server.hits("/hello"), 1);
+    node.stop().await?;
+    Ok(())
+}
+
+async fn until_ended(queue: &Arc<dyn Parade>, id: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, _) = status_of(queue, id).await?;
+        if matches!(code, TaskStatusCode::Completed | TaskStatusCode::Aborted) {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "task {id} did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `--check` lists each plugin's granted hosts; a bad `allowed_hosts` entry is refused at
+/// start with its file, line and key.
 #[tokio::test]
 async fn a_bad_allowed_host_is_refused_with_its_place() -> anyhow::Result<()> {
     let dir = polyglot_node_dir("127.0.0.1:1")?;
+    let (code, stdout, stderr) =
+        support::process::run(dir.path(), &["run", "--check", "--config", "parade.toml"]).await?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("http-get") && l.contains("http: 127.0.0.1:1  actions: http-get")),
+        "{stdout}"
+    );
     std::fs::write(
         dir.path().join("plugins/http-get.toml"),
         "# webhooks\nallowed_hosts = [\"hooks.example.com\", \"https://example.com/path\"]\n",

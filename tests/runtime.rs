@@ -347,6 +347,7 @@ async fn granted_env_and_directories_are_all_a_plugin_sees() -> anyhow::Result<(
     let read_only = perform(PluginGrants {
         env: vec![("PARADE_TEST_GRANT".into(), "yes".into())],
         dirs: vec![dir(false)],
+        ..PluginGrants::default()
     })
     .await?;
     assert_eq!(read_only, "env=yes read=hi write=write denied");
@@ -355,6 +356,7 @@ async fn granted_env_and_directories_are_all_a_plugin_sees() -> anyhow::Result<(
     let writable = perform(PluginGrants {
         env: Vec::new(),
         dirs: vec![dir(true)],
+        ..PluginGrants::default()
     })
     .await?;
     assert_eq!(writable, "env= read=hi write=written");
@@ -373,6 +375,7 @@ async fn granted_env_and_directories_are_all_a_plugin_sees() -> anyhow::Result<(
                 guest: "/x".into(),
                 writable: false,
             }],
+            ..PluginGrants::default()
         });
     assert!(format!("{:#}", missing.unwrap_err()).contains("does not exist"));
     Ok(())

@@ -280,7 +280,7 @@ fn describe(config: &NodeConfig, url: &str, loaded: &[reload::Loaded]) -> String
         let p = &l.plugin;
         let _ = writeln!(
             out,
-            "plugin    {}  {}  sha256:{}  memory {} MiB  timeout {}{}  actions: {}",
+            "plugin    {}  {}  sha256:{}  memory {} MiB  timeout {}{}{}  actions: {}",
             p.name,
             p.origin(),
             &p.hash[..12],
@@ -290,6 +290,17 @@ fn describe(config: &NodeConfig, url: &str, loaded: &[reload::Loaded]) -> String
                 .fuel
                 .map(|f| format!("  fuel {f}"))
                 .unwrap_or_default(),
+            if p.grants.allowed_hosts.is_empty() {
+                String::new()
+            } else {
+                let hosts: Vec<String> = p
+                    .grants
+                    .allowed_hosts
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                format!("  http: {}", hosts.join(", "))
+            },
             p.actions.join(", ")
         );
     }
