@@ -277,16 +277,23 @@ async fn compiled_components_are_cached_by_content_hash() -> anyhow::Result<()> 
         .unwrap()
         .to_string_lossy()
         .starts_with(&first.hash));
-    let modified = std::fs::metadata(&cached)?.modified()?;
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(&cached)?.ino();
+    let day_ago = std::time::SystemTime::now() - Duration::from_secs(24 * 3600);
+    std::fs::File::options()
+        .append(true)
+        .open(&cached)?
+        .set_modified(day_ago)?;
 
     let again = Runtime::new(Some(cache.path().to_owned()))?;
     again
         .load_file(&component_path("echo")?, PluginLimits::default())
         .await?;
-    assert_eq!(
-        std::fs::metadata(&cached)?.modified()?,
-        modified,
-        "not recompiled"
+    // A recompile would have written a new file in its place.
+    assert_eq!(std::fs::metadata(&cached)?.ino(), inode, "not recompiled");
+    assert!(
+        std::fs::metadata(&cached)?.modified()? > day_ago,
+        "a load marks the entry used"
     );
 
     std::fs::write(&cached, b"garbage")?;
@@ -298,6 +305,47 @@ async fn compiled_components_are_cached_by_content_hash() -> anyhow::Result<()> 
         ["echo"],
         "a broken cache entry is recompiled"
     );
+    Ok(())
+}
+
+/// The cache drops what nothing loads any more, and keeps what is in use or recent.
+#[tokio::test]
+async fn pruning_the_cache_drops_only_entries_unused_for_a_week() -> anyhow::Result<()> {
+    let cache = tempfile::tempdir()?;
+    let runtime = Runtime::new(Some(cache.path().to_owned()))?;
+    let echo = runtime
+        .load_file(&component_path("echo")?, PluginLimits::default())
+        .await?;
+    let in_use = std::fs::read_dir(cache.path())?.next().unwrap()?.path();
+    let file = |name: &str, age_hours: u64| -> anyhow::Result<PathBuf> {
+        let path = cache.path().join(name);
+        if !path.exists() {
+            std::fs::write(&path, b"compiled")?;
+        }
+        std::fs::File::options()
+            .append(true)
+            .open(&path)?
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(age_hours * 3600))?;
+        Ok(path)
+    };
+    let in_use = file(in_use.file_name().unwrap().to_str().unwrap(), 24 * 30)?;
+    let stale = file("00aa-1234.cwasm", 24 * 8)?;
+    let recent = file("00bb-1234.cwasm", 24 * 6)?;
+    let crashed = file("00cc-1234.partial-77", 2)?;
+    let compiling = file("00dd-1234.partial-78", 0)?;
+    let other = file("README", 24 * 365)?;
+
+    assert_eq!(runtime.prune_cache(&[echo.hash.as_str()]), 2);
+    for (path, kept) in [
+        (&in_use, true),
+        (&stale, false),
+        (&recent, true),
+        (&crashed, false),
+        (&compiling, true),
+        (&other, true),
+    ] {
+        assert_eq!(path.exists(), kept, "{}", path.display());
+    }
     Ok(())
 }
 

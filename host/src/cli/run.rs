@@ -81,6 +81,7 @@ pub(super) async fn run(
         fuel: specs.iter().any(|s| s.limits.fuel.is_some()),
     })?;
     let loaded = reload::build(&runtime, &specs, &[]).await?;
+    reload::prune_cache(&runtime, &loaded);
     if args.check {
         print!("{}", describe(&config, &url, &loaded));
         println!("configuration OK");

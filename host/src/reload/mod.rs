@@ -177,6 +177,7 @@ impl Reloader {
             config.cache_dir = self.config.cache_dir.clone();
         }
         log_changes(&self.loaded, &loaded);
+        prune_cache(&self.runtime, &loaded);
         self.loaded = loaded;
         self.config = config;
         Ok(())
@@ -300,6 +301,12 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         || a.canonicalize()
             .ok()
             .is_some_and(|a| Some(a) == b.canonicalize().ok())
+}
+
+/// Drops compiled components no plugin of `loaded` needs that have gone unused a while.
+pub fn prune_cache(runtime: &Runtime, loaded: &[Loaded]) {
+    let in_use: Vec<&str> = loaded.iter().map(|l| l.plugin.hash.as_str()).collect();
+    runtime.prune_cache(&in_use);
 }
 
 /// Logs what a reload changed.

@@ -48,6 +48,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const KEEP_RESIDENT: usize = 2 << 20;
 /// Largest linear memory any plugin may be granted.
 pub const MAX_PLUGIN_MEMORY: usize = 1 << 30;
+/// Compiled components no node has loaded for this long are deleted from the cache (an
+/// interpreter's compiled code is tens of MiB, and every build of a guest is a new entry).
+pub const CACHE_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The process's WebAssembly engine, linker and compiled-component cache.
 pub struct Runtime {
@@ -259,6 +262,48 @@ impl Runtime {
         Plugin::new(self, name, hash, component, limits).await
     }
 
+    /// Deletes compiled components from the cache that none of `in_use` (content hashes)
+    /// needs and that nobody has loaded for [`CACHE_KEEP`], and half-written files left by
+    /// a compile that crashed. Several nodes may share one cache: every load refreshes its
+    /// file's time, so another node's plugins stay. Returns how many files went.
+    pub fn prune_cache(&self, in_use: &[&str]) -> usize {
+        let Some(dir) = &self.cache_dir else {
+            return 0;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let keep_for = if name.ends_with(".cwasm") {
+                if in_use
+                    .iter()
+                    .any(|hash| name.starts_with(&format!("{hash}-")))
+                {
+                    continue;
+                }
+                CACHE_KEEP
+            } else if name.contains(".partial-") {
+                Duration::from_secs(3600)
+            } else {
+                continue;
+            };
+            let unused_for = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if unused_for.is_some_and(|age| age > keep_for)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                tracing::info!(file = %entry.path().display(), "removed an unused compiled component from the cache");
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Loads the component at `path`, named after its file stem.
     pub async fn load_file(&self, path: &Path, limits: PluginLimits) -> anyhow::Result<Plugin> {
         let bytes =
@@ -356,7 +401,14 @@ fn compile(
         // file that fails to load is recompiled below.
         #[allow(unsafe_code)]
         match unsafe { Component::deserialize_file(engine, &cached) } {
-            Ok(component) => return Ok(component),
+            Ok(component) => {
+                // Mark it used, so pruning keeps it (see `Runtime::prune_cache`).
+                let _ = std::fs::File::options()
+                    .append(true)
+                    .open(&cached)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                return Ok(component);
+            }
             Err(e) => {
                 tracing::warn!(file = %cached.display(), error = %e, "ignoring unusable cache entry")
             }
