@@ -97,12 +97,20 @@ impl SqliteParade {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(max_connections.unwrap_or(8))
+            SqlitePoolOptions::new()
+                .max_connections(max_connections.unwrap_or(8))
+                .before_acquire(|conn, _| Box::pin(discard_if_in_transaction(conn)))
         };
-        let pool = pool_options
-            .connect_with(options)
-            .await
-            .map_err(|e| store_error(e.to_string()))?;
+        let pool = pool_options.connect_with(options).await.map_err(|e| {
+            // SQLite says only "unable to open database file" when it cannot create the
+            // WAL's shared-memory file beside a database on a read-only file system.
+            match std::fs::OpenOptions::new().append(true).open(&path) {
+                Err(io) if path.exists() => {
+                    store_error(format!("it cannot be written ({io}; {e})"))
+                }
+                _ => store_error(e.to_string()),
+            }
+        })?;
         // Fail now, naming the file, rather than at the first write: write once and roll back
         // (taking the lock alone succeeds on a read-only file).
         let writable: std::result::Result<(), sqlx::Error> = async {
@@ -152,6 +160,28 @@ impl SqliteParade {
             .await
             .map_err(db_error)
     }
+}
+
+/// Keeps a connection out of use while sqlx still counts it inside a transaction.
+///
+/// A write that fails with SQLITE_FULL (a full disk) or SQLITE_IOERR can make SQLite roll
+/// its transaction back by itself; the `ROLLBACK` sqlx then sends fails ("no transaction is
+/// active"), its transaction depth stays at 1, and every later `BEGIN` on the connection
+/// would fail for as long as the node runs. Such a connection is closed instead (closing
+/// also ends a transaction SQLite did keep open), and the pool opens a fresh one.
+async fn discard_if_in_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+    use sqlx::sqlite::SqliteTransactionManager;
+    use sqlx::{Connection, TransactionManager};
+    if SqliteTransactionManager::get_transaction_depth(conn) == 0 {
+        return Ok(true);
+    }
+    // The rollback of a dropped transaction may still be queued: let it run first.
+    conn.ping().await?;
+    let clean = SqliteTransactionManager::get_transaction_depth(conn) == 0;
+    if !clean {
+        tracing::warn!("closing a SQLite connection left inside a failed transaction");
+    }
+    Ok(clean)
 }
 
 fn db_error(e: sqlx::Error) -> Error {
