@@ -424,6 +424,15 @@ async fn stores_that_cannot_be_opened_fail_clearly_and_keep_their_data() -> anyh
         eprintln!("running as root without leave to mount: the read-only case was not checked");
     }
 
+    // A new queue on a full disk.
+    if let Some(fs) = Tmpfs::mount("1m")? {
+        fill(&fs.path().join("filler"))?;
+        let url = format!("sqlite://{}", fs.path().join("new.db").display());
+        refuses(dir.path(), &url, &["new.db", "database or disk is full"]).await?;
+    } else {
+        eprintln!("cannot mount a tmpfs here (not root?): the full-disk start was not checked");
+    }
+
     // A directory where the file should be.
     let folder = dir.path().join("a-folder.db");
     std::fs::create_dir(&folder)?;
