@@ -185,6 +185,8 @@ async fn misbehaving_plugins_fail_only_their_own_tasks(backend: Backend) -> anyh
         "connect",
         "huge-status",
         "print",
+        "bad-utf8-log",
+        "bad-utf8-status",
     ];
     let mut tasks: Vec<TaskData> = actions
         .iter()
@@ -220,6 +222,8 @@ async fn misbehaving_plugins_fail_only_their_own_tasks(backend: Backend) -> anyh
     expect_failure("read-file", "denied");
     expect_failure("read-env", "denied");
     expect_failure("connect", "denied");
+    expect_failure("bad-utf8-log", "a string that is not valid UTF-8");
+    expect_failure("bad-utf8-status", "a string that is not valid UTF-8");
     let (code, huge) = status("huge-status");
     assert_eq!(code, TaskStatusCode::Completed);
     assert!(

@@ -7,7 +7,7 @@
 //! `parade_tasks_released_total`, `parade_reloads_total`, `parade_reload_failures_total`,
 //! `parade_plugins_loaded`, `parade_store_up`, the histogram
 //! `parade_wasm_instantiate_seconds`, and `parade_wasm_failures_total` by `kind` (timeout,
-//! stack_overflow, out_of_memory, out_of_fuel, unreachable, trap, other).
+//! stack_overflow, out_of_memory, out_of_fuel, unreachable, trap, invalid_utf8, other).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;

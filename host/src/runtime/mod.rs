@@ -94,7 +94,7 @@ impl RuntimeStats {
     }
 
     /// Failed instances by kind: timeout, stack_overflow, out_of_memory, out_of_fuel,
-    /// unreachable, trap, other.
+    /// unreachable, trap, invalid_utf8, other.
     pub fn failures(&self) -> std::collections::BTreeMap<&'static str, u64> {
         self.failures
             .lock()

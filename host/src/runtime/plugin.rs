@@ -298,7 +298,7 @@ fn cut(mut status: String) -> String {
 
 /// Says in a few words why an instance failed, and what kind of failure it was (a
 /// metrics label: timeout, stack_overflow, out_of_memory, out_of_fuel, unreachable, trap,
-/// other).
+/// invalid_utf8, other).
 fn describe_failure(
     e: &wasmtime::Error,
     timeout: Duration,
@@ -324,6 +324,13 @@ fn describe_failure(
         return (
             "out_of_memory",
             format!("out of memory (limit {} MiB)", memory >> 20),
+        );
+    }
+    // wasmtime checks every string it lifts from a guest (`std::str::Utf8Error`'s text).
+    if text.contains("utf-8 byte sequence") || text.contains("utf-8 sequence") {
+        return (
+            "invalid_utf8",
+            format!("passed the host a string that is not valid UTF-8 ({text})"),
         );
     }
     ("other", format!("failed: {text}"))

@@ -171,3 +171,180 @@ impl host::Host for TaskState {
             .map_err(|e| e.to_string()))
     }
 }
+
+/// The host side of every `parade:actor/host` import, fed arbitrary arguments: strings of
+/// any size and content (NUL, multi-byte, up to 64 KiB), lists up to past the enqueue
+/// limit, counts across the whole u32 range. No call traps or panics; `enqueue` stores all
+/// of a batch or none of it. (Invalid UTF-8 cannot reach these functions: wasmtime checks
+/// every string it lifts from a guest, and `tests/runtime.rs` checks that a guest passing
+/// one fails only its own task.)
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use wasmtime::component::ResourceTable;
+
+    use super::*;
+    use crate::queue::{ActorId, SqliteParade, TaskFilter};
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "\\PC{0,12}",
+            1 => any::<String>(),
+            1 => (0usize..65_536, any::<char>()).prop_map(|(n, c)| c.to_string().repeat(n / c.len_utf8().max(1))),
+            1 => Just(String::new()),
+            1 => Just("a\0b".to_owned()),
+        ]
+    }
+
+    fn new_task(ids: Vec<String>) -> impl Strategy<Value = host::NewTask> {
+        let known = prop::sample::select(ids);
+        (
+            proptest::option::of(text()),
+            text(),
+            proptest::option::of(text()),
+            proptest::option::of(any::<u32>()),
+            proptest::collection::vec(prop_oneof![text(), known.prop_map(String::from)], 0..3),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(text()),
+        )
+            .prop_map(
+                |(
+                    id,
+                    action,
+                    body,
+                    max_tries,
+                    signal_after,
+                    total_dependencies,
+                    notify_channel,
+                )| {
+                    host::NewTask {
+                        id,
+                        action,
+                        body,
+                        max_tries,
+                        signal_after,
+                        total_dependencies,
+                        notify_channel,
+                    }
+                },
+            )
+    }
+
+    fn level() -> impl Strategy<Value = host::Level> {
+        prop::sample::select(vec![
+            host::Level::Trace,
+            host::Level::Debug,
+            host::Level::Info,
+            host::Level::Warn,
+            host::Level::Error,
+        ])
+    }
+
+    /// A store's state performing a fresh task `parent` of a fresh in-memory queue.
+    async fn performing() -> (TaskState, Arc<dyn Parade>) {
+        let queue: Arc<dyn Parade> = Arc::new(SqliteParade::open("sqlite::memory:").await.unwrap());
+        queue
+            .insert_tasks(&[TaskData::new("parent", "fuzz")])
+            .await
+            .unwrap();
+        let task = queue
+            .own_tasks(&ActorId::from("fuzz"), 1, &["fuzz".to_owned()], None)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        let state = TaskState {
+            wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            limits: wasmtime::StoreLimitsBuilder::new().build(),
+            plugin: "fuzz".into(),
+            context: Some(TaskContext {
+                task,
+                queue: queue.clone(),
+            }),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_gate: super::super::http::HttpGate {
+                allowed: Arc::new([]),
+                plugin: "fuzz".into(),
+                task: "parent".into(),
+            },
+        };
+        (state, queue)
+    }
+
+    async fn stored(queue: &Arc<dyn Parade>) -> Vec<TaskData> {
+        queue
+            .list_tasks(&TaskFilter {
+                limit: Some(1_000_000),
+                ..TaskFilter::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_import_answers_any_arguments(
+            tasks in prop::collection::vec(new_task(vec!["parent".into(), "gone".into()]), 0..6),
+            many in prop::sample::select(vec![0usize, 1, 10_000, 10_001]),
+            log in (level(), text()),
+            seconds in any::<u32>(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (mut state, queue) = performing().await;
+                host::Host::log(&mut state, log.0, log.1).await.unwrap();
+                prop_assert_eq!(host::Host::task_id(&mut state).await.unwrap(), "parent");
+                prop_assert_eq!(host::Host::try_number(&mut state).await.unwrap(), 1);
+                let _ = host::Host::extend_deadline(&mut state, seconds).await.unwrap();
+
+                let before = stored(&queue).await.len();
+                let batch = tasks.clone();
+                match host::Host::enqueue(&mut state, batch).await.unwrap() {
+                    Ok(ids) => {
+                        prop_assert_eq!(ids.len(), tasks.len());
+                        let all = stored(&queue).await;
+                        prop_assert_eq!(all.len(), before + tasks.len());
+                        for (id, task) in ids.iter().zip(&tasks) {
+                            let row = all.iter().find(|t| t.id.as_str() == id).unwrap();
+                            prop_assert_eq!(&row.action, &task.action);
+                            prop_assert_eq!(&row.body, &task.body);
+                        }
+                    }
+                    Err(message) => {
+                        prop_assert!(!message.is_empty());
+                        prop_assert_eq!(stored(&queue).await.len(), before, "{}", message);
+                    }
+                }
+
+                // A huge list: refused past the limit, all or nothing below it.
+                let before = stored(&queue).await.len();
+                let flood: Vec<host::NewTask> = (0..many)
+                    .map(|i| host::NewTask {
+                        id: Some(format!("flood-{i}")),
+                        action: "fuzz".into(),
+                        body: None,
+                        max_tries: None,
+                        signal_after: Vec::new(),
+                        total_dependencies: None,
+                        notify_channel: None,
+                    })
+                    .collect();
+                let added = host::Host::enqueue(&mut state, flood).await.unwrap();
+                let after = stored(&queue).await.len();
+                match added {
+                    Ok(ids) => prop_assert_eq!(after, before + ids.len()),
+                    Err(_) => {
+                        prop_assert!(many > MAX_ENQUEUE);
+                        prop_assert_eq!(after, before);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
+}

@@ -25,6 +25,8 @@ impl Actor for Misbehave {
             "grants",
             "snoop",
             "flood",
+            "bad-utf8-log",
+            "bad-utf8-status",
         ]
         .map(String::from)
         .to_vec()
@@ -33,6 +35,18 @@ impl Actor for Misbehave {
     fn handle(action: &str, _body: Option<&str>, _signalled_failures: u32) -> Outcome {
         match action {
             "trap" => panic!("misbehaving on purpose"),
+            // Invalid UTF-8 where the world says `string`: in an import's argument, and in
+            // the result. Only a guest that lies to its bindings can make it.
+            "bad-utf8-log" => {
+                let bytes = std::hint::black_box([b'o', b'k', 0xff, 0xfe]);
+                // SAFETY: deliberately not UTF-8; the host must refuse to lift it.
+                log::info(unsafe { std::str::from_utf8_unchecked(&bytes) });
+                Outcome::Completed("the host took invalid UTF-8 in a log line".into())
+            }
+            // SAFETY: as above, in the status the host lifts from the result.
+            "bad-utf8-status" => {
+                Outcome::Completed(unsafe { String::from_utf8_unchecked(vec![b'o', 0xc3]) })
+            }
             "flood" => {
                 // The host's imports with hostile arguments: each must answer (an error is
                 // fine), never trap the instance or harm the node.
