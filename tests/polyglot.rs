@@ -302,9 +302,14 @@ async fn a_host_granted_while_running_applies_to_the_next_task() -> anyhow::Resu
     let dir = polyglot_node_dir("unused.example")?;
     let sidecar = dir.path().join("plugins/http-get.toml");
     let target = format!(r#"{{"url": "http://127.0.0.1:{}/hello"}}"#, server.port);
-    let node = Node::start(dir.path(), &url, &["--config", "parade.toml"])?;
+    let node = Node::start(
+        dir.path(),
+        &url,
+        &["--config", "parade.toml", "--admin", "127.0.0.1:0"],
+    )?;
     node.until_logged("node started", Duration::from_secs(120))
         .await?;
+    let admin = node.admin_url().await?;
 
     queue
         .insert_tasks(&[TaskData {
@@ -324,6 +329,15 @@ async fn a_host_granted_while_running_applies_to_the_next_task() -> anyhow::Resu
     )?;
     node.until_logged("plugin replaced", Duration::from_secs(30))
         .await?;
+    // The dashboard's data shows the grant.
+    let overview = support::process::http("GET", &format!("{admin}/api/overview"), &[]).await?;
+    ensure!(
+        overview
+            .body
+            .contains(&format!(r#""allowed_hosts":["127.0.0.1:{}"]"#, server.port)),
+        "{}",
+        overview.body
+    );
     queue
         .insert_tasks(&[task("after", "http-get", &target)])
         .await?;

@@ -154,6 +154,8 @@ struct PluginView {
     timeout: String,
     fuel: Option<u64>,
     on_failure: &'static str,
+    /// Hosts it may send HTTP requests to.
+    allowed_hosts: Vec<String>,
 }
 
 /// The node, its plugins and the queue at a glance.
@@ -219,6 +221,12 @@ async fn overview(state: &AdminState) -> Result<Overview, Problem> {
                 FailurePolicy::Retry => "retry",
                 FailurePolicy::Abort => "abort",
             },
+            allowed_hosts: p
+                .grants
+                .allowed_hosts
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         })
         .collect();
     Ok(Overview {

@@ -126,12 +126,12 @@ pub(super) fn overview(overview: &Overview) -> String {
     }
     body.push_str("</tbody></table>");
 
-    body.push_str("<h2>Plugins</h2><table id=\"plugins\"><thead><tr><th>plugin</th><th>actions</th><th>file</th><th>sha256</th><th>memory</th><th>timeout</th><th>fuel</th><th>on failure</th></tr></thead><tbody>");
+    body.push_str("<h2>Plugins</h2><table id=\"plugins\"><thead><tr><th>plugin</th><th>actions</th><th>file</th><th>sha256</th><th>memory</th><th>timeout</th><th>fuel</th><th>on failure</th><th>outbound HTTP</th></tr></thead><tbody>");
     for p in &overview.plugins {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code title=\"{}\">{}</code></td>\
-             <td class=\"n\">{} MiB</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td class=\"n\">{} MiB</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&p.name),
             escape(&p.actions.join(", ")),
             escape(&p.file),
@@ -140,7 +140,12 @@ pub(super) fn overview(overview: &Overview) -> String {
             p.memory_mib,
             escape(&p.timeout),
             p.fuel.map_or("none".to_owned(), |f| f.to_string()),
-            p.on_failure
+            p.on_failure,
+            if p.allowed_hosts.is_empty() {
+                "none".to_owned()
+            } else {
+                escape(&p.allowed_hosts.join(", "))
+            }
         );
     }
     body.push_str("</tbody></table>");
