@@ -10,25 +10,23 @@ use tokio::process::{Child, Command};
 
 /// A component built by scripts/build-plugins.sh.
 pub fn component(name: &str) -> anyhow::Result<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    ensure!(
-        path.is_file(),
-        "{} is missing: run scripts/build-plugins.sh",
-        path.display()
-    );
-    Ok(path)
+    built("wasm32-wasip2/release", name, "scripts/build-plugins.sh")
 }
 
 /// A component written in another language, built by scripts/build-guests.sh.
 pub fn guest(name: &str) -> anyhow::Result<PathBuf> {
+    built("guests", name, "scripts/build-guests.sh")
+}
+
+/// `plugins/target/FOLDER/NAME.wasm`, which `script` builds.
+fn built(folder: &str, name: &str, script: &str) -> anyhow::Result<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/target/guests")
+        .join("../plugins/target")
+        .join(folder)
         .join(format!("{name}.wasm"));
     ensure!(
         path.is_file(),
-        "{} is missing: run scripts/build-guests.sh",
+        "{} is missing: run {script}",
         path.display()
     );
     Ok(path)

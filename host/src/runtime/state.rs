@@ -198,38 +198,30 @@ mod tests {
         ]
     }
 
-    fn new_task(ids: Vec<String>) -> impl Strategy<Value = host::NewTask> {
-        let known = prop::sample::select(ids);
-        (
-            proptest::option::of(text()),
-            text(),
-            proptest::option::of(text()),
-            proptest::option::of(any::<u32>()),
-            proptest::collection::vec(prop_oneof![text(), known.prop_map(String::from)], 0..3),
-            proptest::option::of(any::<u32>()),
-            proptest::option::of(text()),
-        )
-            .prop_map(
-                |(
-                    id,
-                    action,
-                    body,
-                    max_tries,
-                    signal_after,
-                    total_dependencies,
-                    notify_channel,
-                )| {
-                    host::NewTask {
-                        id,
-                        action,
-                        body,
-                        max_tries,
-                        signal_after,
-                        total_dependencies,
-                        notify_channel,
-                    }
-                },
-            )
+    prop_compose! {
+        /// A task to enqueue whose successors may be `known` ids or any text.
+        fn new_task(known: Vec<String>)(
+            id in proptest::option::of(text()),
+            action in text(),
+            body in proptest::option::of(text()),
+            max_tries in proptest::option::of(any::<u32>()),
+            signal_after in proptest::collection::vec(
+                prop_oneof![text(), prop::sample::select(known)],
+                0..3,
+            ),
+            total_dependencies in proptest::option::of(any::<u32>()),
+            notify_channel in proptest::option::of(text()),
+        ) -> host::NewTask {
+            host::NewTask {
+                id,
+                action,
+                body,
+                max_tries,
+                signal_after,
+                total_dependencies,
+                notify_channel,
+            }
+        }
     }
 
     fn level() -> impl Strategy<Value = host::Level> {
