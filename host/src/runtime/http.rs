@@ -78,10 +78,17 @@ impl HostPattern {
                  as in \"*.example.com\""
             ));
         }
-        let port = match authority.port() {
-            Some(port) => Some(
-                port.as_str()
-                    .parse::<u16>()
+        // Read the port ourselves: `Authority::port` is `None` for one out of range, which
+        // would silently allow every port.
+        let port_text = match rest.strip_prefix('[') {
+            Some(bracketed) => bracketed
+                .split_once(']')
+                .and_then(|(_, tail)| tail.strip_prefix(':')),
+            None => rest.rsplit_once(':').map(|(_, port)| port),
+        };
+        let port = match port_text {
+            Some(text) => Some(
+                text.parse::<u16>()
                     .ok()
                     .filter(|p| *p != 0)
                     .ok_or_else(|| format!("host {written:?}: invalid port"))?,
@@ -251,7 +258,8 @@ mod tests {
             ("exa mple.com", "not a host name"),
             ("*example.com", "wildcard"),
             ("example.com:0", "invalid port"),
-            ("example.com:99999", "not a host name"),
+            ("example.com:99999", "invalid port"),
+            ("[::1]:70000", "invalid port"),
             ("", "not a host name"),
         ] {
             let error = HostPattern::parse(entry).unwrap_err();
