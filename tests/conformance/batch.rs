@@ -79,6 +79,72 @@ pub async fn return_tasks_applies_each_return_like_return_task(
     Ok(())
 }
 
+/// The corners of a batch: an id returned twice (the second finds its token spent), a
+/// successor listed twice by one predecessor (signalled once), several predecessors in one
+/// batch signalling one successor, and a pending return with no tries left (aborted, so a
+/// failure for the successor).
+pub async fn return_tasks_counts_each_signal_once_per_predecessor(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let q = queue(backend).await?;
+    q.insert_tasks(&[
+        TaskData {
+            to_signal_after: ids(&["join", "join"]),
+            ..task("twice", "work")
+        },
+        TaskData {
+            to_signal_after: ids(&["join"]),
+            ..task("plain", "work")
+        },
+        TaskData {
+            to_signal_after: ids(&["join"]),
+            max_tries: Some(1),
+            ..task("last-try", "work")
+        },
+        TaskData {
+            total_dependencies: Some(3),
+            ..task("join", "next")
+        },
+    ])
+    .await?;
+    let owned = own(&q, "actor", 3, &["work"], MINUTE).await?;
+    let ret = |id: &str, code: TaskStatusCode| TaskReturn {
+        id: id.into(),
+        token: owned.iter().find(|t| t.id.as_str() == id).unwrap().token,
+        status: format!("{id} status"),
+        code,
+    };
+    let results = q
+        .return_tasks(&[
+            ret("twice", TaskStatusCode::Completed),
+            ret("plain", TaskStatusCode::Completed),
+            ret("twice", TaskStatusCode::Aborted),
+            ret("last-try", TaskStatusCode::Pending),
+        ])
+        .await?;
+    assert!(
+        results[0].is_ok() && results[1].is_ok() && results[3].is_ok(),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[2], Err(Error::InvalidToken { .. })),
+        "{results:?}"
+    );
+    assert_eq!(
+        row(&q, "twice").await?.status_code,
+        TaskStatusCode::Completed
+    );
+    assert_eq!(
+        row(&q, "last-try").await?.status_code,
+        TaskStatusCode::Aborted
+    );
+    let join = row(&q, "join").await?;
+    assert_eq!((join.num_signals, join.num_failures), (3, 1), "{join:#?}");
+    let join = own_one(&q, "actor", &["next"], MINUTE).await?;
+    assert_eq!(join.num_signalled_failures, 1);
+    Ok(())
+}
+
 pub async fn release_tasks_hands_back_without_using_a_try(backend: Backend) -> anyhow::Result<()> {
     let q = queue(backend).await?;
     q.insert_tasks(&[

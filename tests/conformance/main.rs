@@ -95,6 +95,7 @@ conformance!(
     waiters::waiters_sharing_a_channel_wake_only_for_their_task,
     waiters::many_waiters_share_one_listener,
     batch::return_tasks_applies_each_return_like_return_task,
+    batch::return_tasks_counts_each_signal_once_per_predecessor,
     batch::release_tasks_hands_back_without_using_a_try,
     batch::inserting_tasks_hints_idle_actors,
 );
