@@ -194,7 +194,8 @@ async fn every_language_does_real_work(backend: Backend) -> anyhow::Result<()> {
             "js-refused",
             TaskStatusCode::Aborted,
             format!(
-                "GET http://{refused}/hello failed: NetworkError when attempting to fetch resource"
+                "GET http://{refused}/hello failed: NetworkError when attempting to fetch resource \
+                 (the node's log says why: a refused host is logged as \"outbound HTTP refused\")"
             ),
         ),
         (

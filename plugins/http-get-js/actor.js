@@ -24,9 +24,12 @@ export async function handle(action, body, signalledFailures) {
     response = await fetch(url);
     text = await response.text();
   } catch (e) {
-    // fetch reports every failure as the same NetworkError; the node's log says why
-    // (for example a host not in allowed_hosts).
-    return { status: `GET ${url} failed: ${e.message}`, code: 'pending' };
+    // fetch reports every failure as the same NetworkError; the node's log says why.
+    return {
+      status: `GET ${url} failed: ${e.message} (the node's log says why: a refused host is ` +
+        'logged as "outbound HTTP refused")',
+      code: 'pending',
+    };
   }
   const firstLine = text.split('\n', 1)[0].slice(0, 200);
   log('info', `GET ${url}: ${response.status}`);
