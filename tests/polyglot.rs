@@ -18,7 +18,9 @@ use support::Backend;
 const TABLE: &str = "city,temp\nOslo,3.5\nRome,18\nLima,22.5\n";
 const HELLO: &str = "hello from the test server\nsecond line\n";
 
-/// An HTTP server on 127.0.0.1 serving `/table.csv` and `/hello`, counting requests by path.
+/// An HTTP server on 127.0.0.1 serving `/table.csv` and `/hello`, counting requests by path,
+/// and `/elsewhere`, which redirects to `/hello` on `localhost` (the same server by a name
+/// the tests do not grant).
 struct TestServer {
     port: u16,
     hits: Arc<Mutex<BTreeMap<String, u32>>>,
@@ -53,6 +55,15 @@ impl TestServer {
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
+        let app = app.route(
+            "/elsewhere",
+            get(move || async move {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [("location", format!("http://localhost:{port}/hello"))],
+                )
+            }),
+        );
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(TestServer { port, hits })
     }
@@ -153,6 +164,16 @@ async fn every_language_does_real_work(backend: Backend) -> anyhow::Result<()> {
                     &format!(r#"{{"url": "http://{refused}/hello"}}"#),
                 )
             },
+            // Redirected from a granted host to one that is not: the node does not follow
+            // redirects, and neither does componentize-js's fetch; the guest sees the 302.
+            TaskData {
+                max_tries: Some(1),
+                ..task(
+                    "js-redirected",
+                    "http-get",
+                    &format!(r#"{{"url": "http://{granted}/elsewhere"}}"#),
+                )
+            },
             task("c-check", "checksum", "123456789"),
             task("c-lines", "checksum", "one\ntwo\n"),
         ])
@@ -199,6 +220,11 @@ async fn every_language_does_real_work(backend: Backend) -> anyhow::Result<()> {
             ),
         ),
         (
+            "js-redirected",
+            TaskStatusCode::Aborted,
+            "HTTP 302, no content type, 0 bytes: ".to_owned(),
+        ),
+        (
             "c-check",
             TaskStatusCode::Completed,
             // The standard CRC-32 check value of "123456789" (and below, zlib.crc32 of the body).
@@ -217,7 +243,8 @@ async fn every_language_does_real_work(backend: Backend) -> anyhow::Result<()> {
             "task {id}; node log:\n{log}"
         );
     }
-    // Each granted fetch reached the server once; the refused ones never left the node.
+    // Each granted fetch reached the server once; the refused ones never left the node, and
+    // the redirect was not followed.
     assert_eq!(server.hits("/table.csv"), 1, "{log}");
     assert_eq!(server.hits("/hello"), 1, "{log}");
     for (plugin, task, path) in [
