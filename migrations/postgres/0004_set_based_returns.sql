@@ -5,8 +5,9 @@
 -- same semantics: per input row, the token check, pending turned aborted when no tries are
 -- left, successors signalled once per ended predecessor (with a failure if it aborted),
 -- channels notified; one row per input in input order, num_updated 0 where the id and token
--- did not match (and for a repeated id after its first row, as returning it once already
--- cleared the token). return_task itself is unchanged for SQL clients.
+-- did not match. An id given more than once is returned by its first row whose token
+-- matches, as one return_task call per row in order would (that return clears the token,
+-- so later rows find none). return_task itself is unchanged for SQL clients.
 
 CREATE OR REPLACE FUNCTION return_tasks(
     task_ids VARCHAR ARRAY, tokens UUID ARRAY, result_statuses TEXT ARRAY,
@@ -17,7 +18,7 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     bad task_status_code_value;
     ended RECORD;
-    returned VARCHAR ARRAY := '{}';
+    returned BIGINT ARRAY := '{}';
     successors VARCHAR ARRAY := '{}';
     failures BOOLEAN ARRAY := '{}';
     unique_successors VARCHAR ARRAY;
@@ -31,10 +32,11 @@ BEGIN
 
     FOR ended IN
         WITH r AS (
-            -- A repeated id is returned by its first row only.
-            SELECT DISTINCT ON (u.id) u.id, u.token, u.status, u.code
+            -- Per id, the first row whose token matches.
+            SELECT DISTINCT ON (u.id) u.id, u.token, u.status, u.code, u.n
             FROM unnest(task_ids, tokens, result_statuses, result_status_codes)
                  WITH ORDINALITY AS u(id, token, status, code, n)
+            JOIN tasks m ON m.id = u.id AND m.performance_token = u.token
             ORDER BY u.id, u.n
         )
         UPDATE tasks t
@@ -48,9 +50,9 @@ BEGIN
         FROM r
         -- The ANY keeps the plan on tasks_pkey probes at every table size (see 0003).
         WHERE t.id = ANY(task_ids) AND t.id = r.id AND t.performance_token = r.token
-        RETURNING t.id, t.status_code, t.notify_channel_after, t.to_signal_after
+        RETURNING r.n, t.id, t.status_code, t.notify_channel_after, t.to_signal_after
     LOOP
-        returned := returned || ended.id;
+        returned := returned || ended.n;
         IF ended.status_code <> 'pending' THEN
             IF cardinality(ended.to_signal_after) > 0 THEN
                 -- Each successor once per predecessor, as signal_successors does.
@@ -83,12 +85,8 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    SELECT u.id,
-           CASE WHEN u.first AND u.id = ANY(returned) THEN 1 ELSE 0 END
-    FROM (
-        SELECT v.id, v.n, row_number() OVER (PARTITION BY v.id ORDER BY v.n) = 1 AS first
-        FROM unnest(task_ids) WITH ORDINALITY AS v(id, n)
-    ) u
+    SELECT u.id, CASE WHEN u.n = ANY(returned) THEN 1 ELSE 0 END
+    FROM unnest(task_ids) WITH ORDINALITY AS u(id, n)
     ORDER BY u.n;
 END;
 $$;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use parade_host::queue::{Error, Parade, TaskData, TaskReturn, TaskStatusCode};
+use parade_host::queue::{Error, Parade, PerformanceToken, TaskData, TaskReturn, TaskStatusCode};
 
 use crate::common::*;
 use crate::support::Backend;
@@ -79,7 +79,9 @@ pub async fn return_tasks_applies_each_return_like_return_task(
     Ok(())
 }
 
-/// The corners of a batch: an id returned twice (the second finds its token spent), a
+/// The corners of a batch: an id returned twice (the second finds its token spent), an id
+/// whose first row has a stale token and whose second has the right one (the second
+/// returns it, as one call per row in order would), a
 /// successor listed twice by one predecessor (signalled once), several predecessors in one
 /// batch signalling one successor, and a pending return with no tries left (aborted, so a
 /// failure for the successor).
@@ -105,9 +107,10 @@ pub async fn return_tasks_counts_each_signal_once_per_predecessor(
             total_dependencies: Some(3),
             ..task("join", "next")
         },
+        task("second-row", "work"),
     ])
     .await?;
-    let owned = own(&q, "actor", 3, &["work"], MINUTE).await?;
+    let owned = own(&q, "actor", 4, &["work"], MINUTE).await?;
     let ret = |id: &str, code: TaskStatusCode| TaskReturn {
         id: id.into(),
         token: owned.iter().find(|t| t.id.as_str() == id).unwrap().token,
@@ -120,11 +123,25 @@ pub async fn return_tasks_counts_each_signal_once_per_predecessor(
             ret("plain", TaskStatusCode::Completed),
             ret("twice", TaskStatusCode::Aborted),
             ret("last-try", TaskStatusCode::Pending),
+            TaskReturn {
+                token: PerformanceToken(uuid::Uuid::new_v4()),
+                ..ret("second-row", TaskStatusCode::Aborted)
+            },
+            ret("second-row", TaskStatusCode::Completed),
         ])
         .await?;
     assert!(
         results[0].is_ok() && results[1].is_ok() && results[3].is_ok(),
         "{results:?}"
+    );
+    assert!(
+        matches!(results[4], Err(Error::InvalidToken { .. })) && results[5].is_ok(),
+        "{results:?}"
+    );
+    let second = row(&q, "second-row").await?;
+    assert_eq!(
+        (second.status_code, second.status.as_deref()),
+        (TaskStatusCode::Completed, Some("second-row status"))
     );
     assert!(
         matches!(results[2], Err(Error::InvalidToken { .. })),
