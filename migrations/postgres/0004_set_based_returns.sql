@@ -32,12 +32,12 @@ BEGIN
 
     FOR ended IN
         WITH r AS (
-            -- Per id, the first row whose token matches.
-            SELECT DISTINCT ON (u.id) u.id, u.token, u.status, u.code, u.n
+            -- The first row of each (id, token): at most one token matches a task, so
+            -- each task joins at most one row, the first with its token.
+            SELECT DISTINCT ON (u.id, u.token) u.id, u.token, u.status, u.code, u.n
             FROM unnest(task_ids, tokens, result_statuses, result_status_codes)
                  WITH ORDINALITY AS u(id, token, status, code, n)
-            JOIN tasks m ON m.id = u.id AND m.performance_token = u.token
-            ORDER BY u.id, u.n
+            ORDER BY u.id, u.token, u.n
         )
         UPDATE tasks t
         SET status = r.status,
