@@ -91,8 +91,9 @@ impl ComponentActor {
         self.registry().plugins.clone()
     }
 
-    /// Stops owning tasks of `action` on this node until [`ComponentActor::resume`]; tasks
-    /// already owned still run. False if no plugin serves it.
+    /// Starts no more tasks of `action` on this node until [`ComponentActor::resume`]: it
+    /// owns none, and any owned but not yet started (an own already under way) are handed
+    /// back untried; running ones finish. False if no plugin serves it.
     pub fn pause(&self, action: &str) -> bool {
         let served = self.registry().by_action.contains_key(action);
         if served {
@@ -154,11 +155,20 @@ impl Actor for ComponentActor {
     }
 
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {
-        let Some(plugin) = self.registry().by_action.get(&task.action).cloned() else {
-            return Err(Declined {
-                action: task.action.clone(),
+        let paused = || {
+            self.paused
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&task.action)
+        };
+        let plugin = match self.registry().by_action.get(&task.action) {
+            Some(plugin) if !paused() => plugin.clone(),
+            _ => {
+                return Err(Declined {
+                    action: task.action.clone(),
+                }
+                .into())
             }
-            .into());
         };
         let timeout = plugin.limits.timeout.min(self.max_duration);
         Ok(plugin

@@ -371,73 +371,127 @@ struct Effects {
 /// The columns of a task being returned that decide what its return changes.
 #[derive(sqlx::FromRow)]
 struct ReturnedTask {
+    id: String,
+    performance_token: Option<String>,
     num_tries: i32,
     max_tries: Option<i32>,
     to_signal_after: Option<String>,
     notify_channel_after: Option<String>,
 }
 
-/// Returns one owned task inside `tx`, with return_task's semantics on PostgreSQL. The outer
-/// result fails only if the store failed; the inner one is this task's answer.
-async fn return_in(
+/// Returns owned tasks inside `tx`, each with return_task's semantics on PostgreSQL and as
+/// if one at a time in order (a task returned by an earlier row has no token left for a
+/// later one), in at most three statements whatever the batch's size: one read of the
+/// tasks, one update of them all, one update of every successor. The outer result fails
+/// only if the store failed; each inner one is that row's answer.
+async fn return_batch(
     tx: &mut Transaction<'static, Sqlite>,
-    r: &TaskReturn,
+    returns: &[TaskReturn],
     now: i64,
     effects: &mut Effects,
-) -> Result<Result<()>> {
-    if let Err(e) = check_return_code(&r.id, r.code) {
-        return Ok(Err(e));
-    }
-    let owned: Option<ReturnedTask> = sqlx::query_as(
-        "SELECT num_tries, max_tries, to_signal_after, notify_channel_after FROM tasks \
-         WHERE id = ?1 AND performance_token = ?2",
+) -> Result<Vec<Result<()>>> {
+    let mut results: Vec<Result<()>> = returns
+        .iter()
+        .map(|r| check_return_code(&r.id, r.code))
+        .collect();
+    let stored: Vec<ReturnedTask> = sqlx::query_as(
+        "SELECT id, performance_token, num_tries, max_tries, to_signal_after, \
+         notify_channel_after FROM tasks WHERE id IN (SELECT value FROM json_each(?1))",
     )
-    .bind(r.id.as_str())
-    .bind(stored_token(r.token))
-    .fetch_optional(&mut **tx)
+    .bind(json_ids(returns.iter().map(|r| r.id.as_str())))
+    .fetch_all(&mut **tx)
     .await
     .map_err(db_error)?;
-    let Some(ReturnedTask {
-        num_tries,
-        max_tries,
-        to_signal_after: successors,
-        notify_channel_after: channel,
-    }) = owned
-    else {
-        return Ok(Err(Error::InvalidToken {
-            task_id: r.id.clone(),
-        }));
-    };
-    let exhausted = max_tries.is_some_and(|max| num_tries >= max);
-    let final_code = match r.code {
-        TaskStatusCode::Pending if exhausted => TaskStatusCode::Aborted,
-        code => code,
-    };
-    sqlx::query(
-        "UPDATE tasks SET status = ?2, status_code = ?3, actor_id = NULL, \
-         performance_token = NULL, finished_at = ?4 WHERE id = ?1",
-    )
-    .bind(r.id.as_str())
-    .bind(&r.status)
-    .bind(final_code.as_str())
-    .bind(final_code.is_final().then_some(now))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    if !final_code.is_final() {
-        effects.runnable = true;
-        return Ok(Ok(()));
-    }
-    let failed = final_code == TaskStatusCode::Aborted;
-    effects.runnable |= signal_successors(tx, successors.as_deref(), failed).await?;
-    if channel.is_some() {
-        let outcome = TaskOutcome {
-            status: r.status.clone(),
-            status_code: final_code,
+    let mut owned: HashMap<&str, &ReturnedTask> = stored
+        .iter()
+        .filter(|t| t.performance_token.is_some())
+        .map(|t| (t.id.as_str(), t))
+        .collect();
+    let mut updates = Vec::new();
+    // successor -> (signals, failures)
+    let mut signals: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    for (r, result) in returns.iter().zip(results.iter_mut()) {
+        if result.is_err() {
+            continue;
+        }
+        let token = stored_token(r.token);
+        let Some(task) = owned
+            .get(r.id.as_str())
+            .copied()
+            .filter(|t| t.performance_token.as_deref() == Some(token.as_str()))
+        else {
+            *result = Err(Error::InvalidToken {
+                task_id: r.id.clone(),
+            });
+            continue;
         };
-        effects.ended.push((r.id.0.clone(), outcome));
+        owned.remove(r.id.as_str());
+        let exhausted = task.max_tries.is_some_and(|max| task.num_tries >= max);
+        let final_code = match r.code {
+            TaskStatusCode::Pending if exhausted => TaskStatusCode::Aborted,
+            code => code,
+        };
+        updates.push(serde_json::json!({
+            "id": r.id.as_str(),
+            "status": r.status,
+            "code": final_code.as_str(),
+            "finished": final_code.is_final().then_some(now),
+        }));
+        if !final_code.is_final() {
+            effects.runnable = true;
+            continue;
+        }
+        if let Some(successors) = &task.to_signal_after {
+            effects.runnable = true;
+            let successors: Vec<String> =
+                serde_json::from_str(successors).map_err(|_| Error::InvalidTask {
+                    task_id: r.id.clone(),
+                    problem: "stored to_signal_after is unreadable".into(),
+                })?;
+            // Each successor once per predecessor, as on PostgreSQL.
+            let unique: HashSet<String> = successors.into_iter().collect();
+            for successor in unique {
+                let counts = signals.entry(successor).or_default();
+                counts.0 += 1;
+                counts.1 += i64::from(final_code == TaskStatusCode::Aborted);
+            }
+        }
+        if task.notify_channel_after.is_some() {
+            let outcome = TaskOutcome {
+                status: r.status.clone(),
+                status_code: final_code,
+            };
+            effects.ended.push((r.id.0.clone(), outcome));
+        }
     }
-    Ok(Ok(()))
+    if !updates.is_empty() {
+        sqlx::query(
+            "UPDATE tasks SET status = json_extract(r.value, '$.status'), \
+             status_code = json_extract(r.value, '$.code'), actor_id = NULL, \
+             performance_token = NULL, finished_at = json_extract(r.value, '$.finished') \
+             FROM json_each(?1) AS r WHERE tasks.id = json_extract(r.value, '$.id')",
+        )
+        .bind(serde_json::Value::from(updates).to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    if !signals.is_empty() {
+        let signals: Vec<serde_json::Value> = signals
+            .into_iter()
+            .map(|(id, (n, failed))| serde_json::json!({"id": id, "n": n, "failed": failed}))
+            .collect();
+        sqlx::query(
+            "UPDATE tasks SET num_signals = num_signals + json_extract(s.value, '$.n'), \
+             num_failures = num_failures + json_extract(s.value, '$.failed') \
+             FROM json_each(?1) AS s WHERE tasks.id = json_extract(s.value, '$.id')",
+        )
+        .bind(serde_json::Value::from(signals).to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(results)
 }
 
 #[async_trait]
@@ -643,10 +697,7 @@ impl Parade for SqliteParade {
         let mut tx = self.begin_write().await?;
         let mut effects = Effects::default();
         let now = now_micros();
-        let mut results = Vec::with_capacity(returns.len());
-        for r in returns {
-            results.push(return_in(&mut tx, r, now, &mut effects).await?);
-        }
+        let results = return_batch(&mut tx, returns, now, &mut effects).await?;
         tx.commit().await.map_err(db_error)?;
         self.publish(effects);
         Ok(results)
