@@ -221,12 +221,7 @@ async fn overview(state: &AdminState) -> Result<Overview, Problem> {
                 FailurePolicy::Retry => "retry",
                 FailurePolicy::Abort => "abort",
             },
-            allowed_hosts: p
-                .grants
-                .allowed_hosts
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            allowed_hosts: p.grants.allowed_host_names(),
         })
         .collect();
     Ok(Overview {

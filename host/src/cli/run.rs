@@ -294,13 +294,7 @@ fn describe(config: &NodeConfig, url: &str, loaded: &[reload::Loaded]) -> String
             if p.grants.allowed_hosts.is_empty() {
                 String::new()
             } else {
-                let hosts: Vec<String> = p
-                    .grants
-                    .allowed_hosts
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                format!("  http: {}", hosts.join(", "))
+                format!("  http: {}", p.grants.allowed_host_names().join(", "))
             },
             p.actions.join(", ")
         );

@@ -3,9 +3,10 @@
 //!
 //! One [`Runtime`] per process holds the wasmtime `Engine` (async, pooling instance
 //! allocator, epoch interruption) and the `Linker` with WASI preview 2, `wasi:http` (gated by
-//! each plugin's `allowed_hosts`) and Parade's host interface. [`Runtime::load`] compiles a component once (or loads it from the on-disk
-//! cache, keyed by its content hash and the engine's settings), checks it implements the
-//! world, and asks it for its actions: the result is a [`Plugin`]. [`ComponentActor`] is the
+//! each plugin's `allowed_hosts`) and Parade's host interface. [`Runtime::load`] compiles a
+//! component once (or loads it from the on-disk cache, keyed by its content hash and the
+//! engine's settings), checks it implements the world, and asks it for its actions: the
+//! result is a [`Plugin`]. [`ComponentActor`] is the
 //! ActionManager's [`Actor`](crate::manager::Actor) for a set of plugins.
 //!
 //! Every task runs in a fresh `Store` and instance: nothing survives between tasks and no

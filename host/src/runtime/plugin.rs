@@ -67,6 +67,13 @@ pub struct PluginGrants {
     pub allowed_hosts: Arc<[super::HostPattern]>,
 }
 
+impl PluginGrants {
+    /// The `allowed_hosts` entries as written, for display.
+    pub fn allowed_host_names(&self) -> Vec<String> {
+        self.allowed_hosts.iter().map(ToString::to_string).collect()
+    }
+}
+
 /// One host directory granted to a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirGrant {
