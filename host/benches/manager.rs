@@ -4,6 +4,8 @@
 //! - `end_to_end_rate` per backend and actor (native Rust or the `noop` component), from the
 //!   first insert to the last return, in `--rounds` alternating rounds, and the median
 //!   `wasm_vs_native_ratio`;
+//! - `cpu_per_task` after each of those: CPU microseconds per task of the node (this
+//!   process) and of PostgreSQL (every `postgres` process), and the cores busy on average;
 //! - `pgbench_tps` (TPC-B, scale 10, `-c 8 -j 2 -T 20`) on the same cluster, and
 //!   `wasm_vs_pgbench_ratio`;
 //! - `insert_to_start_latency`: an idle node's wake-up, measured from before the insert;
@@ -163,8 +165,9 @@ async fn rate(
     performer: Arc<dyn Actor>,
     tasks: Vec<TaskData>,
     workers: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, CpuPerTask)> {
     let count = tasks.len() as u64;
+    let cpu_before = CpuTimes::now();
     let started = Instant::now();
     for batch in tasks.chunks(100_000) {
         store.insert_tasks(batch).await?;
@@ -181,8 +184,70 @@ async fn rate(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.elapsed();
+    let cpu = CpuTimes::now().per_task_since(&cpu_before, count, elapsed);
     manager.close().await;
-    Ok(count as f64 / elapsed.as_secs_f64())
+    Ok((count as f64 / elapsed.as_secs_f64(), cpu))
+}
+
+/// CPU seconds used by this process (the node) and by every PostgreSQL process on the
+/// machine, from /proc: what bounds the rate once both cores are busy. A backend that exits
+/// is counted through the postmaster's children times once it is reaped.
+struct CpuTimes {
+    node: f64,
+    postgres: f64,
+}
+
+/// What a run's tasks cost in CPU: microseconds per task of the node and of PostgreSQL, and
+/// the cores busy on average.
+struct CpuPerTask {
+    node_us: f64,
+    postgres_us: f64,
+    cores_busy: f64,
+}
+
+impl CpuTimes {
+    fn now() -> Self {
+        let mut times = CpuTimes {
+            node: proc_cpu_seconds("/proc/self/stat").map_or(0.0, |(own, _)| own),
+            postgres: 0.0,
+        };
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let is_postgres = std::fs::read_to_string(entry.path().join("comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres");
+            if let Some((own, reaped)) = is_postgres
+                .then(|| proc_cpu_seconds(entry.path().join("stat")))
+                .flatten()
+            {
+                times.postgres += own + reaped;
+            }
+        }
+        times
+    }
+
+    /// The CPU used since `before` by `count` tasks that took `elapsed`.
+    fn per_task_since(&self, before: &CpuTimes, count: u64, elapsed: Duration) -> CpuPerTask {
+        let (node, postgres) = (self.node - before.node, self.postgres - before.postgres);
+        CpuPerTask {
+            node_us: node * 1e6 / count as f64,
+            postgres_us: postgres * 1e6 / count as f64,
+            cores_busy: (node + postgres) / elapsed.as_secs_f64(),
+        }
+    }
+}
+
+/// (utime + stime, cutime + cstime) of the process whose stat file is `path`, in seconds.
+fn proc_cpu_seconds(path: impl AsRef<std::path::Path>) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is
+    // field 3, utime 14, stime 15, cutime 16, cstime 17.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3)?.parse::<f64>().ok();
+    // USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK) without libc).
+    let hz = 100.0;
+    Some((
+        (ticks(14)? + ticks(15)?) / hz,
+        (ticks(16)? + ticks(17)?) / hz,
+    ))
 }
 
 /// End-to-end rate of no-op tasks with the `actor` kind of actor.
@@ -197,10 +262,17 @@ async fn throughput(
     let tasks: Vec<TaskData> = (0..args.tasks)
         .map(|i| TaskData::new(format!("t{i}"), "noop"))
         .collect();
-    let rate = rate(store, performer, tasks, args.workers).await?;
+    let (rate, cpu) = rate(store, performer, tasks, args.workers).await?;
     println!(
         "end_to_end_rate: {rate:.0} tasks/s ({backend}, {} no-op tasks, {} workers, {actor} actor, insert to last return)",
         args.tasks, args.workers
+    );
+    println!(
+        "cpu_per_task: node {:.1} us, postgres {:.1} us ({backend}, {actor} actor; CPU time of each over the run / tasks; {:.2} of {} cores busy)",
+        cpu.node_us,
+        cpu.postgres_us,
+        cpu.cores_busy,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
     Ok(rate)
 }
@@ -236,7 +308,7 @@ async fn cpu_scaling(dir: &tempfile::TempDir) -> anyhow::Result<()> {
                 ..TaskData::new(format!("b{i}"), "burn")
             })
             .collect();
-        let rate = rate(store, burn, batch, workers).await?;
+        let (rate, _) = rate(store, burn, batch, workers).await?;
         println!("cpu_bound_rate: {rate:.0} tasks/s (sqlite, {tasks} tasks of ~1 ms CPU in a component, {workers} workers)");
         rates.push(rate);
     }
