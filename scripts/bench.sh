@@ -6,9 +6,9 @@
 # queue: bulk insert rate, own latency at 1,000,000 vs 1,000 pending tasks and its ratio,
 # whether own_tasks uses tasks_runnable_idx, own and return rates.
 # manager: the node end to end (host/benches/manager.rs): instantiate-and-call cost, no-op
-# tasks/s native vs WebAssembly and their ratio, CPU per task of the node and of PostgreSQL, pgbench TPS on the same cluster and the
-# ratio to it, idle insert-to-start latency, CPU-bound scaling 2 vs 1 workers, idle RSS of a
-# node with 10 plugins.
+# tasks/s native vs WebAssembly and their ratio, CPU per task of the node and of PostgreSQL,
+# pgbench TPS on the same cluster and the ratio to it, idle insert-to-start latency, CPU-bound
+# scaling 2 vs 1 workers, idle RSS of a node with 10 plugins.
 # guests: per language (Rust, C, Python, JavaScript), the example component's size, its first
 # load (compile) and cached load, and its per-task instantiate and whole-task times.
 # all (the default): all three, each with its defaults (ARGS: only --quick).
