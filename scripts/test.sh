@@ -10,6 +10,17 @@ log() { printf '== %s\n' "$*" >&2; }
 # A one-shot build gains nothing from incremental state but ~1.3 GB of disk.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
+# A clean build with every test binary takes about 3 GiB under target/; with less free the
+# linker dies mid-write (SIGBUS) and says nothing about space. Say it up front instead.
+need_mib=4096
+[ -d target/debug/deps ] && need_mib=1024 # an earlier build: only what changed is rebuilt
+mkdir -p target
+free_mib=$(($(df -Pk target | awk 'NR == 2 { print $4 }') / 1024))
+if [ "$free_mib" -lt "$need_mib" ]; then
+    echo "scripts/test.sh: only $free_mib MiB free for $(pwd)/target; building and testing needs about $need_mib MiB" >&2
+    exit 1
+fi
+
 log "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add wasm32-wasip2 >/dev/null
