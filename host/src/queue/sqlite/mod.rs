@@ -5,7 +5,9 @@
 //! file's write lock up front: writers (in this process or another sharing the file) are
 //! serialized, so a task is never handed to two owners, and nothing needs `SKIP LOCKED`.
 //! The file runs in WAL mode so readers never wait for that lock, with a busy timeout so
-//! writers queue instead of failing. Waiters are resolved in-process ([`waiters`]).
+//! writers queue instead of failing. Writers of one process also take turns in-process
+//! ([`WriteTx`]) before asking SQLite for the lock. Waiters are resolved in-process
+//! ([`waiters`]).
 
 mod waiters;
 
@@ -54,6 +56,8 @@ const RUNNABLE: &str = "(total_dependencies IS NULL OR num_signals = total_depen
 #[derive(Debug)]
 pub struct SqliteParade {
     pool: SqlitePool,
+    /// Held by this process's write transaction, if any; see [`WriteTx`].
+    write_turn: Arc<tokio::sync::Mutex<()>>,
     waiters: Arc<LocalWaiters>,
     hints: TaskHintSender,
 }
@@ -136,6 +140,7 @@ impl SqliteParade {
             })?;
         Ok(SqliteParade {
             pool,
+            write_turn: Arc::default(),
             waiters: Arc::default(),
             hints: TaskHintSender::default(),
         })
@@ -154,11 +159,48 @@ impl SqliteParade {
         }
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.pool
+    async fn begin_write(&self) -> Result<WriteTx> {
+        let turn = tokio::time::timeout(BUSY_TIMEOUT, self.write_turn.clone().lock_owned())
+            .await
+            .map_err(|_| Error::Database(sqlx::Error::PoolTimedOut))?;
+        let tx = self
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(db_error)
+            .map_err(db_error)?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+}
+
+/// A write transaction that holds this process's write turn until it ends.
+///
+/// Two writers of one process that both ask SQLite for the write lock do not queue: the
+/// loser polls with SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... between tries. An
+/// own and a return batch colliding that way left the file idle for milliseconds while
+/// both waited. Taking turns in-process first hands the lock straight to the next writer;
+/// the busy timeout still covers other processes sharing the file.
+struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
     }
 }
 
@@ -278,7 +320,7 @@ async fn read_outcomes(pool: &SqlitePool, ids: &[String]) -> Result<HashMap<Stri
 /// Signals each successor once: one more signal, and one more failure if `failed`.
 /// Ids that do not exist are ignored.
 async fn signal_successors(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     successors: Option<&str>,
     failed: bool,
 ) -> Result<bool> {
@@ -310,11 +352,7 @@ struct ExpiredTask {
 
 /// Aborts tasks whose ownership expired on their last allowed try (uses
 /// tasks_owned_deadline_idx); returns those with a notify channel, for their waiters.
-async fn abort_expired(
-    tx: &mut Transaction<'static, Sqlite>,
-    now: i64,
-    effects: &mut Effects,
-) -> Result<()> {
+async fn abort_expired(tx: &mut WriteTx, now: i64, effects: &mut Effects) -> Result<()> {
     let expired: Vec<ExpiredTask> = sqlx::query_as(
         "SELECT id, actor_id, num_tries, max_tries, to_signal_after, notify_channel_after \
              FROM tasks INDEXED BY tasks_owned_deadline_idx \
@@ -385,7 +423,7 @@ struct ReturnedTask {
 /// tasks, one update of them all, one update of every successor. The outer result fails
 /// only if the store failed; each inner one is that row's answer.
 async fn return_batch(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     returns: &[TaskReturn],
     now: i64,
     effects: &mut Effects,
