@@ -15,6 +15,8 @@
 # ARGS go to the benchmark: --backend postgres|sqlite|all, --tasks N, --quick, and for
 # manager --workers N, --actor native|wasm|both, --rounds N.
 #
+# The throwaway cluster keeps PostgreSQL's durable defaults (every commit flushed to disk), as
+# production runs it; the tests' clusters turn that off for speed.
 # If PARADE_BENCH_DATABASE_URL is set, it must be the admin URL of a running cluster
 # (postgres://USER@HOST/postgres?...); the benchmark creates and drops its own databases
 # there and no throwaway cluster is started.
@@ -33,7 +35,7 @@ for b in $benches; do cargo bench -p parade-host --bench "$b" --no-run; done
 if [ -z "${PARADE_BENCH_DATABASE_URL:-}" ]; then
     cluster=$(mktemp -d /tmp/parade-bench-pg.XXXXXX)
     trap 'scripts/pg-cluster.sh stop "$cluster"' EXIT
-    PARADE_BENCH_DATABASE_URL=$(scripts/pg-cluster.sh start "$cluster")
+    PARADE_BENCH_DATABASE_URL=$(scripts/pg-cluster.sh start "$cluster" durable)
     export PARADE_BENCH_DATABASE_URL
 fi
 for b in $benches; do cargo bench -p parade-host --bench "$b" -- "$@"; done

@@ -2,9 +2,14 @@
 # A throwaway PostgreSQL cluster for tests and benchmarks, reachable only through a unix
 # socket in its own directory (no port to collide with).
 #
-#   scripts/pg-cluster.sh start DIR   initdb + start in DIR; prints the admin URL
+#   scripts/pg-cluster.sh start DIR [durable]   initdb + start in DIR; prints the admin URL
 #   scripts/pg-cluster.sh restart DIR MODE   stop (MODE fast or immediate) and start again
 #   scripts/pg-cluster.sh stop DIR    stop it and delete DIR
+#
+# By default the cluster trades crash safety for speed (fsync, synchronous_commit and
+# full_page_writes off), which suits tests. `durable` keeps PostgreSQL's own settings, as a
+# production cluster runs: the benchmarks use it, so their figures (and pgbench's TPS beside
+# them) include the disk flush of every commit.
 #
 # Installs Debian's postgresql package first if the server binaries are missing. initdb and
 # postgres refuse to run as root, so as root the cluster runs as the `postgres` user.
@@ -47,9 +52,13 @@ start)
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
     as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-        "-c listen_addresses='' -k $dir -p 5432 -c max_connections=300 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB" >/dev/null \
+    settings="-c listen_addresses='' -k $dir -p 5432 -c max_connections=300 -c shared_buffers=256MB"
+    case "${3:-fast}" in
+    fast) settings="$settings -c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;
+    durable) ;;
+    *) echo "pg-cluster: unknown mode ${3}: fast or durable" >&2; exit 2 ;;
+    esac
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$settings" >/dev/null \
         || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgres://postgres@localhost/postgres?host=$dir&port=5432"
     ;;
