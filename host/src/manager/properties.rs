@@ -24,7 +24,11 @@ pub struct ManagerProperties {
     /// How long `close` lets running handlers finish before handing their tasks back.
     /// Default 30 s.
     pub shutdown_grace: Duration,
-    /// Most results returned in one round trip. Default 100.
+    /// Most results returned in one round trip. Default 500, the default `max_tasks`: the
+    /// returner never waits to fill a batch, so this only bounds how much it
+    /// sends at once when results pile up. At 100, a busy node's returns settled 100 tasks
+    /// each, so its owns found room for only 100 more, and both paid a transaction per 100
+    /// tasks; 500 measured 15-40% more no-op tasks/s on both backends.
     pub return_batch: usize,
 }
 
@@ -39,7 +43,7 @@ impl Default for ManagerProperties {
             max_duration: Duration::from_secs(30 * 60),
             heartbeat: Duration::from_secs(10 * 60),
             shutdown_grace: Duration::from_secs(30),
-            return_batch: 100,
+            return_batch: 500,
         }
     }
 }
