@@ -194,3 +194,30 @@ async fn unmigrated_database_reports_service_unavailable() -> anyhow::Result<()>
     assert!(parade.get_task(&TaskId::from("none")).await?.is_none());
     Ok(())
 }
+
+/// The node owns with `synchronous_commit` off for that one transaction: the connection goes
+/// back to the pool as durable as it came, so the inserts and returns that follow on it
+/// still wait for the disk.
+#[tokio::test]
+async fn owning_leaves_its_connection_committing_durably() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    // The test cluster turns synchronous_commit off; this database turns it back on.
+    sqlx::query(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = on', \
+         current_database()); END $$",
+    )
+    .execute(&PgPool::connect(&url).await?)
+    .await?;
+    let parade = PgParade::connect_with(&url, Some(1)).await?;
+    parade.insert_tasks(&[TaskData::new("t", "a")]).await?;
+    let owned = parade
+        .own_tasks(&ActorId::from("x"), 10, &["a".into()], None)
+        .await?;
+    assert_eq!(owned.len(), 1);
+    // The pool's only connection is the one that owned.
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(parade.pool())
+        .await?;
+    assert_eq!(setting, "on");
+    Ok(())
+}

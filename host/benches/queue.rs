@@ -500,8 +500,9 @@ fn replace_variable(text: &str, word: &str, value: &str) -> String {
 
 /// Explains the statement own_tasks runs for pending work (its last RETURN QUERY), read from
 /// the installed function with its variables replaced by this benchmark's values, so the
-/// check follows the migrations. The rows it chose should be reached through tasks_pkey; a
-/// sequential scan of tasks reads every row, pending or finished, on every own. Rolled back.
+/// check follows the migrations. The rows it chose should be reached by their address (a TID
+/// scan, migration 0005); a sequential scan of tasks reads every row, pending or finished, on
+/// every own. Rolled back.
 async fn explain_own_update(pool: &sqlx::PgPool) -> anyhow::Result<(bool, String)> {
     let source: String =
         sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = 'own_tasks'")
@@ -549,10 +550,10 @@ async fn explain_own_update(pool: &sqlx::PgPool) -> anyhow::Result<(bool, String
         ))
     });
     Ok(match seq_scan {
-        None if plan.iter().any(|line| line.contains("tasks_pkey")) => {
-            (true, format!("tasks_pkey probes, {time}"))
+        None if plan.iter().any(|line| line.contains("Tid Scan on tasks")) => {
+            (true, format!("TID scan, {time}"))
         }
-        None => (false, format!("no tasks_pkey probe, {time}")),
+        None => (false, format!("no TID scan, {time}")),
         Some(scan) => (false, format!("{scan}, {time}")),
     })
 }
@@ -635,11 +636,11 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
     }
     for (&depth, store) in depths.iter().zip(&stores).skip(1) {
         if let Raw::Postgres { pool, .. } = &store.raw {
-            let (uses_pkey, summary) = explain_own_update(pool).await?;
+            let (by_address, summary) = explain_own_update(pool).await?;
             println!(
-                "own_update_uses_pkey: {} ({name}, {depth} pending, own_tasks step 2 UPDATE of \
+                "own_update_by_address: {} ({name}, {depth} pending, own_tasks step 2 UPDATE of \
                  {OWN_BATCH} rows as installed; {summary})",
-                if uses_pkey { "yes" } else { "no" }
+                if by_address { "yes" } else { "no" }
             );
         }
     }
