@@ -85,23 +85,66 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-async fn fresh_store(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<Arc<dyn Parade>> {
-    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    if backend == "sqlite" {
-        let path = dir.path().join(format!("{name}.db"));
-        return Ok(Arc::new(
-            SqliteParade::open(&format!("sqlite://{}", path.display())).await?,
-        ));
+/// A throwaway store; on PostgreSQL, `database` names the database [`BenchStore::finish`]
+/// drops.
+struct BenchStore {
+    parade: Arc<dyn Parade>,
+    database: Option<String>,
+}
+
+impl BenchStore {
+    /// Drops the PostgreSQL database, closing its connections: a user's cluster keeps
+    /// nothing of the run, and no autovacuum of a finished round runs under the next one.
+    async fn finish(self) -> anyhow::Result<()> {
+        drop(self.parade);
+        match self.database {
+            Some(name) => drop_database(&name).await,
+            None => Ok(()),
+        }
     }
+}
+
+/// Creates a database named `prefix` and a fresh suffix on the benchmark's cluster; returns
+/// its name and URL.
+async fn create_database(prefix: &str) -> anyhow::Result<(String, String)> {
     let admin = std::env::var("PARADE_BENCH_DATABASE_URL")
         .context("set PARADE_BENCH_DATABASE_URL or run scripts/bench.sh")?;
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await?;
-    let store = PgParade::connect(&admin.replacen("/postgres?", &format!("/{name}?"), 1)).await?;
+    let url = admin.replacen("/postgres?", &format!("/{name}?"), 1);
+    Ok((name, url))
+}
+
+/// Drops a database [`create_database`] made, closing its connections.
+async fn drop_database(name: &str) -> anyhow::Result<()> {
+    let admin = std::env::var("PARADE_BENCH_DATABASE_URL")?;
+    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+async fn fresh_store(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<BenchStore> {
+    if backend == "sqlite" {
+        let path = dir
+            .path()
+            .join(format!("bench_{}.db", uuid::Uuid::new_v4().simple()));
+        return Ok(BenchStore {
+            parade: Arc::new(SqliteParade::open(&format!("sqlite://{}", path.display())).await?),
+            database: None,
+        });
+    }
+    let (name, url) = create_database("bench").await?;
+    let store = PgParade::connect(&url).await?;
     store.migrate().await?;
-    Ok(Arc::new(store))
+    Ok(BenchStore {
+        parade: Arc::new(store),
+        database: Some(name),
+    })
 }
 
 /// Completes every task at once; optionally reports when each started.
@@ -258,11 +301,12 @@ async fn throughput(
     dir: &tempfile::TempDir,
 ) -> anyhow::Result<f64> {
     let store = fresh_store(backend, dir).await?;
-    let performer = noop_actor(actor, &store).await?;
+    let performer = noop_actor(actor, &store.parade).await?;
     let tasks: Vec<TaskData> = (0..args.tasks)
         .map(|i| TaskData::new(format!("t{i}"), "noop"))
         .collect();
-    let (rate, cpu) = rate(store, performer, tasks, args.workers).await?;
+    let (rate, cpu) = rate(store.parade.clone(), performer, tasks, args.workers).await?;
+    store.finish().await?;
     println!(
         "end_to_end_rate: {rate:.0} tasks/s ({backend}, {} no-op tasks, {} workers, {actor} actor, insert to last return)",
         args.tasks, args.workers
@@ -285,7 +329,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// A component burning about 1 ms of CPU per task: tasks/s with 2 workers over 1 worker.
 async fn cpu_scaling(dir: &tempfile::TempDir) -> anyhow::Result<()> {
     // Calibrate: rounds of the burn loop in 1 ms on this machine, through the whole path.
-    let store = fresh_store("sqlite", dir).await?;
+    let store = fresh_store("sqlite", dir).await?.parade;
     let burn = component_actor("burn", &store).await?;
     let probe = parade_host::queue::OwnedTask {
         id: "calibrate".into(),
@@ -300,7 +344,7 @@ async fn cpu_scaling(dir: &tempfile::TempDir) -> anyhow::Result<()> {
     let tasks = 2000;
     let mut rates = Vec::new();
     for workers in [1, 2] {
-        let store = fresh_store("sqlite", dir).await?;
+        let store = fresh_store("sqlite", dir).await?.parade;
         let burn = component_actor("burn", &store).await?;
         let batch: Vec<TaskData> = (0..tasks)
             .map(|i| TaskData {
@@ -321,8 +365,6 @@ async fn cpu_scaling(dir: &tempfile::TempDir) -> anyhow::Result<()> {
 
 /// TPC-B transactions per second of `pgbench -c 8 -j 2` on the benchmark's cluster.
 async fn pgbench_tps(seconds: u32) -> anyhow::Result<f64> {
-    let admin = std::env::var("PARADE_BENCH_DATABASE_URL")
-        .context("set PARADE_BENCH_DATABASE_URL or run scripts/bench.sh")?;
     let pgbench = std::fs::read_dir("/usr/lib/postgresql")
         .ok()
         .into_iter()
@@ -330,14 +372,19 @@ async fn pgbench_tps(seconds: u32) -> anyhow::Result<f64> {
         .filter_map(|e| e.ok().map(|e| e.path().join("bin/pgbench")))
         .find(|p| p.is_file())
         .context("pgbench not found under /usr/lib/postgresql/*/bin")?;
-    let name = format!("pgbench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
-    let url = admin.replacen("/postgres?", &format!("/{name}?"), 1);
+    let (name, url) = create_database("pgbench").await?;
+    let tps = run_pgbench(&pgbench, &url, seconds).await;
+    drop_database(&name).await?;
+    let tps = tps?;
+    println!("pgbench_tps: {tps:.0} (TPC-B, scale 10, -c 8 -j 2 -T {seconds}, same cluster)");
+    Ok(tps)
+}
+
+/// Initialises TPC-B at scale 10 in the database at `url` and returns the TPS of
+/// `pgbench -c 8 -j 2 -T seconds` there.
+async fn run_pgbench(pgbench: &std::path::Path, url: &str, seconds: u32) -> anyhow::Result<f64> {
     let init = tokio::process::Command::new(&pgbench)
-        .args(["-i", "-s", "10", "-q", &url])
+        .args(["-i", "-s", "10", "-q", url])
         .output()
         .await?;
     anyhow::ensure!(
@@ -346,7 +393,7 @@ async fn pgbench_tps(seconds: u32) -> anyhow::Result<f64> {
         String::from_utf8_lossy(&init.stderr)
     );
     let run = tokio::process::Command::new(&pgbench)
-        .args(["-c", "8", "-j", "2", "-T", &seconds.to_string(), &url])
+        .args(["-c", "8", "-j", "2", "-T", &seconds.to_string(), url])
         .output()
         .await?;
     let out = String::from_utf8_lossy(&run.stdout);
@@ -361,7 +408,6 @@ async fn pgbench_tps(seconds: u32) -> anyhow::Result<f64> {
         .and_then(|rest| rest.split_whitespace().next())
         .context("no tps line in pgbench's output")?
         .parse()?;
-    println!("pgbench_tps: {tps:.0} (TPC-B, scale 10, -c 8 -j 2 -T {seconds}, same cluster)");
     Ok(tps)
 }
 
@@ -430,7 +476,7 @@ async fn idle_node_rss(dir: &tempfile::TempDir) -> anyhow::Result<()> {
 /// Median cost of one task in a fresh instance of the no-op component, through
 /// `ComponentActor::perform` (store, WASI context, instantiation, call).
 async fn instantiate_and_call(dir: &tempfile::TempDir) -> anyhow::Result<()> {
-    let store = fresh_store("sqlite", dir).await?;
+    let store = fresh_store("sqlite", dir).await?.parade;
     let actor = noop_actor("wasm", &store).await?;
     let task = parade_host::queue::OwnedTask {
         id: "bench".into(),
@@ -465,7 +511,8 @@ async fn wake_latency(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<
             eprintln!("note: CHECKPOINT failed ({e}); the wake-up latency may include the cluster flushing earlier rounds' writes");
         }
     }
-    let store = fresh_store(backend, dir).await?;
+    let bench_store = fresh_store(backend, dir).await?;
+    let store = bench_store.parade.clone();
     let (started_tx, mut started_rx) = mpsc::unbounded_channel();
     let manager = ActionManager::start(
         Arc::new(NoOpActor {
@@ -493,6 +540,8 @@ async fn wake_latency(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     manager.close().await;
+    drop((manager, store));
+    bench_store.finish().await?;
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
     println!(
