@@ -41,9 +41,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// SQLite checkpoints inside the commit that grows the WAL past this many pages: that commit
 /// copies the WAL back into the database and syncs both files before it returns. At SQLite's
 /// default of 1,000 pages that was 4-5 ms every ninetieth wake-up of an idle node (an
-/// insert, its own and its return), and set the wake-up's p99 (2.5-4.5 ms over 200); at 100
-/// pages each checkpoint costs about 1 ms more than a plain commit, the p99 was 1.7-2.8 ms,
-/// and end-to-end throughput did not move beyond the run-to-run noise.
+/// insert, its own and its return), and set the wake-up's p99 (median 3.4 ms over 12 runs of
+/// 200); at 100 pages each checkpoint costs about 1 ms more than a plain commit, the p99's
+/// median was 2.3 ms over 8 runs, and end-to-end throughput did not move beyond the noise.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 100;
 
 /// Page cache per connection, in KiB.
