@@ -383,7 +383,7 @@ async fn pgbench_tps(seconds: u32) -> anyhow::Result<f64> {
 /// Initialises TPC-B at scale 10 in the database at `url` and returns the TPS of
 /// `pgbench -c 8 -j 2 -T seconds` there.
 async fn run_pgbench(pgbench: &std::path::Path, url: &str, seconds: u32) -> anyhow::Result<f64> {
-    let init = tokio::process::Command::new(&pgbench)
+    let init = tokio::process::Command::new(pgbench)
         .args(["-i", "-s", "10", "-q", url])
         .output()
         .await?;
@@ -392,7 +392,7 @@ async fn run_pgbench(pgbench: &std::path::Path, url: &str, seconds: u32) -> anyh
         "pgbench -i: {}",
         String::from_utf8_lossy(&init.stderr)
     );
-    let run = tokio::process::Command::new(&pgbench)
+    let run = tokio::process::Command::new(pgbench)
         .args(["-c", "8", "-j", "2", "-T", &seconds.to_string(), url])
         .output()
         .await?;
