@@ -104,28 +104,31 @@ impl BenchStore {
     }
 }
 
+/// The benchmark cluster's admin URL.
+fn admin_url() -> anyhow::Result<String> {
+    std::env::var("PARADE_BENCH_DATABASE_URL")
+        .context("set PARADE_BENCH_DATABASE_URL or run scripts/bench.sh")
+}
+
+/// Runs one statement on the benchmark cluster's admin database.
+async fn admin_execute(statement: &str) -> anyhow::Result<()> {
+    let mut conn = sqlx::PgConnection::connect(&admin_url()?).await?;
+    sqlx::query(statement).execute(&mut conn).await?;
+    Ok(())
+}
+
 /// Creates a database named `prefix` and a fresh suffix on the benchmark's cluster; returns
 /// its name and URL.
 async fn create_database(prefix: &str) -> anyhow::Result<(String, String)> {
-    let admin = std::env::var("PARADE_BENCH_DATABASE_URL")
-        .context("set PARADE_BENCH_DATABASE_URL or run scripts/bench.sh")?;
     let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
-    let url = admin.replacen("/postgres?", &format!("/{name}?"), 1);
+    admin_execute(&format!("CREATE DATABASE {name}")).await?;
+    let url = admin_url()?.replacen("/postgres?", &format!("/{name}?"), 1);
     Ok((name, url))
 }
 
 /// Drops a database [`create_database`] made, closing its connections.
 async fn drop_database(name: &str) -> anyhow::Result<()> {
-    let admin = std::env::var("PARADE_BENCH_DATABASE_URL")?;
-    let mut conn = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
+    admin_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await
 }
 
 async fn fresh_store(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<BenchStore> {
@@ -500,17 +503,18 @@ async fn instantiate_and_call(dir: &tempfile::TempDir) -> anyhow::Result<()> {
 }
 
 async fn wake_latency(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<()> {
-    if backend == "postgres" {
-        // The throughput rounds before this leave gigabytes of WAL that PostgreSQL's
-        // checkpointer flushes over the next minutes, syncing data files under every commit
-        // measured here. Flush them first: the figure is an idle node's, on an idle cluster.
-        // CHECKPOINT needs a superuser (or pg_checkpoint); without one, say so and go on.
-        let admin = std::env::var("PARADE_BENCH_DATABASE_URL")?;
-        let mut conn = sqlx::PgConnection::connect(&admin).await?;
-        if let Err(e) = sqlx::query("CHECKPOINT").execute(&mut conn).await {
-            eprintln!("note: CHECKPOINT failed ({e}); the wake-up latency may include the cluster flushing earlier rounds' writes");
-        }
-    }
+    // The throughput rounds before this leave gigabytes of WAL that PostgreSQL's checkpointer
+    // flushes over the next minutes, syncing data files under every commit measured here.
+    // Flush them first: the figure is an idle node's, on an idle cluster. CHECKPOINT needs a
+    // superuser (or pg_checkpoint); without one, say so and go on.
+    let checkpointed = backend == "postgres"
+        && match admin_execute("CHECKPOINT").await {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("note: CHECKPOINT failed ({e:#}); the wake-up latency may include the cluster flushing earlier rounds' writes");
+                false
+            }
+        };
     let bench_store = fresh_store(backend, dir).await?;
     let store = bench_store.parade.clone();
     let (started_tx, mut started_rx) = mpsc::unbounded_channel();
@@ -548,7 +552,7 @@ async fn wake_latency(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<
         "insert_to_start_latency: p50 {:.2} ms, p99 {:.2} ms ({backend}, idle node, {LATENCY_SAMPLES} single inserts, from before the insert call{})",
         at(0.5),
         at(0.99),
-        if backend == "postgres" {
+        if checkpointed {
             "; after a CHECKPOINT of the earlier rounds' writes"
         } else {
             ""
