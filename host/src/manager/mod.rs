@@ -317,9 +317,12 @@ async fn fetch_loop(
             }
         }
         // Hold no more unsettled tasks (owned, and not yet returned or handed back) than the
-        // queue of waiting tasks plus the workers: a slow store then slows owning instead of
-        // piling up finished results, which a crash would make run again.
-        let limit = (props.channel_size + props.workers) as u64;
+        // queue of waiting tasks, the workers and one batch of results on its way back: a
+        // slow store then slows owning instead of piling up finished results, which a crash
+        // would make run again. Without the batch's room, a busy node's queue ran dry
+        // whenever a return was in flight, and its workers waited for the return and then
+        // for the next own (about 10% fewer no-op tasks/s on PostgreSQL).
+        let limit = (props.channel_size + props.workers + props.return_batch) as u64;
         // Only this loop owns, so `owned` cannot grow before the own_tasks call below, and
         // settling only shrinks `unsettled`: zero here still holds when owning.
         let unsettled = {

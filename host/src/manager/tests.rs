@@ -14,6 +14,11 @@ use crate::queue::{Result, TaskData, TaskFilter, Waiter};
 struct MockQueue {
     batches: Mutex<Vec<usize>>,
     returned: AtomicUsize,
+    /// Hand out `max_tasks` tasks on every call instead of the configured batches.
+    endless: bool,
+    /// Never answer a return, as a store that has stopped answering.
+    returns_hang: bool,
+    owned: AtomicUsize,
 }
 
 impl MockQueue {
@@ -23,6 +28,9 @@ impl MockQueue {
         Arc::new(MockQueue {
             batches: Mutex::new(batches),
             returned: AtomicUsize::new(0),
+            endless: false,
+            returns_hang: false,
+            owned: AtomicUsize::new(0),
         })
     }
 }
@@ -40,12 +48,17 @@ impl Parade for MockQueue {
     async fn own_tasks(
         &self,
         _: &ActorId,
-        _: u32,
+        max_tasks: u32,
         _: &[String],
         _: Option<Duration>,
     ) -> Result<Vec<OwnedTask>> {
-        let size = self.batches.lock().unwrap().pop().unwrap_or(0);
-        Ok((0..size)
+        let size = if self.endless {
+            max_tasks as usize
+        } else {
+            self.batches.lock().unwrap().pop().unwrap_or(0)
+        };
+        let first = self.owned.fetch_add(size, Ordering::SeqCst);
+        Ok((first..first + size)
             .map(|i| OwnedTask {
                 id: TaskId(format!("task-{i}")),
                 token: PerformanceToken(Uuid::new_v4()),
@@ -72,6 +85,9 @@ impl Parade for MockQueue {
         _: &str,
         _: TaskStatusCode,
     ) -> Result<()> {
+        if self.returns_hang {
+            std::future::pending::<()>().await;
+        }
         self.returned.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -181,4 +197,28 @@ async fn empty_answers_pause_for_wait_time() {
         run(&[50, 0, 0, 30], wait, Duration::from_millis(50)).await,
         (50, 50)
     );
+}
+
+/// While the store does not answer returns, a node owns up to the waiting queue, the workers
+/// and one batch of results on its way back, and then no more: a crash re-runs at most that.
+#[tokio::test]
+async fn owning_stops_at_the_unsettled_limit_while_returns_hang() {
+    let queue = Arc::new(MockQueue {
+        endless: true,
+        returns_hang: true,
+        ..Arc::into_inner(MockQueue::new(&[])).unwrap()
+    });
+    let props = ManagerProperties {
+        workers: 2,
+        channel_size: 10,
+        max_tasks: 4,
+        return_batch: 3,
+        ..ManagerProperties::default()
+    };
+    let manager = ActionManager::start(Arc::new(MockActor::default()), queue.clone(), props);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(queue.owned.load(Ordering::SeqCst), 10 + 2 + 3);
+    assert_eq!(manager.stats().owned, 15);
+    // Dropped without close(), which would wait for the hanging returns.
+    drop(manager);
 }

@@ -423,15 +423,15 @@ impl Parade for PgParade {
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
-        // Uses tasks_status_seq_idx when filtering by status.
         let order = if filter.newest_first { "DESC" } else { "ASC" };
         let rows = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM tasks \
              WHERE ($1::task_status_code_value IS NULL OR status_code = $1::task_status_code_value) \
-               AND ($2::text IS NULL OR action = $2) \
+               {status} AND ($2::text IS NULL OR action = $2) \
                AND ($3::text IS NULL OR starts_with(id, $3)) \
                AND ($5::text IS NULL OR $5 = ANY(to_signal_after)) \
-             ORDER BY seq {order} LIMIT $4"
+             ORDER BY seq {order} LIMIT $4",
+            status = super::status_literal(filter)
         ))
         .bind(filter.status_code.map(TaskStatusCode::as_str))
         .bind(filter.action.as_deref())

@@ -862,11 +862,12 @@ impl Parade for SqliteParade {
         let order = if filter.newest_first { "DESC" } else { "ASC" };
         let rows = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM tasks \
-             WHERE (?1 IS NULL OR status_code = ?1) AND (?2 IS NULL OR action = ?2) \
+             WHERE (?1 IS NULL OR status_code = ?1) {status} AND (?2 IS NULL OR action = ?2) \
                AND (?3 IS NULL OR substr(id, 1, length(?3)) = ?3) \
                AND (?5 IS NULL OR EXISTS \
                     (SELECT 1 FROM json_each(tasks.to_signal_after) WHERE value = ?5)) \
-             ORDER BY rowid {order} LIMIT ?4"
+             ORDER BY rowid {order} LIMIT ?4",
+            status = super::status_literal(filter)
         ))
         .bind(filter.status_code.map(TaskStatusCode::as_str))
         .bind(filter.action.as_deref())
