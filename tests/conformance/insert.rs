@@ -34,6 +34,28 @@ pub async fn inserted_row_keeps_every_column(backend: Backend) -> anyhow::Result
     // num_failures is stored too (the seed silently dropped it).
     assert_eq!(row(&q, "full").await?, full);
     assert_eq!(row(&q, "next").await?, task("next", "work"));
+    // A large batch is stored by another statement on PostgreSQL (COPY, not INSERT).
+    let full_in_bulk = TaskData {
+        body: Some("tab\there, newline\nthere, back\\slash".into()),
+        to_signal_after: ids(&["next", "full"]),
+        ..full.clone()
+    };
+    let mut bulk: Vec<TaskData> = (0..200)
+        .map(|i| task(&format!("bulk{i}"), "work"))
+        .collect();
+    bulk[100] = TaskData {
+        id: "full-in-bulk".into(),
+        ..full_in_bulk.clone()
+    };
+    q.insert_tasks(&bulk).await?;
+    assert_eq!(
+        row(&q, "full-in-bulk").await?,
+        TaskData {
+            id: "full-in-bulk".into(),
+            ..full_in_bulk
+        }
+    );
+    assert_eq!(row(&q, "bulk199").await?, task("bulk199", "work"));
     Ok(())
 }
 

@@ -58,7 +58,7 @@ fn escape_text(out: &mut String, text: &str) {
     }
 }
 
-fn array_literal<'a>(elements: impl Iterator<Item = &'a str>) -> String {
+pub(super) fn array_literal<'a>(elements: impl Iterator<Item = &'a str>) -> String {
     let mut literal = String::from("{");
     for (i, element) in elements.enumerate() {
         if i > 0 {
