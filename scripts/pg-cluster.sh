@@ -2,7 +2,7 @@
 # A throwaway PostgreSQL cluster for tests and benchmarks, reachable only through a unix
 # socket in its own directory (no port to collide with).
 #
-#   scripts/pg-cluster.sh start DIR [durable]   initdb + start in DIR; prints the admin URL
+#   scripts/pg-cluster.sh start DIR [fast|durable]   initdb + start in DIR; prints the admin URL
 #   scripts/pg-cluster.sh restart DIR MODE   stop (MODE fast or immediate) and start again
 #   scripts/pg-cluster.sh stop DIR    stop it and delete DIR
 #

@@ -23,15 +23,19 @@ struct MockQueue {
 
 impl MockQueue {
     fn new(batches: &[usize]) -> Arc<Self> {
+        Arc::new(Self::unshared(batches))
+    }
+
+    fn unshared(batches: &[usize]) -> Self {
         let mut batches = batches.to_vec();
         batches.reverse();
-        Arc::new(MockQueue {
+        MockQueue {
             batches: Mutex::new(batches),
             returned: AtomicUsize::new(0),
             endless: false,
             returns_hang: false,
             owned: AtomicUsize::new(0),
-        })
+        }
     }
 }
 
@@ -206,7 +210,7 @@ async fn owning_stops_at_the_unsettled_limit_while_returns_hang() {
     let queue = Arc::new(MockQueue {
         endless: true,
         returns_hang: true,
-        ..Arc::into_inner(MockQueue::new(&[])).unwrap()
+        ..MockQueue::unshared(&[])
     });
     let props = ManagerProperties {
         workers: 2,

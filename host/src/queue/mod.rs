@@ -262,7 +262,6 @@ fn retry_refusal(id: &TaskId, stored: Option<(TaskStatusCode, bool)>) -> Error {
     }
 }
 
-/// A task can be returned as pending, aborted or completed, not as in-progress.
 /// The status filter of `filter` spelled as a literal in `list_tasks`' SQL (beside the bound
 /// parameter, which a prepared plan cannot see through): only then can either planner use
 /// the index of failed tasks (`tasks_aborted_seq_idx`, `tasks_aborted_idx`) for the
@@ -274,6 +273,7 @@ fn status_literal(filter: &TaskFilter) -> String {
         .unwrap_or_default()
 }
 
+/// A task can be returned as pending, aborted or completed, not as in-progress.
 fn check_return_code(id: &TaskId, code: TaskStatusCode) -> Result<()> {
     if code == TaskStatusCode::InProgress {
         return Err(Error::BadStatus(format!(

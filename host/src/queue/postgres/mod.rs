@@ -112,7 +112,7 @@ fn db_error(e: sqlx::Error) -> Error {
 }
 
 /// Stores `tasks` on `conn` in one statement: a COPY, or for a few tasks an INSERT.
-async fn copy_tasks(conn: &mut sqlx::PgConnection, tasks: &[TaskData]) -> Result<()> {
+async fn store_rows(conn: &mut sqlx::PgConnection, tasks: &[TaskData]) -> Result<()> {
     if tasks.len() <= INSERT_MAX_ROWS {
         return insert_rows(conn, tasks).await;
     }
@@ -240,13 +240,13 @@ impl Parade for PgParade {
         let outside = successors_outside(tasks);
         if outside.is_empty() {
             check_batch(tasks, &HashSet::new())?;
-            // A lone COPY is a transaction of its own (every row or none), two round trips
-            // shorter than BEGIN ... COMMIT around it: what a single enqueue waits for.
+            // A lone statement is a transaction of its own (every row or none), two round
+            // trips shorter than BEGIN ... COMMIT around it: what a single enqueue waits for.
             let mut conn = self.pool.acquire().await?;
-            return copy_tasks(&mut conn, tasks).await;
+            return store_rows(&mut conn, tasks).await;
         }
         // The successors named outside the batch must exist when the batch commits, so the
-        // lookup and the COPY share a transaction.
+        // lookup and the rows share a transaction.
         let mut tx = self.pool.begin().await?;
         let stored: Vec<String> =
             sqlx::query_scalar("SELECT id::text FROM tasks WHERE id = ANY($1)")
@@ -258,7 +258,7 @@ impl Parade for PgParade {
             tasks,
             &stored.iter().map(String::as_str).collect::<HashSet<_>>(),
         )?;
-        copy_tasks(&mut tx, tasks).await?;
+        store_rows(&mut tx, tasks).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(())
     }
