@@ -2,8 +2,22 @@
 # Parade's whole check, runnable on a fresh machine: installs what is missing, starts a
 # throwaway PostgreSQL cluster, checks formatting and lints, and runs every test against it.
 # The cluster is stopped and deleted on exit.
+#
+#   scripts/test.sh [ARGS...]           everything; ARGS go to `cargo nextest run`
+#   scripts/test.sh --quick [ARGS...]   formatting, lints, the unit tests and the SQLite half
+#                                       of the conformance suite, in a few minutes: no
+#                                       PostgreSQL, browser, npm or guest toolchains
+#
+# In quick mode a test-name pattern among ARGS narrows the tier (`--quick own_`); a further
+# `-E` filterset would widen it, since nextest runs the union of its filtersets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+quick=false
+if [ "${1:-}" = --quick ]; then
+    quick=true
+    shift
+fi
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -23,10 +37,21 @@ fi
 
 log "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-rustup target add wasm32-wasip2 >/dev/null
+$quick || rustup target add wasm32-wasip2 >/dev/null
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"
     cargo install cargo-nextest --locked
+fi
+
+log "format and lints"
+cargo fmt --all -- --check
+cargo fmt --all --manifest-path plugins/Cargo.toml -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if $quick; then
+    log "unit tests and the SQLite conformance suite"
+    exec cargo nextest run --workspace --locked --no-fail-fast --lib --bins --test conformance \
+        -E 'kind(lib) or kind(bin) or (binary(conformance) and test(/^sqlite_/))' "$@"
 fi
 
 log "browser for the dashboard test (Debian's chromium, playwright-core from npm)"
@@ -36,11 +61,6 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get install -y -qq chromium >&2
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >&2)
-
-log "format and lints"
-cargo fmt --all -- --check
-cargo fmt --all --manifest-path plugins/Cargo.toml -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "plugins (wasm32-wasip2 components)"
 scripts/build-plugins.sh
@@ -58,6 +78,7 @@ admin_url=$(scripts/pg-cluster.sh start "$cluster")
 template_url=${admin_url/\/postgres\?/\/parade_template\?}
 psql -q "$admin_url" -c 'CREATE DATABASE parade_template'
 target/debug/parade migrate --database "$template_url" >/dev/null
+scripts/schema.sh check "$template_url"
 export PARADE_TEST_DATABASE_URL=$admin_url
 
 log "tests"

@@ -14,7 +14,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use parade_host::queue::{ActorId, Parade, PgParade, TaskData, TaskId, TaskStatusCode};
+use parade_host::queue::{ActorId, OwnedTask, Parade, PgParade, TaskData, TaskId, TaskStatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use tokio::process::{Child, Command};
@@ -167,7 +167,7 @@ async fn finish(url: &str, id: &str, code: TaskStatusCode) -> anyhow::Result<()>
         )
         .await?;
     let (target, others): (Vec<_>, Vec<_>) = owned.into_iter().partition(|t| t.id.as_str() == id);
-    let others: Vec<_> = others.into_iter().map(|t| (t.id, t.token)).collect();
+    let others: Vec<_> = others.iter().map(OwnedTask::lease).collect();
     queue.release_tasks(&others).await?;
     let Some(task) = target.first() else {
         bail!("could not own task {id}");

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use parade_host::manager::{ActionManager, Actor, ActorResult, ManagerProperties};
+use parade_host::manager::{ActionManager, ActorResult, ManagerProperties, SimpleActor};
 use parade_host::queue::{ActorId, Parade, TaskData, TaskFilter, TaskId, TaskStatusCode};
 use support::Backend;
 
@@ -27,7 +27,7 @@ impl TestActor {
 }
 
 #[async_trait]
-impl Actor for TestActor {
+impl SimpleActor for TestActor {
     fn actions(&self) -> Vec<String> {
         ["work", "slow", "panic", "fail"].map(String::from).to_vec()
     }
@@ -341,7 +341,7 @@ struct ForgetfulActor {
 }
 
 #[async_trait]
-impl Actor for ForgetfulActor {
+impl SimpleActor for ForgetfulActor {
     fn actions(&self) -> Vec<String> {
         if self.forgot.load(std::sync::atomic::Ordering::SeqCst) {
             vec!["work".into()]
@@ -427,7 +427,7 @@ async fn wait_idle_returns_once_successors_are_done_too(backend: Backend) -> any
 struct NulActor;
 
 #[async_trait]
-impl Actor for NulActor {
+impl SimpleActor for NulActor {
     fn actions(&self) -> Vec<String> {
         vec!["work".into()]
     }

@@ -179,7 +179,7 @@ async fn unmigrated_database_reports_service_unavailable() -> anyhow::Result<()>
         .own_tasks(&ActorId::from("x"), 1, &["a".into()], None)
         .await;
     assert!(
-        matches!(result, Err(Error::ServiceUnavailable(_))),
+        matches!(result, Err(Error::NotMigrated { .. })),
         "{result:?}"
     );
     let message = result.unwrap_err().to_string();

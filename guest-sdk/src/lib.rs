@@ -1,10 +1,15 @@
-//! Write [Parade](https://example.invalid/parade) actors in Rust.
+//! Write Parade actors in Rust.
+//!
+//! Parade is a durable task queue whose nodes run their actors as WebAssembly components;
+//! its repository's README ("Writing an actor in Rust") walks through building one with
+//! this crate, `docs/guests.md` there covers other languages, and `wit/actor.wit` is the
+//! `parade:actor` world both sides implement.
 //!
 //! An actor is a WebAssembly component that performs tasks of some actions. Implement
 //! [`Actor`] and export it with [`export_actor!`]; build the crate as a `cdylib` for the
 //! `wasm32-wasip2` target and drop the `.wasm` into a node's plugins folder.
 //!
-//! ```ignore
+//! ```no_run
 //! use parade_guest::{export_actor, log, Actor, Outcome};
 //!
 //! struct Echo;

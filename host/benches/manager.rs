@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
-use parade_host::manager::{ActionManager, Actor, ActorResult, ManagerProperties};
+use parade_host::manager::{ActionManager, Actor, ActorResult, ManagerProperties, SimpleActor};
 use parade_host::queue::{ActorId, Parade, PgParade, SqliteParade, TaskData};
 use parade_host::runtime::{ComponentActor, PluginLimits, Runtime};
 use sqlx::Connection;
@@ -157,7 +157,7 @@ struct NoOpActor {
 }
 
 #[async_trait]
-impl Actor for NoOpActor {
+impl SimpleActor for NoOpActor {
     fn actions(&self) -> Vec<String> {
         vec!["noop".into()]
     }

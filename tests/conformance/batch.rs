@@ -6,12 +6,10 @@ use std::time::Duration;
 use parade_host::queue::{Error, Parade, PerformanceToken, TaskData, TaskReturn, TaskStatusCode};
 
 use crate::common::*;
-use crate::support::Backend;
+use crate::support::Store;
 
-pub async fn return_tasks_applies_each_return_like_return_task(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn return_tasks_applies_each_return_like_return_task(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             to_signal_after: ids(&["after"]),
@@ -24,13 +22,14 @@ pub async fn return_tasks_applies_each_return_like_return_task(
         task("again", "work"),
         task("stale", "work"),
         task("odd", "work"),
+        task("nul", "work"),
         TaskData {
             total_dependencies: Some(2),
             ..task("after", "next")
         },
     ])
     .await?;
-    let owned = own(&q, "actor", 5, &["work"], MINUTE).await?;
+    let owned = own(&q, "actor", 6, &["work"], MINUTE).await?;
     let token_of = |id: &str| owned.iter().find(|t| t.id.as_str() == id).unwrap().token;
     let ret = |id: &str, code: TaskStatusCode| TaskReturn {
         id: id.into(),
@@ -48,6 +47,10 @@ pub async fn return_tasks_applies_each_return_like_return_task(
                 ..ret("stale", TaskStatusCode::Completed)
             },
             ret("odd", TaskStatusCode::InProgress),
+            TaskReturn {
+                status: "a NUL \0 in a status".into(),
+                ..ret("nul", TaskStatusCode::Completed)
+            },
         ])
         .await?;
     assert!(
@@ -59,8 +62,16 @@ pub async fn return_tasks_applies_each_return_like_return_task(
         "{results:?}"
     );
     assert!(
-        matches!(results[4], Err(Error::BadStatus(_))),
+        matches!(&results[4], Err(Error::ReturnedInProgress { task_id }) if task_id.as_str() == "odd"),
         "{results:?}"
+    );
+    assert!(
+        matches!(&results[5], Err(Error::InvalidReturn { task_id, .. }) if task_id.as_str() == "nul"),
+        "a status the store cannot hold fails its own row only: {results:?}"
+    );
+    assert_eq!(
+        row(&q, "nul").await?.status_code,
+        TaskStatusCode::InProgress
     );
 
     assert_eq!(row(&q, "ok").await?.status_code, TaskStatusCode::Completed);
@@ -86,9 +97,9 @@ pub async fn return_tasks_applies_each_return_like_return_task(
 /// batch signalling one successor, and a pending return with no tries left (aborted, so a
 /// failure for the successor).
 pub async fn return_tasks_counts_each_signal_once_per_predecessor(
-    backend: Backend,
+    store: Store,
 ) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             to_signal_after: ids(&["join", "join"]),
@@ -162,8 +173,8 @@ pub async fn return_tasks_counts_each_signal_once_per_predecessor(
     Ok(())
 }
 
-pub async fn release_tasks_hands_back_without_using_a_try(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn release_tasks_hands_back_without_using_a_try(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             max_tries: Some(1),
@@ -174,7 +185,7 @@ pub async fn release_tasks_hands_back_without_using_a_try(backend: Backend) -> a
     .await?;
     let owned = own(&q, "leaving", 2, &["work"], MINUTE).await?;
     let once = owned.iter().find(|t| t.id.as_str() == "once").unwrap();
-    let released = q.release_tasks(&[(once.id.clone(), once.token)]).await?;
+    let released = q.release_tasks(&[once.lease()]).await?;
     assert_eq!(released, 1);
     let stored = row(&q, "once").await?;
     assert_eq!(stored.status_code, TaskStatusCode::Pending);
@@ -185,7 +196,7 @@ pub async fn release_tasks_hands_back_without_using_a_try(backend: Backend) -> a
         TaskStatusCode::InProgress
     );
 
-    assert_eq!(q.release_tasks(&[(once.id.clone(), once.token)]).await?, 0);
+    assert_eq!(q.release_tasks(&[once.lease()]).await?, 0);
     let again = own_one(&q, "next", &["work"], MINUTE).await?;
     assert_eq!(
         again.id.as_str(),
@@ -196,8 +207,8 @@ pub async fn release_tasks_hands_back_without_using_a_try(backend: Backend) -> a
     Ok(())
 }
 
-pub async fn inserting_tasks_hints_idle_actors(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn inserting_tasks_hints_idle_actors(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     let Some(mut hints) = q.new_task_hints().await? else {
         anyhow::bail!("both backends offer new-task hints");
     };

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parade_host::queue::{ActorId, OwnedTask, Parade, Prefixed, TaskData, TaskId, TaskStatusCode};
+use parade_host::queue::{ActorId, OwnedTask, Parade, TaskData, TaskId, TaskStatusCode};
 
-use crate::support::Backend;
+use crate::support::Store;
 
-pub type Queue = Prefixed<Arc<dyn Parade>>;
+pub type Queue = Arc<dyn Parade>;
 
-/// A fresh store, namespaced as the upstream tests did.
-pub async fn queue(backend: Backend) -> anyhow::Result<Queue> {
-    Ok(Prefixed::new(backend.open().await?, "test"))
+/// A queue on a fresh store, bare or namespaced as `store` says.
+pub async fn queue(store: Store) -> anyhow::Result<Queue> {
+    store.open().await
 }
 
 pub fn task(id: &str, action: &str) -> TaskData {

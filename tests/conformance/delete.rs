@@ -4,7 +4,7 @@
 use parade_host::queue::{Parade, TaskData, TaskStatusCode};
 
 use crate::common::*;
-use crate::support::Backend;
+use crate::support::Store;
 
 fn signals(id: &str, successors: &[&str]) -> TaskData {
     TaskData {
@@ -30,10 +30,8 @@ async fn remaining(q: &Queue) -> anyhow::Result<Vec<String>> {
     Ok(left)
 }
 
-pub async fn delete_chain_with_extra_link_removes_everything(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn delete_chain_with_extra_link_removes_everything(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         signals("a0", &["a1", "a3"]),
         gated(signals("a1", &["a2"]), 1, 0),
@@ -46,8 +44,8 @@ pub async fn delete_chain_with_extra_link_removes_everything(
     Ok(())
 }
 
-pub async fn delete_only_one_dependency_keeps_successor(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn delete_only_one_dependency_keeps_successor(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         signals("b0", &["b2"]),
         signals("b1", &["b2"]),
@@ -60,8 +58,8 @@ pub async fn delete_only_one_dependency_keeps_successor(backend: Backend) -> any
     Ok(())
 }
 
-pub async fn delete_treelike_removes_whole_tree(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn delete_treelike_removes_whole_tree(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         signals("c0", &["c1", "c2"]),
         gated(signals("c1", &["c3", "c4"]), 1, 0),
@@ -77,10 +75,8 @@ pub async fn delete_treelike_removes_whole_tree(backend: Backend) -> anyhow::Res
     Ok(())
 }
 
-pub async fn delete_done_predecessor_keeps_waiting_successor(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn delete_done_predecessor_keeps_waiting_successor(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             status_code: TaskStatusCode::Completed,
@@ -95,9 +91,9 @@ pub async fn delete_done_predecessor_keeps_waiting_successor(
 }
 
 pub async fn delete_pending_predecessor_removes_satisfied_successor(
-    backend: Backend,
+    store: Store,
 ) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     q.insert_tasks(&[signals("e0", &["e1"]), gated(task("e1", "work"), 2, 1)])
         .await?;
     q.delete_tasks(&ids(&["e0"])).await?;
@@ -108,9 +104,9 @@ pub async fn delete_pending_predecessor_removes_satisfied_successor(
 /// Seed defect fixed: deleting a finished predecessor also deleted successors that were
 /// already runnable (or done), though the deletion changed nothing for them.
 pub async fn delete_completed_predecessor_keeps_runnable_successor(
-    backend: Backend,
+    store: Store,
 ) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             status_code: TaskStatusCode::Completed,
@@ -126,8 +122,8 @@ pub async fn delete_completed_predecessor_keeps_runnable_successor(
 }
 
 /// Seed defect fixed: a duplicated id removed its dependency twice.
-pub async fn delete_duplicate_ids_decrements_once(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn delete_duplicate_ids_decrements_once(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         signals("g0", &["g2"]),
         signals("g1", &["g2"]),
@@ -140,10 +136,8 @@ pub async fn delete_duplicate_ids_decrements_once(backend: Backend) -> anyhow::R
     Ok(())
 }
 
-pub async fn delete_unknown_and_already_deleted_ids_is_fine(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn delete_unknown_and_already_deleted_ids_is_fine(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("x", "work")]).await?;
     q.delete_tasks(&ids(&["x", "never-existed"])).await?;
     q.delete_tasks(&ids(&["x"])).await?;
@@ -154,8 +148,8 @@ pub async fn delete_unknown_and_already_deleted_ids_is_fine(
 
 /// Seed defects fixed: ids longer than 64 characters could not be deleted, and a dependency
 /// cycle was not guarded against.
-pub async fn delete_handles_long_ids_and_cycles(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn delete_handles_long_ids_and_cycles(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     let long = "l".repeat(300);
     q.insert_tasks(&[
         signals(&long, &["h0"]),

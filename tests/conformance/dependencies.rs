@@ -9,10 +9,10 @@ use parade_host::queue::{Parade, TaskData, TaskStatusCode};
 use tokio::sync::Mutex;
 
 use crate::common::*;
-use crate::support::Backend;
+use crate::support::Store;
 
-pub async fn counts_failures_of_predecessors(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn counts_failures_of_predecessors(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             to_signal_after: ids(&["end"]),
@@ -47,9 +47,9 @@ pub async fn counts_failures_of_predecessors(backend: Backend) -> anyhow::Result
     Ok(())
 }
 
-pub async fn divisor_dag_runs_each_task_after_its_divisors(backend: Backend) -> anyhow::Result<()> {
+pub async fn divisor_dag_runs_each_task_after_its_divisors(store: Store) -> anyhow::Result<()> {
     const N: usize = 63;
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     let name = |n: usize| format!("number-{n}");
     let tasks: Vec<TaskData> = (1..=N)
         .map(|n| TaskData {
@@ -81,11 +81,11 @@ pub async fn divisor_dag_runs_each_task_after_its_divisors(backend: Backend) -> 
     Ok(())
 }
 
-pub async fn fan_in_dag_under_concurrent_owners(backend: Backend) -> anyhow::Result<()> {
+pub async fn fan_in_dag_under_concurrent_owners(store: Store) -> anyhow::Result<()> {
     const PARTS: usize = 2000;
     const SHARDS: usize = 5;
     const OWNERS: usize = 4;
-    let q = Arc::new(queue(backend).await?);
+    let q = Arc::new(queue(store).await?);
     let shard_of = |part: usize| (part / 100) % SHARDS;
     let mut tasks: Vec<TaskData> = (0..PARTS)
         .map(|i| TaskData {
@@ -160,8 +160,8 @@ pub async fn fan_in_dag_under_concurrent_owners(backend: Backend) -> anyhow::Res
     Ok(())
 }
 
-pub async fn signalling_missing_successor_is_ignored(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn signalling_missing_successor_is_ignored(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             to_signal_after: ids(&["gone"]),

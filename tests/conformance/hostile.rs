@@ -5,10 +5,10 @@
 use parade_host::queue::{Parade, TaskData, TaskId, TaskStatusCode};
 
 use crate::common::*;
-use crate::support::Backend;
+use crate::support::Store;
 
-pub async fn megabyte_bodies_and_statuses_round_trip(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn megabyte_bodies_and_statuses_round_trip(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     let body: String = (0..4 << 20)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
@@ -28,10 +28,8 @@ pub async fn megabyte_bodies_and_statuses_round_trip(backend: Backend) -> anyhow
     Ok(())
 }
 
-pub async fn ids_of_any_length_and_character_are_kept_exactly(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn ids_of_any_length_and_character_are_kept_exactly(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     let odd = [
         "x".repeat(10_000),
         "tab\there, newline\nthere, cr\r".to_owned(),
@@ -79,8 +77,8 @@ pub async fn ids_of_any_length_and_character_are_kept_exactly(
     Ok(())
 }
 
-pub async fn a_task_that_signals_itself_is_defined(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn a_task_that_signals_itself_is_defined(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         // Ungated: runs once; the signal to itself on completion changes nothing.
         TaskData {
@@ -120,8 +118,8 @@ pub async fn a_task_that_signals_itself_is_defined(backend: Backend) -> anyhow::
     Ok(())
 }
 
-pub async fn tasks_of_an_action_nobody_performs_wait(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn tasks_of_an_action_nobody_performs_wait(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("orphan", "no-such-action"), task("w", "work")])
         .await?;
     let owned = own(&q, "a", 10, &["work", "other"], None).await?;
@@ -134,8 +132,8 @@ pub async fn tasks_of_an_action_nobody_performs_wait(backend: Backend) -> anyhow
     Ok(())
 }
 
-pub async fn nul_characters_are_refused_on_insert(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn nul_characters_are_refused_on_insert(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     for bad in [
         task("nul\0id", "work"),
         task("a", "wo\0rk"),

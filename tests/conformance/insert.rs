@@ -6,10 +6,10 @@ use parade_host::queue::{
 };
 
 use crate::common::*;
-use crate::support::Backend;
+use crate::support::Store;
 
-pub async fn inserted_row_keeps_every_column(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn inserted_row_keeps_every_column(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("next", "work")]).await?;
     let full = TaskData {
         body: Some("{\"n\": 1}".into()),
@@ -60,9 +60,9 @@ pub async fn inserted_row_keeps_every_column(backend: Backend) -> anyhow::Result
 }
 
 pub async fn insert_rejects_unknown_successor_and_stores_nothing(
-    backend: Backend,
+    store: Store,
 ) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     let result = q
         .insert_tasks(&[
             task("fine", "work"),
@@ -73,9 +73,10 @@ pub async fn insert_rejects_unknown_successor_and_stores_nothing(
         ])
         .await;
     match result {
+        // Named as the caller names them, bare or in a namespace.
         Err(Error::UnknownSuccessor { task_id, successor }) => {
-            assert_eq!(task_id.as_str(), "test.dangling");
-            assert_eq!(successor.as_str(), "test.nowhere");
+            assert_eq!(task_id.as_str(), "dangling");
+            assert_eq!(successor.as_str(), "nowhere");
         }
         other => panic!("expected UnknownSuccessor, got {other:?}"),
     }
@@ -83,8 +84,8 @@ pub async fn insert_rejects_unknown_successor_and_stores_nothing(
     Ok(())
 }
 
-pub async fn insert_accepts_successor_already_stored(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn insert_accepts_successor_already_stored(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[TaskData {
         total_dependencies: Some(1),
         ..task("later", "work")
@@ -99,20 +100,21 @@ pub async fn insert_accepts_successor_already_stored(backend: Backend) -> anyhow
     Ok(())
 }
 
-pub async fn insert_rejects_duplicate_id_and_stores_nothing(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn insert_rejects_duplicate_id_and_stores_nothing(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("taken", "work")]).await?;
     let result = q
         .insert_tasks(&[task("new", "work"), task("taken", "other")])
         .await;
-    assert!(matches!(result, Err(Error::DuplicateTask(_))), "{result:?}");
+    assert!(
+        matches!(&result, Err(Error::DuplicateTask { task_id }) if task_id.as_str() == "taken"),
+        "the error names the stored task: {result:?}"
+    );
     let in_batch = q
         .insert_tasks(&[task("twice", "work"), task("twice", "work")])
         .await;
     assert!(
-        matches!(in_batch, Err(Error::DuplicateTask(_))),
+        matches!(&in_batch, Err(Error::DuplicateTask { task_id }) if task_id.as_str() == "twice"),
         "{in_batch:?}"
     );
     let stored = q.list_tasks(&Default::default()).await?;
@@ -121,8 +123,8 @@ pub async fn insert_rejects_duplicate_id_and_stores_nothing(
     Ok(())
 }
 
-pub async fn insert_rejects_negative_counts(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn insert_rejects_negative_counts(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     let result = q
         .insert_tasks(&[TaskData {
             max_tries: Some(-1),
@@ -137,9 +139,9 @@ pub async fn insert_rejects_negative_counts(backend: Backend) -> anyhow::Result<
 }
 
 pub async fn list_filters_by_status_and_action_in_insertion_order(
-    backend: Backend,
+    store: Store,
 ) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     for name in ["c", "a", "b"] {
         q.insert_tasks(&[task(name, "x"), task(&format!("{name}-y"), "y")])
             .await?;

@@ -6,12 +6,12 @@ use parade_host::queue::{
 };
 
 use crate::common::*;
-use crate::support::Backend;
+use crate::support::Store;
 
 pub async fn summary_counts_by_action_and_status_and_names_owners(
-    backend: Backend,
+    store: Store,
 ) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     q.insert_tasks(&[
         task("a1", "resize"),
         task("a2", "resize"),
@@ -46,8 +46,8 @@ pub async fn summary_counts_by_action_and_status_and_names_owners(
     Ok(())
 }
 
-pub async fn list_newest_first_and_predecessors(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn list_newest_first_and_predecessors(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             total_dependencies: Some(2),
@@ -84,8 +84,8 @@ pub async fn list_newest_first_and_predecessors(backend: Backend) -> anyhow::Res
     Ok(())
 }
 
-pub async fn retry_makes_an_aborted_task_runnable_again(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn retry_makes_an_aborted_task_runnable_again(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             max_tries: Some(1),
@@ -126,7 +126,7 @@ pub async fn retry_makes_an_aborted_task_runnable_again(backend: Backend) -> any
     assert!(problem.contains("it is pending"), "{problem}");
     assert!(matches!(
         q.retry_task(&TaskId::from("nope")).await,
-        Err(Error::TaskNotFound(_))
+        Err(Error::TaskNotFound { .. })
     ));
     Ok(())
 }

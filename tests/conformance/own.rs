@@ -8,10 +8,10 @@ use parade_host::queue::{Parade, Prefixed, TaskData, TaskStatusCode};
 use tokio::sync::Mutex;
 
 use crate::common::*;
-use crate::support::Backend;
+use crate::support::Store;
 
-pub async fn owning_hands_out_disjoint_batches(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn owning_hands_out_disjoint_batches(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         task("000", "never"),
         task("111", "frob"),
@@ -31,8 +31,8 @@ pub async fn owning_hands_out_disjoint_batches(backend: Backend) -> anyhow::Resu
     Ok(())
 }
 
-pub async fn owned_task_carries_body_unchanged(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn owned_task_carries_body_unchanged(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     let body = "\"it is a \\\"quoted\\\" JSON string\" \t\n with ünïcödé \\N";
     q.insert_tasks(&[
         TaskData {
@@ -54,8 +54,8 @@ pub async fn owned_task_carries_body_unchanged(backend: Backend) -> anyhow::Resu
     Ok(())
 }
 
-pub async fn owning_after_deadline_reoffers_task(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn owning_after_deadline_reoffers_task(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("111", "frob")]).await?;
     let first = own_one(&q, "tortoise", &["frob"], Some(Duration::from_secs(1))).await?;
     assert!(own(&q, "hare", 1, &["frob"], None).await?.is_empty());
@@ -69,8 +69,8 @@ pub async fn owning_after_deadline_reoffers_task(backend: Backend) -> anyhow::Re
     Ok(())
 }
 
-pub async fn owning_without_duration_never_expires(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn owning_without_duration_never_expires(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("111", "frob")]).await?;
     own_one(&q, "forever", &["frob"], None).await?;
     assert_eq!(row(&q, "111").await?.action_deadline, None);
@@ -81,8 +81,8 @@ pub async fn owning_without_duration_never_expires(backend: Backend) -> anyhow::
     Ok(())
 }
 
-pub async fn owning_follows_priority_then_insertion_order(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn owning_follows_priority_then_insertion_order(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     let mut tasks: Vec<TaskData> = (0..10).map(|i| task(&format!("t{i}"), "work")).collect();
     tasks[7].priority = 5;
     tasks[3].priority = 1;
@@ -99,8 +99,8 @@ pub async fn owning_follows_priority_then_insertion_order(backend: Backend) -> a
     Ok(())
 }
 
-pub async fn tasks_without_tries_left_are_never_offered(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn tasks_without_tries_left_are_never_offered(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             max_tries: Some(0),
@@ -123,8 +123,8 @@ pub async fn tasks_without_tries_left_are_never_offered(backend: Backend) -> any
     Ok(())
 }
 
-pub async fn dependency_counts_gate_owning_by_equality(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn dependency_counts_gate_owning_by_equality(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             total_dependencies: Some(0),
@@ -152,11 +152,9 @@ pub async fn dependency_counts_gate_owning_by_equality(backend: Backend) -> anyh
     Ok(())
 }
 
-pub async fn concurrent_owners_perform_every_task_exactly_once(
-    backend: Backend,
-) -> anyhow::Result<()> {
+pub async fn concurrent_owners_perform_every_task_exactly_once(store: Store) -> anyhow::Result<()> {
     const TASKS: usize = 3000;
-    let q = Arc::new(queue(backend).await?);
+    let q = Arc::new(queue(store).await?);
     let tasks: Vec<TaskData> = (0..TASKS)
         .map(|i| task(&format!("job-{i}"), if i % 2 == 0 { "even" } else { "odd" }))
         .collect();
@@ -193,10 +191,8 @@ pub async fn concurrent_owners_perform_every_task_exactly_once(
     Ok(())
 }
 
-pub async fn prefix_hides_other_namespaces_and_strips_names(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let store = backend.open().await?;
+pub async fn prefix_hides_other_namespaces_and_strips_names(store: Store) -> anyhow::Result<()> {
+    let store = store.backend.open().await?;
     let left = Prefixed::new(store.clone(), "left");
     let right = Prefixed::new(store.clone(), "right");
     left.insert_tasks(&[

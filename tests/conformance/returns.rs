@@ -5,10 +5,10 @@ use std::time::Duration;
 use parade_host::queue::{Error, Parade, TaskData, TaskId, TaskStatusCode};
 
 use crate::common::*;
-use crate::support::Backend;
+use crate::support::Store;
 
-pub async fn return_directly_and_retry(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn return_directly_and_retry(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("111", "a"), task("123", "b"), task("222", "b")])
         .await?;
     let owned = own(&q, "actor", 3, &["a", "b"], MINUTE).await?;
@@ -36,14 +36,17 @@ pub async fn return_directly_and_retry(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn returning_as_in_progress_is_rejected(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn returning_as_in_progress_is_rejected(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("111", "a")]).await?;
     let t = own_one(&q, "actor", &["a"], MINUTE).await?;
     let result = q
         .return_task(&t.id, t.token, "still going", TaskStatusCode::InProgress)
         .await;
-    assert!(matches!(result, Err(Error::BadStatus(_))), "{result:?}");
+    assert!(
+        matches!(&result, Err(Error::ReturnedInProgress { task_id }) if task_id.as_str() == "111"),
+        "{result:?}"
+    );
     // Nothing changed: the owner can still return it properly.
     assert_eq!(
         row(&q, "111").await?.status_code,
@@ -53,8 +56,8 @@ pub async fn returning_as_in_progress_is_rejected(backend: Backend) -> anyhow::R
     Ok(())
 }
 
-pub async fn late_return_and_extend_succeed_until_reowned(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn late_return_and_extend_succeed_until_reowned(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("111", "a")]).await?;
     let t = own_one(&q, "slow", &["a"], Some(Duration::from_millis(200))).await?;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -66,8 +69,8 @@ pub async fn late_return_and_extend_succeed_until_reowned(backend: Backend) -> a
     Ok(())
 }
 
-pub async fn extend_with_unknown_token_is_invalid(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn extend_with_unknown_token_is_invalid(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("111", "a")]).await?;
     let made_up = "20202020-2020-4020-8020-202020202020".parse()?;
     let result = q
@@ -80,8 +83,8 @@ pub async fn extend_with_unknown_token_is_invalid(backend: Backend) -> anyhow::R
     Ok(())
 }
 
-pub async fn extend_keeps_ownership_past_original_deadline(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn extend_keeps_ownership_past_original_deadline(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("111", "a")]).await?;
     let t = own_one(&q, "actor", &["a"], Some(Duration::from_millis(100))).await?;
     q.extend_task_deadline(&t.id, t.token, Duration::from_secs(2))
@@ -91,8 +94,8 @@ pub async fn extend_keeps_ownership_past_original_deadline(backend: Backend) -> 
     Ok(())
 }
 
-pub async fn extend_fails_once_task_is_stolen(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn extend_fails_once_task_is_stolen(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("222", "a")]).await?;
     let t = own_one(&q, "actor", &["a"], Some(Duration::from_millis(100))).await?;
     let mut stolen = false;
@@ -140,10 +143,8 @@ async fn insert_try_till_failure(q: &Queue, max_tries: i32) -> anyhow::Result<()
     Ok(())
 }
 
-pub async fn retry_until_failed_aborts_and_signals_successor(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn retry_until_failed_aborts_and_signals_successor(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     insert_try_till_failure(&q, 7).await?;
     for attempt in 1..=7 {
         let owned = own(&q, "actor", 2, &["fail", "report"], MINUTE).await?;
@@ -163,9 +164,9 @@ pub async fn retry_until_failed_aborts_and_signals_successor(
 /// Seed defect fixed: exhausting tries through a `pending` return aborted the task but did
 /// not count as a failure for its successors.
 pub async fn exhausted_pending_return_counts_as_failure_for_successors(
-    backend: Backend,
+    store: Store,
 ) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     insert_try_till_failure(&q, 1).await?;
     let t = own_one(&q, "actor", &["fail"], MINUTE).await?;
     finish(&q, &t, TaskStatusCode::Pending).await?;
@@ -174,10 +175,8 @@ pub async fn exhausted_pending_return_counts_as_failure_for_successors(
     Ok(())
 }
 
-pub async fn retry_multi_alternating_expiry_and_pending_return(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn retry_multi_alternating_expiry_and_pending_return(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[TaskData {
         max_tries: Some(7),
         ..task("111", "a")
@@ -200,10 +199,8 @@ pub async fn retry_multi_alternating_expiry_and_pending_return(
 
 /// Seed defect fixed: a task whose last try expired stayed in-progress forever, its
 /// successors never signalled and its waiters never woken.
-pub async fn expired_last_try_ends_aborted_and_signals_failure(
-    backend: Backend,
-) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn expired_last_try_ends_aborted_and_signals_failure(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[
         TaskData {
             max_tries: Some(1),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use parade_host::queue::{Error, Parade, TaskData, TaskId, TaskStatusCode};
 
 use crate::common::*;
-use crate::support::Backend;
+use crate::support::Store;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -17,9 +17,9 @@ fn notifying(id: &str, channel: &str) -> TaskData {
 }
 
 pub async fn waiter_sees_completion_and_abort_created_before_or_after_return(
-    backend: Backend,
+    store: Store,
 ) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     for (code, status) in [
         (TaskStatusCode::Aborted, "b0rked"),
         (TaskStatusCode::Completed, "yay"),
@@ -49,8 +49,8 @@ pub async fn waiter_sees_completion_and_abort_created_before_or_after_return(
     Ok(())
 }
 
-pub async fn waiter_on_task_without_channel_fails(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn waiter_on_task_without_channel_fails(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[task("silent", "work"), notifying("empty", "")])
         .await?;
     for id in ["silent", "empty"] {
@@ -63,16 +63,19 @@ pub async fn waiter_on_task_without_channel_fails(backend: Backend) -> anyhow::R
     Ok(())
 }
 
-pub async fn waiter_on_missing_task_fails(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn waiter_on_missing_task_fails(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     let result = q.new_waiter(&TaskId::from("ghost")).await;
-    assert!(matches!(result, Err(Error::TaskNotFound(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::TaskNotFound { .. })),
+        "{result:?}"
+    );
     Ok(())
 }
 
 /// Seed defect fixed: after Cancel, Wait blocked forever.
-pub async fn cancel_returns_cancelled_at_once(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn cancel_returns_cancelled_at_once(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[notifying("slow", "test.slow")]).await?;
     let waiter = q.new_waiter(&TaskId::from("slow")).await?;
     let waiting = tokio::spawn({
@@ -82,14 +85,14 @@ pub async fn cancel_returns_cancelled_at_once(backend: Backend) -> anyhow::Resul
     tokio::time::sleep(Duration::from_millis(50)).await;
     waiter.cancel();
     let result = tokio::time::timeout(PATIENCE, waiting).await??;
-    assert!(matches!(result, Err(Error::Cancelled(_))), "{result:?}");
-    assert!(matches!(waiter.wait().await, Err(Error::Cancelled(_))));
+    assert!(matches!(result, Err(Error::Cancelled { .. })), "{result:?}");
+    assert!(matches!(waiter.wait().await, Err(Error::Cancelled { .. })));
     Ok(())
 }
 
 /// Seed defect fixed: cancelling a waiter whose task had already ended panicked.
-pub async fn cancel_after_finish_is_harmless(backend: Backend) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+pub async fn cancel_after_finish_is_harmless(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
     q.insert_tasks(&[notifying("quick", "test.quick")]).await?;
     let t = own_one(&q, "actor", &["work"], MINUTE).await?;
     finish(&q, &t, TaskStatusCode::Completed).await?;
@@ -103,9 +106,9 @@ pub async fn cancel_after_finish_is_harmless(backend: Backend) -> anyhow::Result
 /// Seed defect fixed: any notification on a shared channel woke every waiter on it, which
 /// then reported its own task's unfinished status.
 pub async fn waiters_sharing_a_channel_wake_only_for_their_task(
-    backend: Backend,
+    store: Store,
 ) -> anyhow::Result<()> {
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     q.insert_tasks(&[
         notifying("one", "test.shared"),
         notifying("two", "test.shared"),
@@ -141,9 +144,9 @@ pub async fn waiters_sharing_a_channel_wake_only_for_their_task(
 }
 
 /// More waiters than the store has pooled connections: they must share one listener.
-pub async fn many_waiters_share_one_listener(backend: Backend) -> anyhow::Result<()> {
+pub async fn many_waiters_share_one_listener(store: Store) -> anyhow::Result<()> {
     const WAITERS: usize = 60;
-    let q = queue(backend).await?;
+    let q = queue(store).await?;
     let tasks: Vec<TaskData> = (0..WAITERS)
         .map(|i| notifying(&format!("w{i}"), &format!("test.chan{}", i % 7)))
         .collect();

@@ -10,7 +10,7 @@ pub mod process;
 use std::sync::Arc;
 
 use anyhow::Context;
-use parade_host::queue::{Parade, PgParade, SqliteParade};
+use parade_host::queue::{Parade, PgParade, Prefixed, SqliteParade};
 use sqlx::{Connection, PgConnection};
 
 /// A storage backend under test.
@@ -91,26 +91,70 @@ pub fn fresh_sqlite_path() -> std::path::PathBuf {
         .join(format!("{}.db", uuid::Uuid::new_v4().simple()))
 }
 
+/// A store under test for the conformance suite: a backend, used bare (as `parade run` uses
+/// it by default) or namespaced by [`Prefixed`] (as with `[actor] prefix`).
+#[derive(Debug, Clone, Copy)]
+pub struct Store {
+    pub backend: Backend,
+    pub prefixed: bool,
+}
+
+impl Store {
+    pub const fn bare(backend: Backend) -> Store {
+        Store {
+            backend,
+            prefixed: false,
+        }
+    }
+
+    pub const fn prefixed(backend: Backend) -> Store {
+        Store {
+            backend,
+            prefixed: true,
+        }
+    }
+
+    /// A queue on a fresh store: the backend itself, or its namespace `test` (as the
+    /// upstream tests used).
+    pub async fn open(self) -> anyhow::Result<Arc<dyn Parade>> {
+        let base = self.backend.open().await?;
+        Ok(if self.prefixed {
+            Arc::new(Prefixed::new(base, "test"))
+        } else {
+            base
+        })
+    }
+}
+
+/// The one mechanism that turns scenarios into tests: module `$module` gets one test per
+/// listed `async fn(fixture) -> anyhow::Result<()>` found at the test crate's root, each
+/// called with that module's fixture. Every list after the fixture is instantiated in the
+/// module, so a set shared by several modules and a set for some are each written once:
+///
+/// ```ignore
+/// instantiate!(sqlite_bare (Store::bare(Backend::Sqlite)) [owning_works, returning_works]);
+/// ```
+macro_rules! instantiate {
+    ($module:ident ($fixture:expr) $([$($test:ident),* $(,)?])*) => {
+        mod $module {
+            $($(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() -> anyhow::Result<()> {
+                    crate::$test($fixture).await
+                }
+            )*)*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use instantiate;
+
 /// Instantiates each `async fn name(Backend) -> anyhow::Result<()>` of the invoking test
 /// crate's root as one test per backend, in modules `postgres` and `sqlite`.
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() -> anyhow::Result<()> {
-                    super::$test(super::support::Backend::Postgres).await
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() -> anyhow::Result<()> {
-                    super::$test(super::support::Backend::Sqlite).await
-                }
-            )*
-        }
+        crate::support::instantiate!(postgres (crate::support::Backend::Postgres) [$($test),*]);
+        crate::support::instantiate!(sqlite (crate::support::Backend::Sqlite) [$($test),*]);
     };
 }
 #[allow(unused_imports)]

@@ -101,9 +101,9 @@ impl IntoResponse for Problem {
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         let status = match &e {
-            Error::TaskNotFound(_) => StatusCode::NOT_FOUND,
+            Error::TaskNotFound { .. } => StatusCode::NOT_FOUND,
             Error::InvalidTask { .. } | Error::BadStatus(_) => StatusCode::CONFLICT,
-            Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NotMigrated { .. } | Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Problem(status, e.to_string())
@@ -112,8 +112,8 @@ impl From<Error> for Problem {
 
 async fn healthz(State(state): State<Arc<AdminState>>) -> Response {
     let plugins = state.actor.plugins().len();
-    match state.queue.get_task(&TaskId::from("")).await {
-        Ok(_) => Json(serde_json::json!({ "store": "ok", "plugins": plugins })).into_response(),
+    match state.queue.ping().await {
+        Ok(()) => Json(serde_json::json!({ "store": "ok", "plugins": plugins })).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "store": e.to_string(), "plugins": plugins })),
@@ -264,7 +264,7 @@ fn id_param(params: &HashMap<String, String>, key: &str) -> Result<String, Probl
 async fn task_view(state: &AdminState, id: &str) -> Result<TaskView, Problem> {
     let id = TaskId::from(id);
     let Some(task) = state.queue.get_task(&id).await? else {
-        return Err(Error::TaskNotFound(id).into());
+        return Err(Error::TaskNotFound { task_id: id }.into());
     };
     let predecessors = state
         .queue
@@ -370,7 +370,7 @@ async fn delete_task(
     operator(&state, &headers, &params, "id", |id| async move {
         let task = TaskId::from(id.as_str());
         if target.queue.get_task(&task).await?.is_none() {
-            return Err(Error::TaskNotFound(task).into());
+            return Err(Error::TaskNotFound { task_id: task }.into());
         }
         target.queue.delete_tasks(&[task]).await?;
         Ok(format!("task {id} deleted"))

@@ -95,6 +95,16 @@ fn node_config(file: Option<&Path>) -> anyhow::Result<crate::config::NodeConfig>
     }
 }
 
+/// The queue's database: `--database URL` (clap fills it from `PARADE_DATABASE_URL` when
+/// the flag is absent), else the configuration's `[database] url`, else
+/// [`DEFAULT_DATABASE_URL`](crate::queue::DEFAULT_DATABASE_URL). A blank value is passed on
+/// as it is: each command says in its own words that it cannot use it.
+fn database_url(flag: Option<&str>, database: &crate::config::DatabaseConfig) -> String {
+    flag.or(database.url.as_deref())
+        .unwrap_or(crate::queue::DEFAULT_DATABASE_URL)
+        .to_owned()
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Cli {
         database,
@@ -106,10 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let config = node_config(config.as_deref())?;
     let url = || {
-        let url = database
-            .clone()
-            .or(config.database.url.clone())
-            .unwrap_or_else(|| crate::queue::DEFAULT_DATABASE_URL.to_owned());
+        let url = database_url(database.as_deref(), &config.database);
         if url.trim().is_empty() {
             anyhow::bail!(
                 "no database: pass --database URL or set PARADE_DATABASE_URL \

@@ -67,13 +67,9 @@ pub(super) async fn run(
         plugins_dir: args.plugins.clone(),
         workers: args.workers.map(NonZeroUsize::get),
     };
-    let config = config.with_overrides(&overrides);
-    let url = config
-        .database
-        .url
-        .clone()
-        .unwrap_or_else(|| crate::queue::DEFAULT_DATABASE_URL.to_owned());
+    let url = super::database_url(overrides.database_url.as_deref(), &config.database);
     crate::queue::check_url(&url)?;
+    let config = config.with_overrides(&overrides);
 
     let specs = config.plugin_specs()?;
     let runtime = Runtime::with_options(RuntimeOptions {

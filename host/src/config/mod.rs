@@ -339,26 +339,59 @@ impl NodeConfig {
         Ok(specs)
     }
 
-    /// The keys that differ from `other` and that only take effect on a restart.
+    /// The sections that differ from `other` and that only take effect on a restart (the
+    /// ones `RESTART_ONLY_SECTIONS` lists), named as warnings name them.
     pub fn restart_only_changes(&self, other: &NodeConfig) -> Vec<&'static str> {
-        let mut changed = Vec::new();
-        if self.database != other.database {
-            changed.push("database");
-        }
-        if self.actor != other.actor {
-            changed.push("actor");
-        }
-        if self.manager != other.manager {
-            changed.push("manager");
-        }
-        if self.cache_dir != other.cache_dir {
-            changed.push("plugins.cache_dir");
-        }
-        if self.admin != other.admin {
-            changed.push("admin");
-        }
-        changed
+        self.clone().keep_restart_only_from(other)
     }
+
+    /// Puts `running`'s restart-only sections back into this re-read configuration, so it
+    /// describes what the node runs until it restarts, and returns the names of those that
+    /// differed (as [`NodeConfig::restart_only_changes`] would).
+    pub fn keep_restart_only_from(&mut self, running: &NodeConfig) -> Vec<&'static str> {
+        let mut differed = Vec::new();
+        for (section, keep_running) in RESTART_ONLY_SECTIONS {
+            if keep_running(self, running) {
+                differed.push(section);
+            }
+        }
+        differed
+    }
+}
+
+/// Puts a restart-only section of a running configuration into a re-read one; says whether
+/// they differed.
+type KeepRunning = fn(&mut NodeConfig, &NodeConfig) -> bool;
+
+/// The settings a node reads only when it starts, named as warnings name them. Live reload
+/// applies everything else (the plugins and the plugins folder); these it keeps as they
+/// were and reports as needing a restart. The one list both
+/// [`NodeConfig::restart_only_changes`] and [`NodeConfig::keep_restart_only_from`] read.
+const RESTART_ONLY_SECTIONS: [(&str, KeepRunning); 5] = [
+    ("database", |config, running| {
+        put_back(&mut config.database, &running.database)
+    }),
+    ("actor", |config, running| {
+        put_back(&mut config.actor, &running.actor)
+    }),
+    ("manager", |config, running| {
+        put_back(&mut config.manager, &running.manager)
+    }),
+    ("plugins.cache_dir", |config, running| {
+        put_back(&mut config.cache_dir, &running.cache_dir)
+    }),
+    ("admin", |config, running| {
+        put_back(&mut config.admin, &running.admin)
+    }),
+];
+
+/// Replaces `section` with `running` if they differ; says whether they did.
+fn put_back<T: Clone + PartialEq>(section: &mut T, running: &T) -> bool {
+    let differed = section != running;
+    if differed {
+        *section = running.clone();
+    }
+    differed
 }
 
 fn file_stem(path: &Path) -> String {

@@ -193,6 +193,66 @@ fn plugin_entries_need_a_file_and_a_unique_name() {
     assert!(e.problem.contains("conf/parade.toml:2"), "{e}");
 }
 
+#[test]
+fn a_reload_reports_an_admin_change_and_keeps_the_running_admin_settings() {
+    let running = parse(
+        r#"
+[admin]
+listen = "127.0.0.1:9187"
+token = "started-with"
+"#,
+    )
+    .unwrap();
+    let mut reread = parse(
+        r#"
+[admin]
+listen = "off"
+token = "edited"
+
+[plugins]
+dir = "elsewhere"
+"#,
+    )
+    .unwrap();
+
+    assert_eq!(reread.restart_only_changes(&running), ["admin"]);
+    assert_eq!(reread.keep_restart_only_from(&running), ["admin"]);
+    assert_eq!(reread.admin, running.admin);
+    // The plugins folder is live: the edit stays.
+    assert_eq!(reread.plugins_dir, Path::new("conf/elsewhere"));
+    assert!(reread.restart_only_changes(&running).is_empty());
+}
+
+#[test]
+fn every_restart_only_section_is_reported_and_kept() {
+    let running = parse("").unwrap();
+    let mut reread = parse(
+        r#"
+[database]
+url = "postgres://parade@localhost/parade"
+
+[actor]
+id = "node-b"
+
+[manager]
+workers = 3
+
+[plugins]
+cache_dir = "other-cache"
+
+[admin]
+token = "t"
+"#,
+    )
+    .unwrap();
+
+    assert_eq!(
+        reread.keep_restart_only_from(&running),
+        ["database", "actor", "manager", "plugins.cache_dir", "admin"]
+    );
+    assert_eq!(reread, running);
+}
+
 /// A folder with a parade.toml naming `file`, and the plugins folder `plugins/`.
 fn folder(toml: &str) -> (tempfile::TempDir, NodeConfig) {
     let dir = tempfile::tempdir().unwrap();

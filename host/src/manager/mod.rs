@@ -1,8 +1,9 @@
 //! The ActionManager: a node's engine that owns tasks, runs them, and returns their results.
 //!
 //! An [`Actor`] says which actions it performs and performs one task at a time; the runtime
-//! of WebAssembly components is one such actor, a native Rust type is another. The manager
-//! drives it against any [`Parade`](crate::queue::Parade):
+//! of WebAssembly components is one such actor, a native Rust type is another (most simply a
+//! [`SimpleActor`], which sees a task's action and body only). The manager drives it
+//! against any [`Parade`](crate::queue::Parade):
 //!
 //! - a *fetch loop* owns batches of runnable tasks for the actor's actions (no pause after a
 //!   batch, `wait_time` after an empty answer, `err_wait_time` after an error; a new-task hint
@@ -32,7 +33,8 @@ use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::queue::{
-    ActorId, Error, OwnedTask, Parade, PerformanceToken, TaskHints, TaskId, TaskStatusCode,
+    ActorId, Error, OwnedTask, Parade, PerformanceToken, TaskHints, TaskId, TaskLease,
+    TaskStatusCode,
 };
 
 pub use properties::ManagerProperties;
@@ -80,7 +82,12 @@ pub struct Declined {
     pub action: String,
 }
 
-/// Performs tasks of some actions.
+/// Performs tasks of some actions: what the manager drives.
+///
+/// [`Actor::perform`] gets the whole owned task, for actors that need its id or token (to
+/// extend its deadline or enqueue follow-ups), as the component runtime does. An actor that
+/// needs only a task's action, body and signalled failures implements [`SimpleActor`]
+/// instead, and is an `Actor` through it.
 #[async_trait]
 pub trait Actor: Send + Sync + 'static {
     /// The actions this actor performs. Read before every `own_tasks` call, so an actor
@@ -90,18 +97,41 @@ pub trait Actor: Send + Sync + 'static {
     /// The owner recorded on tasks this actor performs.
     fn actor_id(&self) -> ActorId;
 
-    /// Performs one task. An error returns the task `pending` with the error as its status.
+    /// Performs one owned task. An error that is a [`Declined`] hands the task back
+    /// untried; any other returns it pending with the error as its status.
+    async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult>;
+}
+
+/// An [`Actor`] that needs only a task's action, body and signalled failures: every
+/// `SimpleActor` is an `Actor` whose [`Actor::perform`] calls [`SimpleActor::handle`].
+#[async_trait]
+pub trait SimpleActor: Send + Sync + 'static {
+    /// The actions this actor performs (see [`Actor::actions`]).
+    fn actions(&self) -> Vec<String>;
+
+    /// The owner recorded on tasks this actor performs.
+    fn actor_id(&self) -> ActorId;
+
+    /// Performs one task of `action`; `signalled_failures` counts predecessors that ended
+    /// aborted. Errors mean what they mean for [`Actor::perform`].
     async fn handle(
         &self,
         action: &str,
         body: Option<&str>,
         signalled_failures: i32,
     ) -> anyhow::Result<ActorResult>;
+}
 
-    /// Performs one owned task; what the manager calls. By default [`Actor::handle`] with
-    /// the task's action, body and signalled failures; actors that need the task's id or
-    /// token (to extend its deadline or enqueue follow-ups) override this. An error that is
-    /// a [`Declined`] hands the task back untried; any other returns it pending.
+#[async_trait]
+impl<T: SimpleActor> Actor for T {
+    fn actions(&self) -> Vec<String> {
+        SimpleActor::actions(self)
+    }
+
+    fn actor_id(&self) -> ActorId {
+        SimpleActor::actor_id(self)
+    }
+
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {
         self.handle(
             &task.action,
@@ -251,10 +281,15 @@ impl ActionManager {
             let mut queued = queued.lock().await;
             queued.close();
             while let Ok(task) = queued.try_recv() {
-                unstarted.push((task.id, task.token));
+                unstarted.push(task.lease());
             }
         }
-        unstarted.extend(self.shared.in_flight().drain());
+        unstarted.extend(
+            self.shared
+                .in_flight()
+                .drain()
+                .map(|(id, token)| TaskLease { id, token }),
+        );
         if !unstarted.is_empty() {
             match self.shared.queue.release_tasks(&unstarted).await {
                 Ok(released) => Counters::add(&self.shared.counters.released, released),
@@ -380,7 +415,7 @@ async fn fetch_loop(
             .idle
             .send_if_modified(|was| std::mem::replace(was, idle) != idle);
         pause = match owned {
-            Err(Error::ServiceUnavailable(e)) => {
+            Err(e @ Error::NotMigrated { .. }) => {
                 tracing::debug!(error = %e, "queue unavailable");
                 props.err_wait_time
             }
@@ -398,7 +433,7 @@ async fn fetch_loop(
                             mpsc::error::TrySendError::Full(t)
                             | mpsc::error::TrySendError::Closed(t) => t,
                         };
-                        overflow.push((task.id, task.token));
+                        overflow.push(task.lease());
                     }
                 }
                 if !overflow.is_empty() {

@@ -40,7 +40,9 @@ impl MockQueue {
 }
 
 fn unsupported<T>() -> Result<T> {
-    Err(Error::ServiceUnavailable("not part of the mock".into()))
+    Err(Error::NotMigrated {
+        problem: "not part of the mock".into(),
+    })
 }
 
 #[async_trait]
@@ -96,8 +98,12 @@ impl Parade for MockQueue {
         Ok(())
     }
 
-    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64> {
+    async fn release_tasks(&self, tasks: &[TaskLease]) -> Result<u64> {
         Ok(tasks.len() as u64)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
     }
 
     async fn new_waiter(&self, _: &TaskId) -> Result<Waiter> {
@@ -131,7 +137,7 @@ struct MockActor {
 }
 
 #[async_trait]
-impl Actor for MockActor {
+impl SimpleActor for MockActor {
     fn actions(&self) -> Vec<String> {
         vec!["one".into(), "two".into()]
     }

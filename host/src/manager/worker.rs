@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::{stop_requested, ActorResult, Counters, Declined, Finished, Shared};
-use crate::queue::{Error, OwnedTask, TaskReturn, TaskStatusCode};
+use crate::queue::{Error, OwnedTask, TaskLease, TaskReturn, TaskStatusCode};
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -37,7 +37,14 @@ pub(super) async fn run(
                 let _ = results.send(Finished { result, action });
             }
             Done::Release(id, token) => {
-                match shared.queue.release_tasks(&[(id.clone(), token)]).await {
+                match shared
+                    .queue
+                    .release_tasks(&[TaskLease {
+                        id: id.clone(),
+                        token,
+                    }])
+                    .await
+                {
                     Ok(1) => Counters::add(&shared.counters.released, 1),
                     // Someone else owns it by now.
                     Ok(_) => Counters::add(&shared.counters.lost, 1),

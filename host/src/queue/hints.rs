@@ -15,7 +15,7 @@ pub struct TaskHints {
 
 /// The backend's side: bumps every subscription.
 #[derive(Debug)]
-pub struct TaskHintSender {
+pub(crate) struct TaskHintSender {
     sender: watch::Sender<u64>,
 }
 
@@ -29,12 +29,12 @@ impl Default for TaskHintSender {
 
 impl TaskHintSender {
     /// Wakes every subscriber.
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.sender.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A new subscription; it wakes only for hints sent after this call.
-    pub fn subscribe(&self) -> TaskHints {
+    pub(crate) fn subscribe(&self) -> TaskHints {
         TaskHints {
             receiver: self.sender.subscribe(),
         }

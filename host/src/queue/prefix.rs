@@ -3,7 +3,8 @@
 //! Task ids (including `to_signal_after` entries) and action names get `PREFIX.` on the way in
 //! and lose it on the way out, so several tenants or tests share one store without seeing
 //! each other's work. Actor ids passed to `own_tasks`, bodies, statuses and notify channels
-//! are not prefixed. Unlike the seed, returned action names are stripped too.
+//! are not prefixed. Unlike the seed, returned action names are stripped too, and so are the
+//! task ids that errors name.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    ActorId, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData, TaskFilter,
-    TaskHints, TaskId, TaskReturn, TaskStatusCode, Waiter,
+    ActorId, Error, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData,
+    TaskFilter, TaskHints, TaskId, TaskLease, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Namespaces every task id and action of `base` under `prefix`.
@@ -56,6 +57,11 @@ impl<P: Parade> Prefixed<P> {
         TaskId(self.strip_prefix(id.as_str()).to_owned())
     }
 
+    /// `e` naming this namespace's tasks as its callers do.
+    fn strip_error(&self, e: Error) -> Error {
+        e.rename_tasks(|id| self.strip_prefix_task(&id))
+    }
+
     fn strip_task(&self, mut task: TaskData) -> TaskData {
         task.id = self.strip_prefix_task(&task.id);
         task.action = self.strip_prefix(&task.action).to_owned();
@@ -91,7 +97,10 @@ impl<P: Parade> Parade for Prefixed<P> {
                 ..task.clone()
             })
             .collect();
-        self.base.insert_tasks(&prefixed).await
+        self.base
+            .insert_tasks(&prefixed)
+            .await
+            .map_err(|e| self.strip_error(e))
     }
 
     async fn own_tasks(
@@ -105,7 +114,8 @@ impl<P: Parade> Parade for Prefixed<P> {
         let mut owned = self
             .base
             .own_tasks(actor, max_tasks, &actions, max_duration)
-            .await?;
+            .await
+            .map_err(|e| self.strip_error(e))?;
         for task in &mut owned {
             task.id = self.strip_prefix_task(&task.id);
             task.action = self.strip_prefix(&task.action).to_owned();
@@ -122,6 +132,7 @@ impl<P: Parade> Parade for Prefixed<P> {
         self.base
             .extend_task_deadline(&self.add_prefix_task(id), token, duration)
             .await
+            .map_err(|e| self.strip_error(e))
     }
 
     async fn return_task(
@@ -134,6 +145,7 @@ impl<P: Parade> Parade for Prefixed<P> {
         self.base
             .return_task(&self.add_prefix_task(id), token, status, code)
             .await
+            .map_err(|e| self.strip_error(e))
     }
 
     async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
@@ -144,32 +156,59 @@ impl<P: Parade> Parade for Prefixed<P> {
                 ..r.clone()
             })
             .collect();
-        self.base.return_tasks(&returns).await
+        let results = self
+            .base
+            .return_tasks(&returns)
+            .await
+            .map_err(|e| self.strip_error(e))?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(|e| self.strip_error(e)))
+            .collect())
     }
 
-    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64> {
-        let tasks: Vec<(TaskId, PerformanceToken)> = tasks
+    async fn release_tasks(&self, tasks: &[TaskLease]) -> Result<u64> {
+        let tasks: Vec<TaskLease> = tasks
             .iter()
-            .map(|(id, token)| (self.add_prefix_task(id), *token))
+            .map(|lease| TaskLease {
+                id: self.add_prefix_task(&lease.id),
+                token: lease.token,
+            })
             .collect();
-        self.base.release_tasks(&tasks).await
+        self.base
+            .release_tasks(&tasks)
+            .await
+            .map_err(|e| self.strip_error(e))
     }
 
     async fn new_task_hints(&self) -> Result<Option<TaskHints>> {
-        self.base.new_task_hints().await
+        self.base
+            .new_task_hints()
+            .await
+            .map_err(|e| self.strip_error(e))
     }
 
     async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {
-        self.base.new_waiter(&self.add_prefix_task(id)).await
+        self.base
+            .new_waiter(&self.add_prefix_task(id))
+            .await
+            .map_err(|e| self.strip_error(e))
     }
 
     async fn delete_tasks(&self, ids: &[TaskId]) -> Result<()> {
         let ids: Vec<TaskId> = ids.iter().map(|id| self.add_prefix_task(id)).collect();
-        self.base.delete_tasks(&ids).await
+        self.base
+            .delete_tasks(&ids)
+            .await
+            .map_err(|e| self.strip_error(e))
     }
 
     async fn get_task(&self, id: &TaskId) -> Result<Option<TaskData>> {
-        let task = self.base.get_task(&self.add_prefix_task(id)).await?;
+        let task = self
+            .base
+            .get_task(&self.add_prefix_task(id))
+            .await
+            .map_err(|e| self.strip_error(e))?;
         Ok(task.map(|t| self.strip_task(t)))
     }
 
@@ -183,13 +222,17 @@ impl<P: Parade> Parade for Prefixed<P> {
                 .map(|id| self.add_prefix_task(id)),
             ..filter.clone()
         };
-        let tasks = self.base.list_tasks(&filter).await?;
+        let tasks = self
+            .base
+            .list_tasks(&filter)
+            .await
+            .map_err(|e| self.strip_error(e))?;
         Ok(tasks.into_iter().map(|t| self.strip_task(t)).collect())
     }
 
     /// Counts of this namespace's actions only; the owners are those of the whole store.
     async fn summary(&self) -> Result<QueueSummary> {
-        let mut summary = self.base.summary().await?;
+        let mut summary = self.base.summary().await.map_err(|e| self.strip_error(e))?;
         let mine = format!("{}.", self.prefix);
         summary.counts.retain(|c| c.action.starts_with(&mine));
         for count in &mut summary.counts {
@@ -199,7 +242,14 @@ impl<P: Parade> Parade for Prefixed<P> {
     }
 
     async fn retry_task(&self, id: &TaskId) -> Result<()> {
-        self.base.retry_task(&self.add_prefix_task(id)).await
+        self.base
+            .retry_task(&self.add_prefix_task(id))
+            .await
+            .map_err(|e| self.strip_error(e))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.base.ping().await.map_err(|e| self.strip_error(e))
     }
 }
 
@@ -245,7 +295,7 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
         (**self).return_tasks(returns).await
     }
 
-    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64> {
+    async fn release_tasks(&self, tasks: &[TaskLease]) -> Result<u64> {
         (**self).release_tasks(tasks).await
     }
 
@@ -275,5 +325,9 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
 
     async fn retry_task(&self, id: &TaskId) -> Result<()> {
         (**self).retry_task(id).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        (**self).ping().await
     }
 }

@@ -189,6 +189,24 @@ pub struct OwnedTask {
     pub body: Option<String>,
 }
 
+impl OwnedTask {
+    /// The task's id and token: what extending, returning or releasing it takes.
+    pub fn lease(&self) -> TaskLease {
+        TaskLease {
+            id: self.id.clone(),
+            token: self.token,
+        }
+    }
+}
+
+/// An owned task as its owner names it to the queue: its id and the performance token it
+/// was owned with. For [`Parade::release_tasks`](super::Parade::release_tasks).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskLease {
+    pub id: TaskId,
+    pub token: PerformanceToken,
+}
+
 /// One task's result, for [`Parade::return_tasks`](super::Parade::return_tasks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskReturn {

@@ -114,7 +114,8 @@ pub struct Reloader {
     config_file: Option<PathBuf>,
     /// The command line's settings, applied to every re-read configuration.
     overrides: Overrides,
-    /// The configuration in force (plugins from it are live; other sections need a restart).
+    /// The configuration in force: its plugins and plugins folder are the live ones, its
+    /// restart-only sections those the node started with.
     config: NodeConfig,
     loaded: Vec<Loaded>,
     stats: Arc<ReloadStats>,
@@ -164,17 +165,13 @@ impl Reloader {
         let loaded = build(&self.runtime, &specs, &self.loaded).await?;
         self.actor
             .replace_plugins(loaded.iter().map(|l| l.plugin.clone()).collect())?;
-        let restart_only = config.restart_only_changes(&self.config);
+        // Keep describing what actually runs: restart-only sections stay as they started.
+        let restart_only = config.keep_restart_only_from(&self.config);
         if !restart_only.is_empty() {
             tracing::warn!(
                 sections = ?restart_only,
                 "these settings changed but take effect only when the node restarts"
             );
-            // Keep describing what actually runs.
-            config.database = self.config.database.clone();
-            config.actor = self.config.actor.clone();
-            config.manager = self.config.manager.clone();
-            config.cache_dir = self.config.cache_dir.clone();
         }
         log_changes(&self.loaded, &loaded);
         prune_cache(&self.runtime, &loaded);

@@ -150,10 +150,6 @@ impl Actor for ComponentActor {
         self.actor_id.clone()
     }
 
-    async fn handle(&self, action: &str, _: Option<&str>, _: i32) -> anyhow::Result<ActorResult> {
-        bail!("component actors perform whole tasks; {action} reached handle() directly")
-    }
-
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {
         let paused = || {
             self.paused

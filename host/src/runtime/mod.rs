@@ -4,10 +4,10 @@
 //! One [`Runtime`] per process holds the wasmtime `Engine` (async, pooling instance
 //! allocator, epoch interruption) and the `Linker` with WASI preview 2, `wasi:http` (gated by
 //! each plugin's `allowed_hosts`) and Parade's host interface. [`Runtime::load`] compiles a
-//! component once (or loads it from the on-disk cache, keyed by its content hash and the
-//! engine's settings), checks it implements the world, and asks it for its actions: the
-//! result is a [`Plugin`]. [`ComponentActor`] is the
-//! ActionManager's [`Actor`](crate::manager::Actor) for a set of plugins.
+//! component once (or loads it from the on-disk cache of `cache.rs`, keyed by its content
+//! hash and the engine's settings), checks it implements the world, and asks it for its
+//! actions: the result is a [`Plugin`]. [`ComponentActor`] is the ActionManager's
+//! [`Actor`](crate::manager::Actor) for a set of plugins.
 //!
 //! Every task runs in a fresh `Store` and instance: nothing survives between tasks and no
 //! task sees another. The guest gets no ambient authority (no files, environment, network
@@ -16,6 +16,7 @@
 //! or stack overflow ends only that task, with a status that says which.
 
 mod actor;
+mod cache;
 mod http;
 mod plugin;
 mod state;
@@ -26,10 +27,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use actor::{check_claims, ComponentActor};
+pub use cache::CACHE_KEEP;
 pub use http::HostPattern;
 pub use plugin::{content_hash, DirGrant, FailurePolicy, Plugin, PluginGrants, PluginLimits};
 use state::TaskState;
@@ -49,9 +51,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const KEEP_RESIDENT: usize = 2 << 20;
 /// Largest linear memory any plugin may be granted.
 pub const MAX_PLUGIN_MEMORY: usize = 1 << 30;
-/// Compiled components no node has loaded for this long are deleted from the cache (an
-/// interpreter's compiled code is tens of MiB, and every build of a guest is a new entry).
-pub const CACHE_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The process's WebAssembly engine, linker and compiled-component cache.
 pub struct Runtime {
@@ -257,7 +256,7 @@ impl Runtime {
                 hash.clone(),
                 bytes.to_vec(),
             );
-            move || compile(&engine, cache_dir.as_deref(), &hash, &bytes)
+            move || cache::compile(&engine, cache_dir.as_deref(), &hash, &bytes)
         })
         .await??;
         Plugin::new(self, name, hash, component, limits).await
@@ -268,41 +267,10 @@ impl Runtime {
     /// a compile that crashed. Several nodes may share one cache: every load refreshes its
     /// file's time, so another node's plugins stay. Returns how many files went.
     pub fn prune_cache(&self, in_use: &[&str]) -> usize {
-        let Some(dir) = &self.cache_dir else {
-            return 0;
-        };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return 0;
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let keep_for = if name.ends_with(".cwasm") {
-                if in_use
-                    .iter()
-                    .any(|hash| name.starts_with(&format!("{hash}-")))
-                {
-                    continue;
-                }
-                CACHE_KEEP
-            } else if name.contains(".partial-") {
-                Duration::from_secs(3600)
-            } else {
-                continue;
-            };
-            let unused_for = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok());
-            if unused_for.is_some_and(|age| age > keep_for)
-                && std::fs::remove_file(entry.path()).is_ok()
-            {
-                tracing::info!(file = %entry.path().display(), "removed an unused compiled component from the cache");
-                removed += 1;
-            }
+        match &self.cache_dir {
+            Some(dir) => cache::prune(dir, in_use),
+            None => 0,
         }
-        removed
     }
 
     /// Loads the component at `path`, named after its file stem.
@@ -384,60 +352,44 @@ impl Runtime {
     }
 }
 
-/// Compiles a component, or loads it from `cache_dir` where an engine with the same settings
-/// compiled it before.
-fn compile(
-    engine: &Engine,
-    cache_dir: Option<&Path>,
-    hash: &str,
-    bytes: &[u8],
-) -> anyhow::Result<Component> {
-    let Some(dir) = cache_dir else {
-        return Ok(Component::new(engine, bytes)?);
-    };
-    let cached = dir.join(format!("{hash}-{}.cwasm", engine_fingerprint(engine)));
-    if cached.is_file() {
-        // SAFETY: the file was written by `precompile_component` of an engine with the
-        // same settings (both are in its name) into Parade's own cache directory; a
-        // file that fails to load is recompiled below.
-        #[allow(unsafe_code)]
-        match unsafe { Component::deserialize_file(engine, &cached) } {
-            Ok(component) => {
-                // Mark it used, so pruning keeps it (see `Runtime::prune_cache`).
-                let _ = std::fs::File::options()
-                    .append(true)
-                    .open(&cached)
-                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-                return Ok(component);
-            }
-            Err(e) => {
-                tracing::warn!(file = %cached.display(), error = %e, "ignoring unusable cache entry")
-            }
+/// `text` cut to at most `max_len` bytes, at a character boundary, and marked ` [cut]`, if it
+/// is longer; otherwise `text` as it is. Keeps what a guest hands the host (statuses, log
+/// lines) bounded, whatever it sends.
+fn cut_to(mut text: String, max_len: usize) -> String {
+    if text.len() > max_len {
+        let mut end = max_len;
+        while !text.is_char_boundary(end) {
+            end -= 1;
         }
+        text.truncate(end);
+        text.push_str(" [cut]");
     }
-    let compiled = engine.precompile_component(bytes)?;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the component cache {}", dir.display()))?;
-    // Write aside and rename, so a concurrent reader never sees half a file.
-    let partial = cached.with_extension(format!("partial-{}", std::process::id()));
-    std::fs::write(&partial, &compiled)
-        .and_then(|()| std::fs::rename(&partial, &cached))
-        .with_context(|| format!("cannot write {}", cached.display()))?;
-    // SAFETY: just produced by this engine's `precompile_component`.
-    #[allow(unsafe_code)]
-    let component = unsafe { Component::deserialize(engine, &compiled)? };
-    Ok(component)
-}
-
-fn engine_fingerprint(engine: &Engine) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    format!("{:016x}", hasher.finish())
+    text
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticking.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_within_the_limit_is_kept_whole() {
+        assert_eq!(cut_to("héllo".to_owned(), 6), "héllo");
+    }
+
+    #[test]
+    fn a_cut_inside_a_multi_byte_character_keeps_the_whole_character_out() {
+        // "é" is bytes 1..3: a limit of 2 would split it, so the cut falls before it.
+        assert_eq!(cut_to("héllo".to_owned(), 2), "h [cut]");
+        // "🦀" is 4 bytes: any limit inside it cuts before it.
+        for max_len in 2..=4 {
+            assert_eq!(cut_to("a🦀b".to_owned(), max_len), "a [cut]");
+        }
+        assert_eq!(cut_to("a🦀b".to_owned(), 5), "a🦀 [cut]");
     }
 }

@@ -268,7 +268,7 @@ impl Plugin {
         output.log(&self.name, task.id.as_str());
         match result {
             Ok(result) => ActorResult {
-                status: cut(result.status),
+                status: super::cut_to(result.status, MAX_STATUS),
                 status_code: match result.code {
                     StatusCode::Completed => TaskStatusCode::Completed,
                     StatusCode::Aborted => TaskStatusCode::Aborted,
@@ -289,18 +289,6 @@ impl Plugin {
             }
         }
     }
-}
-
-fn cut(mut status: String) -> String {
-    if status.len() > MAX_STATUS {
-        let mut end = MAX_STATUS;
-        while !status.is_char_boundary(end) {
-            end -= 1;
-        }
-        status.truncate(end);
-        status.push_str(" [cut]");
-    }
-    status
 }
 
 /// Says in a few words why an instance failed, and what kind of failure it was (a

@@ -64,15 +64,7 @@ impl TaskState {
 
 impl host::Host for TaskState {
     async fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut end = MAX_LOG_LINE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push_str(" [cut]");
-        }
+        let message = super::cut_to(message, MAX_LOG_LINE);
         let (task, action) = match &self.context {
             Some(c) => (c.task.id.as_str(), c.task.action.as_str()),
             None => ("", ""),

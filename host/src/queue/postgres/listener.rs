@@ -180,13 +180,7 @@ async fn resolve_finished(pool: PgPool, handles: Vec<WaiterHandle>) {
     match read_outcomes(&pool, &ids).await {
         Ok(outcomes) => {
             for handle in handles {
-                match outcomes.get(handle.task_id().as_str()) {
-                    Some(outcome) if outcome.status_code.is_final() => {
-                        handle.finish(outcome.clone())
-                    }
-                    Some(_) => {}
-                    None => handle.fail("the task was deleted"),
-                }
+                handle.resolve_from_store(outcomes.get(handle.task_id().as_str()));
             }
         }
         Err(e) => tracing::warn!(error = %e, "re-reading waited-on tasks failed; will retry"),

@@ -2,8 +2,11 @@
 //!
 //! The queue's logic lives in the SQL functions of `migrations/postgres` (`own_tasks`,
 //! `return_task`, `delete_tasks`, ...), which keep the seed's names and signatures so SQL
-//! clients written for parade work unchanged; this module calls them. Inserts stream through
-//! one COPY per call, and waiters share one listening connection ([`listener`]).
+//! clients written for parade work unchanged; this module calls them, after the input rules
+//! every backend shares ([`rules`](super::rules)). `migrations/postgres/schema.sql` is the
+//! current schema in one file; `docs/queue-semantics.md` the rules it implements. Inserts
+//! stream through one COPY per call, and waiters share one listening connection
+//! ([`listener`]).
 
 mod copy;
 mod listener;
@@ -18,10 +21,14 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use self::listener::NotificationHub;
+use super::rules::{check_batch, check_return, check_returns, retry_refusal, successors_outside};
+use super::sql::{
+    outcomes_from_rows, status_literal, summary_from_rows, PING, SUMMARY_COUNTS, SUMMARY_OWNERS,
+};
+use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
-    check_batch, check_return_code, notify_channel, successors_outside, ActorId, Error, OwnedTask,
-    OwnerCount, Parade, PerformanceToken, QueueSummary, Result, TaskCount, TaskData, TaskFilter,
-    TaskHints, TaskId, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
+    ActorId, Error, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData,
+    TaskFilter, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Rows of COPY text sent per message.
@@ -92,23 +99,38 @@ impl PgParade {
 /// Maps PostgreSQL errors that callers act on to their [`Error`] variants.
 fn db_error(e: sqlx::Error) -> Error {
     if let Some(db) = e.as_database_error() {
-        match db.code().as_deref() {
-            // undefined_function, undefined_table, undefined_object: schema not migrated.
-            Some("42883") | Some("42P01") | Some("42704") => {
-                return Error::ServiceUnavailable(db.message().to_owned())
-            }
-            Some("23505") => {
-                let detail = db
-                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                    .and_then(|pg| pg.detail())
-                    .unwrap_or_else(|| db.message())
-                    .to_owned();
-                return Error::DuplicateTask(detail);
-            }
-            _ => {}
+        // undefined_function, undefined_table, undefined_object: schema not migrated.
+        if let Some("42883" | "42P01" | "42704") = db.code().as_deref() {
+            return Error::NotMigrated {
+                problem: db.message().to_owned(),
+            };
         }
     }
-    Error::Database(e)
+    Error::from(e)
+}
+
+/// [`store_rows`]' error, with a unique violation named by the stored task it collided
+/// with (the batch's own ids are unique: [`check_batch`] saw to that).
+async fn insert_error(pool: &PgPool, tasks: &[TaskData], e: Error) -> Error {
+    let Error::Database(db) = &e else { return e };
+    if !db
+        .sqlx()
+        .as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+    {
+        return e;
+    }
+    let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    match sqlx::query_scalar::<_, String>("SELECT id::text FROM tasks WHERE id = ANY($1) LIMIT 1")
+        .bind(&ids)
+        .fetch_optional(pool)
+        .await
+    {
+        Ok(Some(id)) => Error::DuplicateTask {
+            task_id: TaskId(id),
+        },
+        _ => e,
+    }
 }
 
 /// Stores `tasks` on `conn` in one statement: a COPY, or for a few tasks an INSERT.
@@ -210,25 +232,33 @@ fn task_from_row(row: &PgRow) -> Result<TaskData> {
 
 /// The current status of each of `ids` that exists.
 async fn read_outcomes(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, TaskOutcome>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as(
         "SELECT id::text, coalesce(status, ''), status_code::text FROM tasks WHERE id = ANY($1)",
     )
     .bind(ids)
     .fetch_all(pool)
     .await
     .map_err(db_error)?;
-    rows.iter()
-        .map(|row| {
-            let code: String = row.try_get(2)?;
-            Ok((
-                row.try_get(0)?,
-                TaskOutcome {
-                    status: row.try_get(1)?,
-                    status_code: code.parse()?,
-                },
-            ))
-        })
-        .collect()
+    outcomes_from_rows(rows)
+}
+
+impl WaiterRegistry for PgParade {
+    async fn stored_channel(&self, id: &TaskId) -> Result<Option<Option<String>>> {
+        sqlx::query_scalar("SELECT notify_channel_after::text FROM tasks WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn register(&self, channel: String, handle: WaiterHandle) -> Result<()> {
+        self.hub().await?.register(channel, handle).await
+    }
+
+    async fn outcome(&self, id: &TaskId) -> Result<Option<TaskOutcome>> {
+        let mut outcomes = read_outcomes(&self.pool, std::slice::from_ref(&id.0)).await?;
+        Ok(outcomes.remove(id.as_str()))
+    }
 }
 
 #[async_trait]
@@ -243,7 +273,12 @@ impl Parade for PgParade {
             // A lone statement is a transaction of its own (every row or none), two round
             // trips shorter than BEGIN ... COMMIT around it: what a single enqueue waits for.
             let mut conn = self.pool.acquire().await?;
-            return store_rows(&mut conn, tasks).await;
+            let stored = store_rows(&mut conn, tasks).await;
+            drop(conn);
+            return match stored {
+                Ok(()) => Ok(()),
+                Err(e) => Err(insert_error(&self.pool, tasks, e).await),
+            };
         }
         // The successors named outside the batch must exist when the batch commits, so the
         // lookup and the rows share a transaction.
@@ -258,9 +293,14 @@ impl Parade for PgParade {
             tasks,
             &stored.iter().map(String::as_str).collect::<HashSet<_>>(),
         )?;
-        store_rows(&mut tx, tasks).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(())
+        let stored = match store_rows(&mut tx, tasks).await {
+            Ok(()) => tx.commit().await.map_err(db_error),
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(()) => Ok(()),
+            Err(e) => Err(insert_error(&self.pool, tasks, e).await),
+        }
     }
 
     async fn own_tasks(
@@ -331,7 +371,12 @@ impl Parade for PgParade {
         status: &str,
         code: TaskStatusCode,
     ) -> Result<()> {
-        check_return_code(id, code)?;
+        check_return(&TaskReturn {
+            id: id.clone(),
+            token,
+            status: status.to_owned(),
+            code,
+        })?;
         let updated: i32 = sqlx::query_scalar(
             "SELECT return_task($1::varchar, $2, $3, $4::task_status_code_value)",
         )
@@ -352,11 +397,8 @@ impl Parade for PgParade {
     }
 
     async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
-        // In-progress codes are refused here: in SQL they would fail the whole batch.
-        let checked: Vec<Result<()>> = returns
-            .iter()
-            .map(|r| check_return_code(&r.id, r.code))
-            .collect();
+        // Refused here, one row at a time: in SQL a bad row would fail the whole batch.
+        let checked = check_returns(returns);
         let valid: Vec<&TaskReturn> = returns
             .iter()
             .zip(&checked)
@@ -397,12 +439,12 @@ impl Parade for PgParade {
             .collect())
     }
 
-    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64> {
+    async fn release_tasks(&self, tasks: &[TaskLease]) -> Result<u64> {
         if tasks.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<&str> = tasks.iter().map(|(id, _)| id.as_str()).collect();
-        let tokens: Vec<Uuid> = tasks.iter().map(|(_, token)| token.0).collect();
+        let ids: Vec<&str> = tasks.iter().map(|lease| lease.id.as_str()).collect();
+        let tokens: Vec<Uuid> = tasks.iter().map(|lease| lease.token.0).collect();
         let released: i32 = sqlx::query_scalar("SELECT release_tasks($1::varchar[], $2)")
             .bind(&ids)
             .bind(&tokens)
@@ -417,23 +459,7 @@ impl Parade for PgParade {
     }
 
     async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {
-        let channel: Option<Option<String>> =
-            sqlx::query_scalar("SELECT notify_channel_after::text FROM tasks WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-        let channel = notify_channel(id, channel)?;
-        let (waiter, handle) = Waiter::new(id.clone());
-        self.hub().await?.register(channel, handle.clone()).await?;
-        // Listening now, so a task that ends after this read is announced to the hub.
-        let outcomes = read_outcomes(&self.pool, std::slice::from_ref(&id.0)).await?;
-        match outcomes.get(id.as_str()) {
-            Some(outcome) if outcome.status_code.is_final() => handle.finish(outcome.clone()),
-            Some(_) => {}
-            None => return Err(Error::TaskNotFound(id.clone())),
-        }
-        Ok(waiter)
+        new_waiter(self, id).await
     }
 
     async fn delete_tasks(&self, ids: &[TaskId]) -> Result<()> {
@@ -485,7 +511,7 @@ impl Parade for PgParade {
                AND ($3::text IS NULL OR starts_with(id, $3)) \
                AND ($5::text IS NULL OR $5 = ANY(to_signal_after)) \
              ORDER BY seq {order} LIMIT $4",
-            status = super::status_literal(filter)
+            status = status_literal(filter)
         ))
         .bind(filter.status_code.map(TaskStatusCode::as_str))
         .bind(filter.action.as_deref())
@@ -499,37 +525,23 @@ impl Parade for PgParade {
     }
 
     async fn summary(&self) -> Result<QueueSummary> {
-        let counts = sqlx::query(
-            "SELECT action::text, status_code::text, count(*) FROM tasks \
-             GROUP BY action, status_code ORDER BY action, status_code",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|row| {
-            Ok(TaskCount {
-                action: row.get(0),
-                status_code: row.get::<String, _>(1).parse()?,
-                count: row.get::<i64, _>(2).try_into().unwrap_or(0),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-        let owners = sqlx::query(
-            "SELECT actor_id::text, count(*) FROM tasks \
-             WHERE status_code = 'in-progress' AND actor_id IS NOT NULL \
-             GROUP BY actor_id ORDER BY count(*) DESC, actor_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|row| OwnerCount {
-            actor_id: ActorId(row.get(0)),
-            in_progress: row.get::<i64, _>(1).try_into().unwrap_or(0),
-        })
-        .collect();
-        Ok(QueueSummary { counts, owners })
+        let counts = sqlx::query_as(SUMMARY_COUNTS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let owners = sqlx::query_as(SUMMARY_OWNERS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        summary_from_rows(counts, owners)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query(PING)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     async fn retry_task(&self, id: &TaskId) -> Result<()> {
@@ -559,6 +571,6 @@ impl Parade for PgParade {
         .map_err(db_error)?
         .map(|row| -> Result<_> { Ok((row.get::<String, _>(0).parse()?, row.get(1))) })
         .transpose()?;
-        Err(super::retry_refusal(id, stored))
+        Err(retry_refusal(id, stored))
     }
 }

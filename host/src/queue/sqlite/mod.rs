@@ -6,48 +6,41 @@
 //! serialized, so a task is never handed to two owners, and nothing needs `SKIP LOCKED`.
 //! The file runs in WAL mode so readers never wait for that lock, with a busy timeout so
 //! writers queue instead of failing. Writers of one process also take turns in-process
-//! ([`WriteTx`]) before asking SQLite for the lock. Waiters are resolved in-process
-//! ([`waiters`]).
+//! ([`write_turn`]) before asking SQLite for the lock. Waiters are resolved in-process
+//! ([`waiters`]). Opening the file is [`open`]; returns and expiry are [`returns`]. The
+//! rules every backend shares are in [`rules`](crate::queue::rules); the semantics, in
+//! `docs/queue-semantics.md`.
 
+mod open;
+mod returns;
 mod waiters;
+mod write_turn;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
+use self::returns::{abort_expired, return_batch, Effects};
 use self::waiters::LocalWaiters;
+use self::write_turn::{WriteTurn, WriteTx};
+use super::rules::{check_batch, retry_refusal, successors_outside};
+use super::sql::{
+    outcomes_from_rows, status_literal, summary_from_rows, PING, SUMMARY_COUNTS, SUMMARY_OWNERS,
+};
+use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
-    check_batch, check_return_code, notify_channel, successors_outside, ActorId, Error, OwnedTask,
-    OwnerCount, Parade, PerformanceToken, QueueSummary, Result, TaskCount, TaskData, TaskFilter,
-    TaskHintSender, TaskHints, TaskId, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
+    ActorId, Error, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData,
+    TaskFilter, TaskHintSender, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn,
+    TaskStatusCode, Waiter,
 };
 
-/// Expired last tries aborted per `own_tasks` call (as on PostgreSQL).
-const EXPIRED_ABORTS_PER_OWN: i64 = 100;
 /// Rows per INSERT statement: 17 bound values each, well under SQLite's 32766.
 const INSERT_CHUNK: usize = 500;
-/// How long a writer waits for the file's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// SQLite checkpoints inside the commit that grows the WAL past this many pages: that commit
-/// copies the WAL back into the database and syncs both files before it returns. At SQLite's
-/// default of 1,000 pages that was 4-5 ms every ninetieth wake-up of an idle node (an
-/// insert, its own and its return), and set the wake-up's p99 (median 3.4 ms over 12 runs of
-/// 200); at 100 pages each checkpoint costs about 1 ms more than a plain commit, the p99's
-/// median was 2.3 ms over 8 runs, and end-to-end throughput did not move beyond the noise.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 100;
-
-/// Page cache per connection, in KiB.
-const PAGE_CACHE_KIB: u32 = 64 * 1024;
 
 /// The columns of a whole task, in [`task_from_row`]'s terms.
 const TASK_COLUMNS: &str = "id, action, body, status, status_code, num_tries, num_failures, \
@@ -65,7 +58,7 @@ const RUNNABLE: &str = "(total_dependencies IS NULL OR num_signals = total_depen
 pub struct SqliteParade {
     pool: SqlitePool,
     /// Held by this process's write transaction, if any; see [`WriteTx`].
-    write_turn: Arc<tokio::sync::Mutex<()>>,
+    write_turn: WriteTurn,
     waiters: Arc<LocalWaiters>,
     hints: TaskHintSender,
 }
@@ -80,76 +73,9 @@ impl SqliteParade {
     /// [`SqliteParade::open`] with at most `max_connections` connections to a file (default
     /// 8; an in-memory database always has one).
     pub async fn open_with(url: &str, max_connections: Option<u32>) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::BadUrl {
-            url: url.to_owned(),
-            problem: e.to_string(),
-        })?;
-        let path = options.get_filename().to_owned();
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let store_error = |problem: String| Error::OpenStore {
-            location: path.display().to_string(),
-            problem,
-        };
-        if path.is_dir() {
-            return Err(store_error("is a directory, not a SQLite file".into()));
-        }
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            // SQLite's default page cache is 2 MiB per connection; the hot indexes of a
-            // deep queue outgrow it and every own would read pages back from the OS.
-            .pragma("cache_size", format!("-{}", PAGE_CACHE_KIB))
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
-        // An in-memory database lives as long as its one connection.
-        let pool_options = if in_memory {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(max_connections.unwrap_or(8))
-                .before_acquire(|conn, _| Box::pin(discard_if_in_transaction(conn)))
-        };
-        let pool = pool_options.connect_with(options).await.map_err(|e| {
-            // SQLite says only "unable to open database file" when it cannot create the
-            // WAL's shared-memory file beside a database on a read-only file system.
-            match std::fs::OpenOptions::new().append(true).open(&path) {
-                Err(io) if path.exists() => {
-                    store_error(format!("it cannot be written ({io}; {e})"))
-                }
-                _ => store_error(e.to_string()),
-            }
-        })?;
-        // Fail now, naming the file, rather than at the first write: write once and roll back
-        // (taking the lock alone succeeds on a read-only file).
-        let writable: std::result::Result<(), sqlx::Error> = async {
-            let mut probe = pool.begin_with("BEGIN IMMEDIATE").await?;
-            sqlx::query("PRAGMA user_version = 0")
-                .execute(&mut *probe)
-                .await?;
-            probe.rollback().await
-        }
-        .await;
-        if let Err(e) = writable {
-            return Err(store_error(format!("it cannot be written ({e})")));
-        }
-        sqlx::migrate!("../migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::VersionMissing(version) => store_error(format!(
-                    "it was written by a newer Parade (migration {version} is unknown to this \
-                     version); upgrade parade"
-                )),
-                other => store_error(format!("applying migrations: {other}")),
-            })?;
         Ok(SqliteParade {
-            pool,
-            write_turn: Arc::default(),
+            pool: open::open_pool(url, max_connections).await?,
+            write_turn: WriteTurn::default(),
             waiters: Arc::default(),
             hints: TaskHintSender::default(),
         })
@@ -169,82 +95,20 @@ impl SqliteParade {
     }
 
     async fn begin_write(&self) -> Result<WriteTx> {
-        let turn = tokio::time::timeout(BUSY_TIMEOUT, self.write_turn.clone().lock_owned())
-            .await
-            .map_err(|_| Error::Database(sqlx::Error::PoolTimedOut))?;
-        let tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        Ok(WriteTx { tx, _turn: turn })
+        self.write_turn.begin(&self.pool).await
     }
 }
 
-/// A write transaction that holds this process's write turn until it ends.
-///
-/// Two writers of one process that both ask SQLite for the write lock do not queue: the
-/// loser polls with SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... between tries. An
-/// own and a return batch colliding that way left the file idle for milliseconds while
-/// both waited. Taking turns in-process first hands the lock straight to the next writer;
-/// the busy timeout still covers other processes sharing the file.
-struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl WriteTx {
-    async fn commit(self) -> sqlx::Result<()> {
-        self.tx.commit().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
-
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
-    }
-}
-
-/// Keeps a connection out of use while sqlx still counts it inside a transaction.
-///
-/// A write that fails with SQLITE_FULL (a full disk) or SQLITE_IOERR can make SQLite roll
-/// its transaction back by itself; the `ROLLBACK` sqlx then sends fails ("no transaction is
-/// active"), its transaction depth stays at 1, and every later `BEGIN` on the connection
-/// would fail for as long as the node runs. Such a connection is closed instead (closing
-/// also ends a transaction SQLite did keep open), and the pool opens a fresh one.
-async fn discard_if_in_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
-    use sqlx::sqlite::SqliteTransactionManager;
-    use sqlx::{Connection, TransactionManager};
-    if SqliteTransactionManager::get_transaction_depth(conn) == 0 {
-        return Ok(true);
-    }
-    // The rollback of a dropped transaction may still be queued: let it run first.
-    conn.ping().await?;
-    let clean = SqliteTransactionManager::get_transaction_depth(conn) == 0;
-    if !clean {
-        tracing::warn!("closing a SQLite connection left inside a failed transaction");
-    }
-    Ok(clean)
-}
-
+/// Maps SQLite errors that callers act on to their [`Error`] variants.
 fn db_error(e: sqlx::Error) -> Error {
     if let Some(db) = e.as_database_error() {
-        if db.is_unique_violation() {
-            return Error::DuplicateTask(db.message().to_owned());
-        }
         if db.message().starts_with("no such table") {
-            return Error::ServiceUnavailable(db.message().to_owned());
+            return Error::NotMigrated {
+                problem: db.message().to_owned(),
+            };
         }
     }
-    Error::Database(e)
+    Error::from(e)
 }
 
 fn now_micros() -> i64 {
@@ -253,6 +117,31 @@ fn now_micros() -> i64 {
 
 fn micros_after(now: i64, duration: Duration) -> i64 {
     now.saturating_add(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// `e`, or for a unique violation [`Error::DuplicateTask`] naming the stored task of `chunk`
+/// it collided with (the batch's own ids are unique: [`check_batch`] saw to that).
+async fn duplicate_or(e: sqlx::Error, chunk: &[TaskData], tx: &mut WriteTx) -> Error {
+    if !e
+        .as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+    {
+        return db_error(e);
+    }
+    let stored: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(?1)) LIMIT 1",
+    )
+    .bind(json_ids(chunk.iter().map(|t| t.id.as_str())))
+    .fetch_optional(&mut **tx)
+    .await
+    .ok()
+    .flatten();
+    match stored {
+        Some(id) => Error::DuplicateTask {
+            task_id: TaskId(id),
+        },
+        None => db_error(e),
+    }
 }
 
 /// A token as stored: 32 lower-case hex digits, as `lower(hex(randomblob(16)))` makes them.
@@ -305,7 +194,7 @@ fn task_from_row(row: &SqliteRow) -> Result<TaskData> {
 
 /// The current status of each of `ids` that exists.
 async fn read_outcomes(pool: &SqlitePool, ids: &[String]) -> Result<HashMap<String, TaskOutcome>> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+    let rows = sqlx::query_as(
         "SELECT id, coalesce(status, ''), status_code FROM tasks \
          WHERE id IN (SELECT value FROM json_each(?1))",
     )
@@ -313,232 +202,28 @@ async fn read_outcomes(pool: &SqlitePool, ids: &[String]) -> Result<HashMap<Stri
     .fetch_all(pool)
     .await
     .map_err(db_error)?;
-    rows.into_iter()
-        .map(|(id, status, code)| {
-            Ok((
-                id,
-                TaskOutcome {
-                    status,
-                    status_code: code.parse()?,
-                },
-            ))
-        })
-        .collect()
+    outcomes_from_rows(rows)
 }
 
-/// Signals each successor once: one more signal, and one more failure if `failed`.
-/// Ids that do not exist are ignored.
-async fn signal_successors(
-    tx: &mut WriteTx,
-    successors: Option<&str>,
-    failed: bool,
-) -> Result<bool> {
-    let Some(successors) = successors else {
-        return Ok(false);
-    };
-    sqlx::query(
-        "UPDATE tasks SET num_signals = num_signals + 1, num_failures = num_failures + ?2 \
-         WHERE id IN (SELECT value FROM json_each(?1))",
-    )
-    .bind(successors)
-    .bind(i32::from(failed))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(true)
-}
-
-/// An in-progress task whose last allowed try expired.
-#[derive(sqlx::FromRow)]
-struct ExpiredTask {
-    id: String,
-    actor_id: Option<String>,
-    num_tries: i32,
-    max_tries: Option<i32>,
-    to_signal_after: Option<String>,
-    notify_channel_after: Option<String>,
-}
-
-/// Aborts tasks whose ownership expired on their last allowed try (uses
-/// tasks_owned_deadline_idx); returns those with a notify channel, for their waiters.
-async fn abort_expired(tx: &mut WriteTx, now: i64, effects: &mut Effects) -> Result<()> {
-    let expired: Vec<ExpiredTask> = sqlx::query_as(
-        "SELECT id, actor_id, num_tries, max_tries, to_signal_after, notify_channel_after \
-             FROM tasks INDEXED BY tasks_owned_deadline_idx \
-             WHERE status_code = 'in-progress' AND action_deadline < ?1 \
-               AND max_tries IS NOT NULL AND num_tries >= max_tries \
-             ORDER BY action_deadline LIMIT ?2",
-    )
-    .bind(now)
-    .bind(EXPIRED_ABORTS_PER_OWN)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    for task in expired {
-        let status = format!(
-            "ownership by {} expired on try {} of {}",
-            task.actor_id.as_deref().unwrap_or("an unknown actor"),
-            task.num_tries,
-            task.max_tries.unwrap_or(task.num_tries)
-        );
-        sqlx::query(
-            "UPDATE tasks SET status = ?2, status_code = 'aborted', actor_id = NULL, \
-             performance_token = NULL, finished_at = ?3 WHERE id = ?1",
-        )
-        .bind(&task.id)
-        .bind(&status)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-        effects.runnable |= signal_successors(tx, task.to_signal_after.as_deref(), true).await?;
-        if task.notify_channel_after.is_some() {
-            let status_code = TaskStatusCode::Aborted;
-            effects.ended.push((
-                task.id,
-                TaskOutcome {
-                    status,
-                    status_code,
-                },
-            ));
-        }
+impl WaiterRegistry for SqliteParade {
+    async fn stored_channel(&self, id: &TaskId) -> Result<Option<Option<String>>> {
+        sqlx::query_scalar("SELECT notify_channel_after FROM tasks WHERE id = ?1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)
     }
-    Ok(())
-}
 
-/// What a committed write changed that others must hear about.
-#[derive(Debug, Default)]
-struct Effects {
-    /// Tasks that ended, with a notify channel: their waiters are resolved.
-    ended: Vec<(String, TaskOutcome)>,
-    /// Tasks may have become runnable: idle actors are hinted.
-    runnable: bool,
-}
+    /// Every waiter of this process is resolved by task id, whatever its channel.
+    async fn register(&self, _channel: String, handle: WaiterHandle) -> Result<()> {
+        self.waiters.register(handle, &self.pool);
+        Ok(())
+    }
 
-/// The columns of a task being returned that decide what its return changes.
-#[derive(sqlx::FromRow)]
-struct ReturnedTask {
-    id: String,
-    performance_token: Option<String>,
-    num_tries: i32,
-    max_tries: Option<i32>,
-    to_signal_after: Option<String>,
-    notify_channel_after: Option<String>,
-}
-
-/// Returns owned tasks inside `tx`, each with return_task's semantics on PostgreSQL and as
-/// if one at a time in order (a task returned by an earlier row has no token left for a
-/// later one), in at most three statements whatever the batch's size: one read of the
-/// tasks, one update of them all, one update of every successor. The outer result fails
-/// only if the store failed; each inner one is that row's answer.
-async fn return_batch(
-    tx: &mut WriteTx,
-    returns: &[TaskReturn],
-    now: i64,
-    effects: &mut Effects,
-) -> Result<Vec<Result<()>>> {
-    let mut results: Vec<Result<()>> = returns
-        .iter()
-        .map(|r| check_return_code(&r.id, r.code))
-        .collect();
-    let stored: Vec<ReturnedTask> = sqlx::query_as(
-        "SELECT id, performance_token, num_tries, max_tries, to_signal_after, \
-         notify_channel_after FROM tasks WHERE id IN (SELECT value FROM json_each(?1))",
-    )
-    .bind(json_ids(returns.iter().map(|r| r.id.as_str())))
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    let mut owned: HashMap<&str, &ReturnedTask> = stored
-        .iter()
-        .filter(|t| t.performance_token.is_some())
-        .map(|t| (t.id.as_str(), t))
-        .collect();
-    let mut updates = Vec::new();
-    // successor -> (signals, failures)
-    let mut signals: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
-    for (r, result) in returns.iter().zip(results.iter_mut()) {
-        if result.is_err() {
-            continue;
-        }
-        let token = stored_token(r.token);
-        let Some(task) = owned
-            .get(r.id.as_str())
-            .copied()
-            .filter(|t| t.performance_token.as_deref() == Some(token.as_str()))
-        else {
-            *result = Err(Error::InvalidToken {
-                task_id: r.id.clone(),
-            });
-            continue;
-        };
-        owned.remove(r.id.as_str());
-        let exhausted = task.max_tries.is_some_and(|max| task.num_tries >= max);
-        let final_code = match r.code {
-            TaskStatusCode::Pending if exhausted => TaskStatusCode::Aborted,
-            code => code,
-        };
-        updates.push(serde_json::json!({
-            "id": r.id.as_str(),
-            "status": r.status,
-            "code": final_code.as_str(),
-            "finished": final_code.is_final().then_some(now),
-        }));
-        if !final_code.is_final() {
-            effects.runnable = true;
-            continue;
-        }
-        if let Some(successors) = &task.to_signal_after {
-            effects.runnable = true;
-            let successors: Vec<String> =
-                serde_json::from_str(successors).map_err(|_| Error::InvalidTask {
-                    task_id: r.id.clone(),
-                    problem: "stored to_signal_after is unreadable".into(),
-                })?;
-            // Each successor once per predecessor, as on PostgreSQL.
-            let unique: HashSet<String> = successors.into_iter().collect();
-            for successor in unique {
-                let counts = signals.entry(successor).or_default();
-                counts.0 += 1;
-                counts.1 += i64::from(final_code == TaskStatusCode::Aborted);
-            }
-        }
-        if task.notify_channel_after.is_some() {
-            let outcome = TaskOutcome {
-                status: r.status.clone(),
-                status_code: final_code,
-            };
-            effects.ended.push((r.id.0.clone(), outcome));
-        }
+    async fn outcome(&self, id: &TaskId) -> Result<Option<TaskOutcome>> {
+        let mut outcomes = read_outcomes(&self.pool, std::slice::from_ref(&id.0)).await?;
+        Ok(outcomes.remove(id.as_str()))
     }
-    if !updates.is_empty() {
-        sqlx::query(
-            "UPDATE tasks SET status = json_extract(r.value, '$.status'), \
-             status_code = json_extract(r.value, '$.code'), actor_id = NULL, \
-             performance_token = NULL, finished_at = json_extract(r.value, '$.finished') \
-             FROM json_each(?1) AS r WHERE tasks.id = json_extract(r.value, '$.id')",
-        )
-        .bind(serde_json::Value::from(updates).to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    }
-    if !signals.is_empty() {
-        let signals: Vec<serde_json::Value> = signals
-            .into_iter()
-            .map(|(id, (n, failed))| serde_json::json!({"id": id, "n": n, "failed": failed}))
-            .collect();
-        sqlx::query(
-            "UPDATE tasks SET num_signals = num_signals + json_extract(s.value, '$.n'), \
-             num_failures = num_failures + json_extract(s.value, '$.failed') \
-             FROM json_each(?1) AS s WHERE tasks.id = json_extract(s.value, '$.id')",
-        )
-        .bind(serde_json::Value::from(signals).to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    }
-    Ok(results)
 }
 
 #[async_trait]
@@ -589,7 +274,9 @@ impl Parade for SqliteParade {
                     .push_bind(task.priority)
                     .push_bind(now);
             });
-            insert.build().execute(&mut *tx).await.map_err(db_error)?;
+            if let Err(e) = insert.build().execute(&mut *tx).await {
+                return Err(duplicate_or(e, chunk, &mut tx).await);
+            }
         }
         tx.commit().await.map_err(db_error)?;
         self.hints.notify();
@@ -750,10 +437,10 @@ impl Parade for SqliteParade {
         Ok(results)
     }
 
-    async fn release_tasks(&self, tasks: &[(TaskId, PerformanceToken)]) -> Result<u64> {
+    async fn release_tasks(&self, tasks: &[TaskLease]) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let mut released = 0;
-        for (id, token) in tasks {
+        for TaskLease { id, token } in tasks {
             released += sqlx::query(
                 "UPDATE tasks SET status_code = 'pending', num_tries = max(num_tries - 1, 0), \
                  actor_id = NULL, performance_token = NULL, action_deadline = NULL \
@@ -778,23 +465,7 @@ impl Parade for SqliteParade {
     }
 
     async fn new_waiter(&self, id: &TaskId) -> Result<Waiter> {
-        let channel: Option<Option<String>> =
-            sqlx::query_scalar("SELECT notify_channel_after FROM tasks WHERE id = ?1")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-        notify_channel(id, channel)?;
-        let (waiter, handle) = Waiter::new(id.clone());
-        self.waiters.register(handle.clone(), &self.pool);
-        // Registered now, so a task that ends after this read resolves the waiter.
-        let outcomes = read_outcomes(&self.pool, std::slice::from_ref(&id.0)).await?;
-        match outcomes.get(id.as_str()) {
-            Some(outcome) if outcome.status_code.is_final() => handle.finish(outcome.clone()),
-            Some(_) => {}
-            None => return Err(Error::TaskNotFound(id.clone())),
-        }
-        Ok(waiter)
+        new_waiter(self, id).await
     }
 
     async fn delete_tasks(&self, ids: &[TaskId]) -> Result<()> {
@@ -867,7 +538,7 @@ impl Parade for SqliteParade {
                AND (?5 IS NULL OR EXISTS \
                     (SELECT 1 FROM json_each(tasks.to_signal_after) WHERE value = ?5)) \
              ORDER BY rowid {order} LIMIT ?4",
-            status = super::status_literal(filter)
+            status = status_literal(filter)
         ))
         .bind(filter.status_code.map(TaskStatusCode::as_str))
         .bind(filter.action.as_deref())
@@ -881,37 +552,23 @@ impl Parade for SqliteParade {
     }
 
     async fn summary(&self) -> Result<QueueSummary> {
-        let counts = sqlx::query(
-            "SELECT action, status_code, count(*) FROM tasks \
-             GROUP BY action, status_code ORDER BY action, status_code",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|row| {
-            Ok(TaskCount {
-                action: row.get(0),
-                status_code: row.get::<String, _>(1).parse()?,
-                count: row.get::<i64, _>(2).try_into().unwrap_or(0),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-        let owners = sqlx::query(
-            "SELECT actor_id, count(*) FROM tasks \
-             WHERE status_code = 'in-progress' AND actor_id IS NOT NULL \
-             GROUP BY actor_id ORDER BY count(*) DESC, actor_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|row| OwnerCount {
-            actor_id: ActorId(row.get(0)),
-            in_progress: row.get::<i64, _>(1).try_into().unwrap_or(0),
-        })
-        .collect();
-        Ok(QueueSummary { counts, owners })
+        let counts = sqlx::query_as(SUMMARY_COUNTS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let owners = sqlx::query_as(SUMMARY_OWNERS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        summary_from_rows(counts, owners)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query(PING)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     async fn retry_task(&self, id: &TaskId) -> Result<()> {
@@ -942,6 +599,6 @@ impl Parade for SqliteParade {
         .map_err(db_error)?
         .map(|row| -> Result<_> { Ok((row.get::<String, _>(0).parse()?, row.get(1))) })
         .transpose()?;
-        Err(super::retry_refusal(id, stored))
+        Err(retry_refusal(id, stored))
     }
 }

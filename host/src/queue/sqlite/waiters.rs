@@ -66,17 +66,10 @@ impl LocalWaiters {
     fn resolve(&self, outcomes: &HashMap<String, TaskOutcome>, ids: &[String]) {
         let mut waiting = self.lock();
         for id in ids {
-            match outcomes.get(id) {
-                Some(outcome) if outcome.status_code.is_final() => {
-                    for handle in waiting.remove(id).unwrap_or_default() {
-                        handle.finish(outcome.clone());
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    for handle in waiting.remove(id).unwrap_or_default() {
-                        handle.fail("the task was deleted");
-                    }
+            if let Some(handles) = waiting.get_mut(id) {
+                handles.retain(|handle| !handle.resolve_from_store(outcomes.get(id)));
+                if handles.is_empty() {
+                    waiting.remove(id);
                 }
             }
         }

@@ -1,0 +1,203 @@
+//! The input rules every backend applies alike, in one place: what a batch of new tasks must
+//! satisfy, what a return must satisfy, and why an operator's retry is refused. Backends call
+//! these before they write, so a rule never depends on which store holds the tasks, and a
+//! bad row is refused with an error naming it rather than failing as a database error.
+//! `docs/queue-semantics.md` states the rules for users.
+
+use std::collections::HashSet;
+
+use super::{Error, Result, TaskData, TaskId, TaskReturn, TaskStatusCode};
+
+/// Checks a batch before it is stored: texts must not hold NUL, counts must not be negative,
+/// ids must be unique within the batch, and each `to_signal_after` entry must name a task of
+/// the batch or one of `stored` (the entries not in the batch, as returned by
+/// [`successors_outside`], that the store found).
+pub(super) fn check_batch(tasks: &[TaskData], stored: &HashSet<&str>) -> Result<()> {
+    let mut batch: HashSet<&str> = HashSet::with_capacity(tasks.len());
+    for task in tasks {
+        if !batch.insert(task.id.as_str()) {
+            return Err(Error::DuplicateTask {
+                task_id: task.id.clone(),
+            });
+        }
+    }
+    for task in tasks {
+        check_task(task)?;
+        if let Some(successor) = task
+            .to_signal_after
+            .iter()
+            .find(|s| !batch.contains(s.as_str()) && !stored.contains(s.as_str()))
+        {
+            return Err(Error::UnknownSuccessor {
+                task_id: task.id.clone(),
+                successor: successor.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The rules for one new task that need nothing but the task.
+fn check_task(task: &TaskData) -> Result<()> {
+    let texts = [
+        ("id", Some(task.id.as_str())),
+        ("action", Some(task.action.as_str())),
+        ("body", task.body.as_deref()),
+        ("status", task.status.as_deref()),
+        ("notify_channel_after", task.notify_channel_after.as_deref()),
+    ];
+    let successors = task
+        .to_signal_after
+        .iter()
+        .map(|s| ("to_signal_after", Some(s.as_str())));
+    if let Some((field, _)) = texts
+        .into_iter()
+        .chain(successors)
+        .find(|(_, text)| text.is_some_and(has_nul))
+    {
+        return Err(Error::InvalidTask {
+            task_id: task.id.clone(),
+            problem: format!("{field} contains a NUL character, which cannot be stored"),
+        });
+    }
+    for (field, value) in [
+        ("num_tries", Some(task.num_tries)),
+        ("num_failures", Some(task.num_failures)),
+        ("num_signals", Some(task.num_signals)),
+        ("max_tries", task.max_tries),
+        ("total_dependencies", task.total_dependencies),
+    ] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(Error::InvalidTask {
+                task_id: task.id.clone(),
+                problem: format!("{field} must not be negative"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL text cannot hold NUL; both backends refuse it alike.
+fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
+/// The `to_signal_after` entries of a batch that name no task of the batch itself: the ids a
+/// backend must look up before [`check_batch`].
+pub(super) fn successors_outside(tasks: &[TaskData]) -> Vec<String> {
+    let batch: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    let mut outside: Vec<String> = tasks
+        .iter()
+        .flat_map(|t| &t.to_signal_after)
+        .filter(|s| !batch.contains(s.as_str()))
+        .map(|s| s.0.clone())
+        .collect();
+    outside.sort_unstable();
+    outside.dedup();
+    outside
+}
+
+/// Checks one return before the store sees it: a return ends a try, so its code is pending,
+/// aborted or completed; its status is stored, so it must not hold NUL.
+pub(super) fn check_return(r: &TaskReturn) -> Result<()> {
+    if r.code == TaskStatusCode::InProgress {
+        return Err(Error::ReturnedInProgress {
+            task_id: r.id.clone(),
+        });
+    }
+    if has_nul(&r.status) {
+        return Err(Error::InvalidReturn {
+            task_id: r.id.clone(),
+            problem: "the status contains a NUL character, which cannot be stored".into(),
+        });
+    }
+    if has_nul(r.id.as_str()) {
+        // No stored task has such an id (inserts refuse it), so no token can match.
+        return Err(Error::InvalidToken {
+            task_id: r.id.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// [`check_return`] of each return, in order: the rows a backend passes on are the `Ok`
+/// ones; the others already hold their answer.
+pub(super) fn check_returns(returns: &[TaskReturn]) -> Vec<Result<()>> {
+    returns.iter().map(check_return).collect()
+}
+
+/// Why `retry_task` found nothing to retry, from the task's stored status and whether it
+/// signals successors.
+pub(super) fn retry_refusal(id: &TaskId, stored: Option<(TaskStatusCode, bool)>) -> Error {
+    match stored {
+        None => Error::TaskNotFound {
+            task_id: id.clone(),
+        },
+        Some((code, _)) if code != TaskStatusCode::Aborted => Error::InvalidTask {
+            task_id: id.clone(),
+            problem: format!("it is {code}; only aborted tasks can be retried"),
+        },
+        Some(_) => Error::InvalidTask {
+            task_id: id.clone(),
+            problem: "it signals successors, which were signalled when it aborted and would be \
+                      signalled twice; insert a new task instead"
+                .into(),
+        },
+    }
+}
+
+/// The channel a waiter on `id` listens to, from the task's stored `notify_channel_after`
+/// (`None`: no such task). An empty channel is no channel, as in the seed.
+pub(super) fn notify_channel(id: &TaskId, stored: Option<Option<String>>) -> Result<String> {
+    match stored {
+        None => Err(Error::TaskNotFound {
+            task_id: id.clone(),
+        }),
+        Some(Some(channel)) if !channel.is_empty() => Ok(channel),
+        Some(_) => Err(Error::NoNotifyChannel {
+            task_id: id.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::PerformanceToken;
+
+    fn ret(id: &str, status: &str, code: TaskStatusCode) -> TaskReturn {
+        TaskReturn {
+            id: TaskId::from(id),
+            token: PerformanceToken(uuid::Uuid::nil()),
+            status: status.into(),
+            code,
+        }
+    }
+
+    #[test]
+    fn each_bad_return_is_refused_alone_with_its_reason() {
+        let results = check_returns(&[
+            ret("a", "done", TaskStatusCode::Completed),
+            ret("b", "", TaskStatusCode::InProgress),
+            ret("c", "bad\0status", TaskStatusCode::Aborted),
+            ret("d", "again", TaskStatusCode::Pending),
+        ]);
+        assert!(results[0].is_ok());
+        assert!(
+            matches!(&results[1], Err(Error::ReturnedInProgress { task_id }) if task_id.as_str() == "b")
+        );
+        assert!(
+            matches!(&results[2], Err(Error::InvalidReturn { task_id, .. }) if task_id.as_str() == "c")
+        );
+        assert!(results[3].is_ok());
+    }
+
+    #[test]
+    fn a_batch_naming_one_id_twice_is_a_duplicate() {
+        let tasks = [TaskData::new("x", "a"), TaskData::new("x", "b")];
+        assert!(matches!(
+            check_batch(&tasks, &HashSet::new()),
+            Err(Error::DuplicateTask { task_id }) if task_id.as_str() == "x"
+        ));
+    }
+}
