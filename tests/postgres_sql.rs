@@ -6,7 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use parade_host::queue::{ActorId, Error, Parade, PgParade, TaskData, TaskId, TaskStatusCode};
+use parade_host::queue::{
+    ActorId, Error, Parade, PgParade, TaskData, TaskFilter, TaskId, TaskReturn, TaskStatusCode,
+};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -172,7 +174,7 @@ async fn finishing_a_task_notifies_its_channel_with_its_id() -> anyhow::Result<(
 }
 
 #[tokio::test]
-async fn unmigrated_database_reports_service_unavailable() -> anyhow::Result<()> {
+async fn unmigrated_database_reports_not_migrated() -> anyhow::Result<()> {
     let url = support::new_pg_database(false).await?;
     let parade = PgParade::connect(&url).await?;
     let result = parade
@@ -219,5 +221,110 @@ async fn owning_leaves_its_connection_committing_durably() -> anyhow::Result<()>
         .fetch_one(parade.pool())
         .await?;
     assert_eq!(setting, "on");
+    Ok(())
+}
+
+/// Channels and ids that `pg_notify` refuses: empty, 64 bytes or more, a payload of 8,000
+/// bytes or more. A plain SQL client can still store them.
+const UNNOTIFIABLE: [(&str, &str); 3] = [("empty", ""), ("long", "c"), ("huge", "ch")];
+
+async fn insert_unnotifiable(pool: &PgPool, max_tries: Option<i32>) -> anyhow::Result<()> {
+    for (id, channel) in UNNOTIFIABLE {
+        let (id, channel) = match id {
+            "long" => (id.to_owned(), "c".repeat(64)),
+            "huge" => ("i".repeat(8_000), channel.to_owned()),
+            _ => (id.to_owned(), channel.to_owned()),
+        };
+        sqlx::query(
+            "INSERT INTO tasks (id, action, notify_channel_after, max_tries) VALUES ($1, 'a', $2, $3)",
+        )
+        .bind(&id)
+        .bind(&channel)
+        .bind(max_tries)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_channel_pg_notify_refuses_fails_no_return_batch() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    insert_unnotifiable(&pool, None).await?;
+    sqlx::query(
+        "INSERT INTO tasks (id, action, notify_channel_after) VALUES ('fine', 'a', 'done')",
+    )
+    .execute(&pool)
+    .await?;
+    let parade = PgParade::from_pool(pool);
+    let owned = parade
+        .own_tasks(&ActorId::from("sql"), 10, &["a".into()], None)
+        .await?;
+    assert_eq!(owned.len(), 4);
+    let returns: Vec<TaskReturn> = owned
+        .iter()
+        .map(|t| TaskReturn {
+            id: t.id.clone(),
+            token: t.token,
+            status: "ok".into(),
+            code: TaskStatusCode::Completed,
+        })
+        .collect();
+    let results = parade.return_tasks(&returns).await?;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let mut listener = PgListener::connect_with(parade.pool()).await?;
+    listener.listen("done").await?;
+    let single = TaskData {
+        notify_channel_after: Some("done".into()),
+        ..TaskData::new("single", "b")
+    };
+    parade.insert_tasks(&[single]).await?;
+    let t = &parade
+        .own_tasks(&ActorId::from("sql"), 1, &["b".into()], None)
+        .await?[0];
+    parade
+        .return_task(&t.id, t.token, "ok", TaskStatusCode::Completed)
+        .await?;
+    let heard = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await??;
+    assert_eq!(
+        heard.payload(),
+        "single",
+        "valid channels are still notified"
+    );
+    for id in ["empty", "long", &"i".repeat(8_000), "fine"] {
+        let task = parade.get_task(&TaskId::from(id)).await?.expect("stored");
+        assert_eq!(task.status_code, TaskStatusCode::Completed, "{id:.20}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_last_try_with_an_unusable_channel_does_not_stop_owning() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    insert_unnotifiable(&pool, Some(1)).await?;
+    let parade = PgParade::from_pool(pool);
+    let owned = parade
+        .own_tasks(
+            &ActorId::from("lost"),
+            10,
+            &["a".into()],
+            Some(Duration::from_millis(10)),
+        )
+        .await?;
+    assert_eq!(owned.len(), 3);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Every own aborts expired last tries first: here, each of the unusable channels.
+    parade.insert_tasks(&[TaskData::new("next", "b")]).await?;
+    let next = parade
+        .own_tasks(&ActorId::from("other"), 10, &["b".into()], None)
+        .await?;
+    assert_eq!(next.len(), 1);
+    let aborted = parade
+        .list_tasks(&TaskFilter {
+            status_code: Some(TaskStatusCode::Aborted),
+            ..Default::default()
+        })
+        .await?;
+    assert_eq!(aborted.len(), 3, "{aborted:?}");
     Ok(())
 }

@@ -69,9 +69,7 @@ BEGIN
         RETURNING t.id, t.to_signal_after, t.notify_channel_after
     LOOP
         PERFORM signal_successors(expired.to_signal_after, true);
-        IF expired.notify_channel_after IS NOT NULL THEN
-            PERFORM pg_notify(expired.notify_channel_after, expired.id);
-        END IF;
+        PERFORM notify_task_ended(expired.notify_channel_after, expired.id);
         aborted := aborted + 1;
     END LOOP;
     RETURN aborted;
@@ -238,6 +236,20 @@ END;
 $$;
 
 --
+-- Name: notify_task_ended(character varying, character varying); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.notify_task_ended(channel character varying, task_id character varying) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF channel <> '' AND octet_length(channel) < 64 AND octet_length(task_id) < 8000 THEN
+        PERFORM pg_notify(channel, task_id);
+    END IF;
+END;
+$$;
+
+--
 -- Name: own_tasks(integer, character varying[], character varying, interval); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -384,9 +396,7 @@ BEGIN
 
     IF final_code <> 'pending' THEN
         PERFORM signal_successors(successors, final_code = 'aborted');
-        IF channel IS NOT NULL THEN
-            PERFORM pg_notify(channel, task_id);
-        END IF;
+        PERFORM notify_task_ended(channel, task_id);
     END IF;
     RETURN 1;
 END;
@@ -446,9 +456,7 @@ BEGIN
                 failures := failures || array_fill(ended.status_code = 'aborted',
                                                    ARRAY[cardinality(unique_successors)]);
             END IF;
-            IF ended.notify_channel_after IS NOT NULL THEN
-                PERFORM pg_notify(ended.notify_channel_after, ended.id);
-            END IF;
+            PERFORM notify_task_ended(ended.notify_channel_after, ended.id);
         END IF;
     END LOOP;
 

@@ -3,7 +3,7 @@
 //! An [`Actor`] says which actions it performs and performs one task at a time; the runtime
 //! of WebAssembly components is one such actor, a native Rust type is another (most simply a
 //! [`SimpleActor`], which sees a task's action and body only). The manager drives it
-//! against any [`Parade`](crate::queue::Parade):
+//! against any [`Parade`]:
 //!
 //! - a *fetch loop* owns batches of runnable tasks for the actor's actions (no pause after a
 //!   batch, `wait_time` after an empty answer, `err_wait_time` after an error; a new-task hint
