@@ -261,6 +261,12 @@ async fn a_channel_pg_notify_refuses_fails_no_return_batch() -> anyhow::Result<(
         .own_tasks(&ActorId::from("sql"), 10, &["a".into()], None)
         .await?;
     assert_eq!(owned.len(), 4);
+    // As in the seed, an empty channel is no channel to wait on.
+    let waited = parade.new_waiter(&TaskId::from("empty")).await;
+    assert!(
+        matches!(waited, Err(Error::NoNotifyChannel { .. })),
+        "{waited:?}"
+    );
     let returns: Vec<TaskReturn> = owned
         .iter()
         .map(|t| TaskReturn {

@@ -1,8 +1,11 @@
-//! Input no well-behaved client sends: huge bodies and statuses, ids of any length and
-//! character, a task that signals itself, dependency cycles. Each has a defined outcome, and
+//! Input no well-behaved client sends: huge bodies and statuses, ids of any character up to
+//! the maximum length and beyond it, a task that signals itself, dependency cycles. Each has a defined outcome, and
 //! nothing else stored is harmed.
 
-use parade_host::queue::{Parade, TaskData, TaskId, TaskStatusCode};
+use parade_host::queue::{
+    Error, Parade, TaskData, TaskId, TaskStatusCode, MAX_ACTION_BYTES, MAX_CHANNEL_BYTES,
+    MAX_ID_BYTES,
+};
 
 use crate::common::*;
 use crate::support::Store;
@@ -28,10 +31,26 @@ pub async fn megabyte_bodies_and_statuses_round_trip(store: Store) -> anyhow::Re
     Ok(())
 }
 
-pub async fn ids_of_any_length_and_character_are_kept_exactly(store: Store) -> anyhow::Result<()> {
+/// Text that does not compress: PostgreSQL's index limit applies to it in full.
+fn incompressible(len: usize) -> String {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'!' + (state % 94) as u8)
+        })
+        .collect()
+}
+
+pub async fn ids_up_to_the_maximum_of_any_character_are_kept_exactly(
+    store: Store,
+) -> anyhow::Result<()> {
     let q = queue(store).await?;
     let odd = [
-        "x".repeat(10_000),
+        // The longest id a namespaced store can still hold, incompressible.
+        incompressible(MAX_ID_BYTES - "test.".len()),
         "tab\there, newline\nthere, cr\r".to_owned(),
         "back\\slash and \\N and \\\\. and ''quotes\"".to_owned(),
         "日本語 🦀 ünïcödé".to_owned(),
@@ -129,6 +148,66 @@ pub async fn tasks_of_an_action_nobody_performs_wait(store: Store) -> anyhow::Re
         (orphan.status_code, orphan.num_tries),
         (TaskStatusCode::Pending, 0)
     );
+    Ok(())
+}
+
+pub async fn overlong_names_and_unusable_channels_are_refused_naming_the_task(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let long_id = incompressible(MAX_ID_BYTES + 1);
+    let cases = [
+        (task(&long_id, "work"), "id is"),
+        (task("act", &"a".repeat(MAX_ACTION_BYTES + 1)), "action is"),
+        (
+            TaskData {
+                to_signal_after: vec![TaskId::from(long_id.as_str())],
+                ..task("succ", "work")
+            },
+            "to_signal_after entry is",
+        ),
+        (
+            TaskData {
+                notify_channel_after: Some(String::new()),
+                ..task("empty", "work")
+            },
+            "notify_channel_after is empty",
+        ),
+        (
+            TaskData {
+                notify_channel_after: Some("c".repeat(MAX_CHANNEL_BYTES + 1)),
+                ..task("chan", "work")
+            },
+            "notify_channel_after is 64 bytes",
+        ),
+    ];
+    for (bad, problem_starts) in cases {
+        let result = q.insert_tasks(&[task("fine", "work"), bad.clone()]).await;
+        match result {
+            Err(Error::InvalidTask { task_id, problem }) => {
+                assert!(problem.starts_with(problem_starts), "{problem}");
+                let named = task_id.as_str().trim_end_matches('…');
+                assert!(
+                    bad.id.as_str().starts_with(named) && !named.is_empty(),
+                    "the error names the task: {task_id}"
+                );
+                assert!(
+                    task_id.as_str().len() < 300,
+                    "an overlong id is not printed whole"
+                );
+            }
+            other => panic!("expected InvalidTask for {problem_starts}, got {other:?}"),
+        }
+    }
+    assert!(
+        q.list_tasks(&Default::default()).await?.is_empty(),
+        "a refused batch stores nothing"
+    );
+    let longest = TaskData {
+        notify_channel_after: Some("c".repeat(MAX_CHANNEL_BYTES)),
+        ..task("longest", &"a".repeat(MAX_ACTION_BYTES - "test.".len()))
+    };
+    q.insert_tasks(&[longest]).await?;
     Ok(())
 }
 

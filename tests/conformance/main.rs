@@ -48,7 +48,8 @@ conformance!(
     every_store: [
     // hostile
     megabyte_bodies_and_statuses_round_trip,
-    ids_of_any_length_and_character_are_kept_exactly,
+    ids_up_to_the_maximum_of_any_character_are_kept_exactly,
+    overlong_names_and_unusable_channels_are_refused_naming_the_task,
     a_task_that_signals_itself_is_defined,
     tasks_of_an_action_nobody_performs_wait,
     nul_characters_are_refused_on_insert,

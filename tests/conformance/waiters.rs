@@ -51,15 +51,14 @@ pub async fn waiter_sees_completion_and_abort_created_before_or_after_return(
 
 pub async fn waiter_on_task_without_channel_fails(store: Store) -> anyhow::Result<()> {
     let q = queue(store).await?;
-    q.insert_tasks(&[task("silent", "work"), notifying("empty", "")])
-        .await?;
-    for id in ["silent", "empty"] {
-        let result = q.new_waiter(&TaskId::from(id)).await;
-        assert!(
-            matches!(result, Err(Error::NoNotifyChannel { .. })),
-            "{id}: {result:?}"
-        );
-    }
+    // An empty channel, which the seed also treated as none, can only come from plain SQL
+    // now (insert_tasks refuses it); tests/postgres_sql.rs covers that case.
+    q.insert_tasks(&[task("silent", "work")]).await?;
+    let result = q.new_waiter(&TaskId::from("silent")).await;
+    assert!(
+        matches!(result, Err(Error::NoNotifyChannel { .. })),
+        "{result:?}"
+    );
     Ok(())
 }
 

@@ -42,6 +42,7 @@ pub use hints::TaskHints;
 pub use open::{check_url, migrate, open, open_with, DEFAULT_DATABASE_URL};
 pub use postgres::PgParade;
 pub use prefix::Prefixed;
+pub use rules::{MAX_ACTION_BYTES, MAX_CHANNEL_BYTES, MAX_ID_BYTES};
 pub use sqlite::SqliteParade;
 pub use types::{
     ActorId, OwnedTask, OwnerCount, PerformanceToken, QueueSummary, TaskCount, TaskData,
@@ -59,7 +60,8 @@ pub trait Parade: Send + Sync {
     /// appears twice in the batch), with [`Error::UnknownSuccessor`] if a `to_signal_after`
     /// entry names a task found neither in the batch nor in the store, and with
     /// [`Error::InvalidTask`] for a task the store cannot hold (a NUL character, a negative
-    /// count), naming the task.
+    /// count, an id or action over [`MAX_ID_BYTES`] / [`MAX_ACTION_BYTES`], an empty notify
+    /// channel or one over [`MAX_CHANNEL_BYTES`]), naming the task.
     async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()>;
 
     /// Owns up to `max_tasks` runnable tasks of `actions` for `actor`, until `max_duration`

@@ -8,6 +8,16 @@ use std::collections::HashSet;
 
 use super::{Error, Result, TaskData, TaskId, TaskReturn, TaskStatusCode};
 
+/// The longest task id a store keeps, in bytes of UTF-8 (as stored: a namespace's `PREFIX.`
+/// counts). PostgreSQL's indexes refuse keys over about 2.7 kB of incompressible text; a
+/// documented bound below that turns a database error into a clear one, on both backends.
+pub const MAX_ID_BYTES: usize = 1024;
+/// The longest action name a store keeps, in bytes (indexed like ids, as stored).
+pub const MAX_ACTION_BYTES: usize = 1024;
+/// The longest notify channel, in bytes: a PostgreSQL identifier (`pg_notify` refuses 64
+/// bytes or more, and an empty channel).
+pub const MAX_CHANNEL_BYTES: usize = 63;
+
 /// Checks a batch before it is stored: texts must not hold NUL, counts must not be negative,
 /// ids must be unique within the batch, and each `to_signal_after` entry must name a task of
 /// the batch or one of `stored` (the entries not in the batch, as returned by
@@ -15,6 +25,7 @@ use super::{Error, Result, TaskData, TaskId, TaskReturn, TaskStatusCode};
 pub(super) fn check_batch(tasks: &[TaskData], stored: &HashSet<&str>) -> Result<()> {
     let mut batch: HashSet<&str> = HashSet::with_capacity(tasks.len());
     for task in tasks {
+        check_length("id", task.id.as_str(), MAX_ID_BYTES, &task.id)?;
         if !batch.insert(task.id.as_str()) {
             return Err(Error::DuplicateTask {
                 task_id: task.id.clone(),
@@ -60,6 +71,27 @@ fn check_task(task: &TaskData) -> Result<()> {
             problem: format!("{field} contains a NUL character, which cannot be stored"),
         });
     }
+    check_length("action", &task.action, MAX_ACTION_BYTES, &task.id)?;
+    for successor in &task.to_signal_after {
+        check_length(
+            "to_signal_after entry",
+            successor.as_str(),
+            MAX_ID_BYTES,
+            &task.id,
+        )?;
+    }
+    match task.notify_channel_after.as_deref() {
+        Some("") => {
+            return Err(Error::InvalidTask {
+                task_id: task.id.clone(),
+                problem: "notify_channel_after is empty; leave it unset for no channel".into(),
+            })
+        }
+        Some(channel) => {
+            check_length("notify_channel_after", channel, MAX_CHANNEL_BYTES, &task.id)?
+        }
+        None => {}
+    }
     for (field, value) in [
         ("num_tries", Some(task.num_tries)),
         ("num_failures", Some(task.num_failures)),
@@ -75,6 +107,30 @@ fn check_task(task: &TaskData) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses `text` (the `field` of task `id`) if it is longer than `max` bytes. An overlong
+/// id is named by its beginning.
+fn check_length(field: &str, text: &str, max: usize, id: &TaskId) -> Result<()> {
+    if text.len() <= max {
+        return Ok(());
+    }
+    Err(Error::InvalidTask {
+        task_id: named_briefly(id),
+        problem: format!(
+            "{field} is {} bytes; at most {max} can be stored",
+            text.len()
+        ),
+    })
+}
+
+/// `id`, or for one too long to print whole its first 64 characters and an ellipsis.
+fn named_briefly(id: &TaskId) -> TaskId {
+    const SHOWN: usize = 64;
+    match id.as_str().char_indices().nth(SHOWN) {
+        Some((end, _)) => TaskId(format!("{}…", &id.as_str()[..end])),
+        None => id.clone(),
+    }
 }
 
 /// PostgreSQL text cannot hold NUL; both backends refuse it alike.
@@ -190,6 +246,18 @@ mod tests {
             matches!(&results[2], Err(Error::InvalidReturn { task_id, .. }) if task_id.as_str() == "c")
         );
         assert!(results[3].is_ok());
+    }
+
+    #[test]
+    fn an_overlong_id_is_named_by_its_beginning() {
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        let Err(Error::InvalidTask { task_id, problem }) =
+            check_batch(&[TaskData::new(long.as_str(), "a")], &HashSet::new())
+        else {
+            panic!("an overlong id must be refused");
+        };
+        assert_eq!(task_id.as_str(), format!("{}…", "x".repeat(64)));
+        assert!(problem.contains("1025 bytes"), "{problem}");
     }
 
     #[test]
