@@ -69,6 +69,26 @@ pub async fn owning_after_deadline_reoffers_task(store: Store) -> anyhow::Result
     Ok(())
 }
 
+pub async fn expired_ownerships_are_offered_before_pending_tasks(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    q.insert_tasks(&[task("lost", "frob")]).await?;
+    own_one(&q, "crashed", &["frob"], Some(Duration::from_millis(200))).await?;
+    // Newer, higher-priority pending work does not jump ahead of an expired ownership.
+    q.insert_tasks(&[TaskData {
+        priority: 10,
+        ..task("fresh", "frob")
+    }])
+    .await?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let next = own_one(&q, "survivor", &["frob"], MINUTE).await?;
+    assert_eq!(next.id.as_str(), "lost");
+    let then = own_one(&q, "survivor", &["frob"], MINUTE).await?;
+    assert_eq!(then.id.as_str(), "fresh");
+    Ok(())
+}
+
 pub async fn owning_without_duration_never_expires(store: Store) -> anyhow::Result<()> {
     let q = queue(store).await?;
     q.insert_tasks(&[task("111", "frob")]).await?;

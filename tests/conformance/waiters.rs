@@ -165,3 +165,20 @@ pub async fn many_waiters_share_one_listener(store: Store) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+pub async fn waiter_on_a_deleted_task_fails_promptly(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    q.insert_tasks(&[notifying("doomed", "test.doomed")])
+        .await?;
+    let waiter = q.new_waiter(&TaskId::from("doomed")).await?;
+    let waiting = tokio::spawn(async move { waiter.wait().await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    q.delete_tasks(&[TaskId::from("doomed")]).await?;
+    // Well inside PostgreSQL's 10 s re-check: the delete itself wakes the waiter.
+    let result = tokio::time::timeout(Duration::from_secs(5), waiting).await??;
+    assert!(
+        matches!(&result, Err(Error::WaitFailed { problem, .. }) if problem.contains("deleted")),
+        "{result:?}"
+    );
+    Ok(())
+}

@@ -6,8 +6,11 @@
 //! is the id of the task that ended (Parade's `return_task` sends it); an empty payload, as a
 //! seed-era client sends, wakes every waiter on the channel. Woken waiters re-read their
 //! task, so a notification never resolves a waiter with a stale or foreign status. Channels
-//! nobody waits on any more are UNLISTENed. After a lost connection, and every
-//! [`RECHECK_INTERVAL`] as a safety net, every waiter re-reads its task.
+//! nobody waits on any more are UNLISTENed. Parade's `delete_tasks` notifies
+//! [`DELETED_CHANNEL`] once per call, and every waiter re-reads its task then, so a waiter
+//! whose task was deleted fails at once. After a lost connection, and every
+//! [`RECHECK_INTERVAL`] as a safety net (tasks deleted by plain SQL), every waiter re-reads
+//! its task.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +25,9 @@ use crate::queue::{Error, Result, TaskHintSender, TaskHints, WaiterHandle};
 /// The channel the schema notifies when tasks may have become runnable
 /// (migrations/postgres/0002_manager.sql).
 const HINT_CHANNEL: &str = "parade_tasks";
+
+/// The channel `PgParade::delete_tasks` notifies (empty payload) when it deleted tasks.
+pub(super) const DELETED_CHANNEL: &str = "parade_deleted";
 
 /// How often waiters re-read their tasks even without a notification.
 const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -45,7 +51,7 @@ impl NotificationHub {
     /// Connects the listener and starts the hub task.
     pub(super) async fn start(pool: PgPool) -> Result<Self> {
         let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(HINT_CHANNEL).await?;
+        listener.listen_all([HINT_CHANNEL, DELETED_CHANNEL]).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let hints = Arc::new(TaskHintSender::default());
         tokio::spawn(run(pool, listener, receiver, hints.clone()));
@@ -109,6 +115,10 @@ async fn run(
                     if notification.channel() == HINT_CHANNEL {
                         hints.notify();
                     }
+                    if notification.channel() == DELETED_CHANNEL {
+                        tokio::spawn(resolve_finished(pool.clone(), all(&waiters)));
+                        continue;
+                    }
                     let task_id = notification.payload();
                     let woken: Vec<WaiterHandle> = waiters
                         .get(notification.channel())
@@ -161,7 +171,7 @@ async fn forget_finished(
     }
     for channel in idle {
         waiters.remove(&channel);
-        if channel == HINT_CHANNEL {
+        if channel == HINT_CHANNEL || channel == DELETED_CHANNEL {
             continue;
         }
         if let Err(e) = listener.unlisten(&channel).await {

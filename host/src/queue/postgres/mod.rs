@@ -489,6 +489,12 @@ impl Parade for PgParade {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        // Waiters of deleted tasks (in any process) re-read their tasks and fail at once.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(listener::DELETED_CHANNEL)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(())
     }

@@ -517,6 +517,8 @@ impl Parade for SqliteParade {
             .await
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
+        let deleted: Vec<String> = seen.into_iter().collect();
+        self.waiters.forget_deleted(&deleted);
         Ok(())
     }
 

@@ -48,6 +48,11 @@ impl LocalWaiters {
         }
     }
 
+    /// Fails the waiters of tasks that were just deleted in this process.
+    pub(super) fn forget_deleted(&self, deleted: &[String]) {
+        self.resolve(&HashMap::new(), deleted);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<WaiterHandle>>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
