@@ -334,3 +334,67 @@ async fn an_expired_last_try_with_an_unusable_channel_does_not_stop_owning() -> 
     assert_eq!(aborted.len(), 3, "{aborted:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn can_allocate_task_is_stable_and_owning_reads_the_runnable_index() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    // The seed declared it IMMUTABLE although it reads now(): plans could fold it.
+    let volatility: String = sqlx::query_scalar(
+        "SELECT provolatile::text FROM pg_proc WHERE proname = 'can_allocate_task'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(volatility, "s", "can_allocate_task is STABLE");
+    // A deep table of finished work and a few pending tasks: owning must reach the pending
+    // ones through tasks_runnable_idx, never by reading the table.
+    sqlx::query(
+        "INSERT INTO tasks (id, action, status_code) \
+         SELECT 'done-' || n, 'a', 'completed' FROM generate_series(1, 20000) n",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO tasks (id, action) SELECT 'todo-' || n, 'a' FROM generate_series(1, 10) n",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("ANALYZE tasks").execute(&pool).await?;
+    let plan =
+        support::own_plan::explain_own_pending(&pool, "a", 100, Duration::from_secs(60)).await?;
+    assert!(
+        plan.iter().any(|line| line.contains("tasks_runnable_idx")),
+        "{plan:#?}"
+    );
+    assert!(
+        !plan.iter().any(|line| line.contains("Seq Scan on tasks")),
+        "{plan:#?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_seed_style_notify_without_payload_wakes_the_channels_waiters() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    let parade = PgParade::from_pool(pool.clone());
+    parade
+        .insert_tasks(&[TaskData {
+            notify_channel_after: Some("seed".into()),
+            ..TaskData::new("old-style", "a")
+        }])
+        .await?;
+    let waiter = parade.new_waiter(&TaskId::from("old-style")).await?;
+    // A seed-era client that ends a task by hand and announces it with no payload.
+    sqlx::query(
+        "UPDATE tasks SET status = 'by hand', status_code = 'completed' WHERE id = 'old-style'",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("SELECT pg_notify('seed', NULL)")
+        .execute(&pool)
+        .await?;
+    // Well inside the hub's 10 s re-check: the notification itself woke the waiter.
+    let outcome = tokio::time::timeout(Duration::from_secs(5), waiter.wait()).await??;
+    assert_eq!(outcome.status, "by hand");
+    assert_eq!(outcome.status_code, TaskStatusCode::Completed);
+    Ok(())
+}

@@ -18,6 +18,9 @@
 //! The rate figures then drain the deep queue. --quick: 20,000 tasks, 20 samples, 5,000
 //! tasks per rate figure.
 
+#[path = "../../tests/support/own_plan.rs"]
+mod own_plan;
+
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -478,62 +481,13 @@ async fn explain_own(pool: &sqlx::PgPool) -> anyhow::Result<Vec<PlanCheck>> {
     ])
 }
 
-/// Replaces the PL/pgSQL variable `word` (a whole identifier, not a column `x.word`).
-fn replace_variable(text: &str, word: &str, value: &str) -> String {
-    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(word) {
-        let before = rest[..at].chars().last().or_else(|| out.chars().last());
-        let after = rest[at + word.len()..].chars().next();
-        out.push_str(&rest[..at]);
-        if before.is_some_and(|c| is_ident(c) || c == '.') || after.is_some_and(is_ident) {
-            out.push_str(word);
-        } else {
-            out.push_str(value);
-        }
-        rest = &rest[at + word.len()..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Explains the statement own_tasks runs for pending work (its last RETURN QUERY), read from
 /// the installed function with its variables replaced by this benchmark's values, so the
 /// check follows the migrations. The rows it chose should be reached by their address (a TID
 /// scan, migration 0005); a sequential scan of tasks reads every row, pending or finished, on
 /// every own. Rolled back.
 async fn explain_own_update(pool: &sqlx::PgPool) -> anyhow::Result<(bool, String)> {
-    let source: String =
-        sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = 'own_tasks'")
-            .fetch_one(pool)
-            .await?;
-    let start = source
-        .rfind("RETURN QUERY")
-        .context("own_tasks has no RETURN QUERY")?
-        + "RETURN QUERY".len();
-    let end = start
-        + source[start..]
-            .find(';')
-            .context("RETURN QUERY without ';'")?;
-    let mut statement = source[start..end].to_owned();
-    for (variable, value) in [
-        ("wanted", format!("ARRAY['{ACTION}']::varchar[]")),
-        ("max_tasks", OWN_BATCH.to_string()),
-        ("owned", "0".to_owned()),
-        ("owner_id", "'bench-plan'".to_owned()),
-        (
-            "max_duration",
-            format!("interval '{} seconds'", LEASE.as_secs()),
-        ),
-    ] {
-        statement = replace_variable(&statement, variable, &value);
-    }
-    let mut tx = pool.begin().await?;
-    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) {statement}"))
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.rollback().await?;
+    let plan = own_plan::explain_own_pending(pool, ACTION, OWN_BATCH, LEASE).await?;
     let time = plan
         .iter()
         .find_map(|line| line.strip_prefix("Execution Time: "))

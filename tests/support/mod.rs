@@ -5,6 +5,7 @@
 //! database); each test clones the template, so tests are isolated and run in parallel.
 #![allow(dead_code, unused_macros)]
 
+pub mod own_plan;
 pub mod process;
 
 use std::sync::Arc;
