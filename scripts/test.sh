@@ -65,6 +65,9 @@ fi
 log "plugins (wasm32-wasip2 components)"
 scripts/build-plugins.sh
 
+log "guest SDK doctests (the crate docs' example compiles)"
+cargo test --doc --manifest-path guest-sdk/Cargo.toml --locked
+
 log "plugins in Python, JavaScript and C (and their pinned tools: componentize-py, componentize-js, Debian's clang and wasi-libc)"
 scripts/build-guests.sh
 

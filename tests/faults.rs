@@ -190,6 +190,33 @@ impl OwnCluster {
     }
 }
 
+impl OwnCluster {
+    /// Stops the cluster (a fast shutdown, which disconnects every client), keeps it down for
+    /// `down`, and starts it again with the same settings (`pg_ctl restart` of a stopped
+    /// cluster starts it with the options it last ran with).
+    async fn outage(&self, down: Duration) -> anyhow::Result<()> {
+        let pid_file = self.dir.join("data/postmaster.pid");
+        let pid = std::fs::read_to_string(&pid_file)?
+            .lines()
+            .next()
+            .context("an empty postmaster.pid")?
+            .trim()
+            .to_owned();
+        let status = tokio::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .await?;
+        ensure!(status.success(), "kill -INT {pid} (the postmaster) failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while pid_file.exists() {
+            ensure!(Instant::now() < deadline, "PostgreSQL did not stop");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(down).await;
+        self.restart("fast").await
+    }
+}
+
 impl Drop for OwnCluster {
     fn drop(&mut self) {
         let _ = std::process::Command::new(Self::script())
@@ -241,6 +268,63 @@ async fn postgres_restarts_under_a_running_node_lose_nothing() -> anyhow::Result
         log.contains("WARN") || log.contains("ERROR"),
         "the restarts went unreported:\n{log}"
     );
+    Ok(())
+}
+
+/// PostgreSQL goes away for 20 s under a running node whose ownerships last a minute: the
+/// node keeps its finished results until the store is back and returns them then, so every
+/// task completes on its first try (a result dropped during the outage would make its task
+/// run again once its ownership expired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twenty_second_postgres_outage_loses_no_result_and_runs_nothing_twice(
+) -> anyhow::Result<()> {
+    let total = soak(20_000);
+    let cluster = OwnCluster::start().await?;
+    let url = cluster.admin_url.clone();
+    let dir = node_dir(&["echo"])?;
+    let (code, _, err) = run(dir.path(), &["migrate", "--database", &url]).await?;
+    ensure!(code == 0, "migrate: {err}");
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        "[manager]\nmax_duration = \"60s\"\nerr_wait_time = \"200ms\"\nwait_time = \"100ms\"\n\
+         max_tasks = 100\nchannel_size = 200\nreturn_batch = 50\n",
+    )?;
+    let queue = queue::open(&url).await?;
+    queue.insert_tasks(&echo_tasks("o", total)).await?;
+
+    let node = Node::start(dir.path(), &url, &[])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&queue, TaskStatusCode::Completed).await? < 2000 {
+        ensure!(
+            Instant::now() < deadline,
+            "no progress; log:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.outage(Duration::from_secs(20)).await?;
+    until_all_completed(&queue, total, Duration::from_secs(120), &node).await?;
+    let log = node.log();
+    let (code, summary) = node.stop().await?;
+    assert_eq!(code, 0);
+    let tasks = all_tasks(&queue).await?;
+    assert_eq!(tasks.len(), total);
+    let ran_twice: Vec<_> = tasks.iter().filter(|t| t.num_tries != 1).collect();
+    for task in &tasks {
+        assert_eq!(task.status_code, TaskStatusCode::Completed, "{task:#?}");
+        assert_eq!(task.status.as_deref(), task.body.as_deref(), "{task:#?}");
+    }
+    assert!(
+        ran_twice.is_empty(),
+        "{} tasks ran more than once, e.g. {:#?}; node log:\n{log}",
+        ran_twice.len(),
+        ran_twice.first()
+    );
+    assert!(
+        log.contains("returning results failed"),
+        "the outage went unnoticed:\n{log}"
+    );
+    eprintln!("{total} tasks, a 20 s PostgreSQL outage; none ran twice; all completed\n{summary}");
     Ok(())
 }
 

@@ -120,7 +120,9 @@ support::on_both_backends!(
     idle_manager_wakes_when_a_task_is_inserted,
     declined_tasks_go_back_untried,
     wait_idle_returns_once_successors_are_done_too,
-    a_status_with_nul_characters_is_stored_with_them_replaced,
+    a_result_the_store_refuses_ends_the_task_aborted_with_the_reason,
+    a_handler_returning_in_progress_ends_the_task_aborted_with_the_reason,
+    tasks_waiting_longer_than_max_duration_run_exactly_once,
 );
 
 async fn eight_workers_perform_ten_thousand_tasks_exactly_once(
@@ -423,34 +425,122 @@ async fn wait_idle_returns_once_successors_are_done_too(backend: Backend) -> any
     Ok(())
 }
 
-/// Completes every task with a status holding NUL characters, as a hostile plugin might.
-struct NulActor;
+/// Finishes "nul" tasks with a status holding NUL characters, as a hostile plugin might, and
+/// "unfinished" tasks with the code in-progress, which no return may carry: results the
+/// store refuses.
+struct RefusedResultActor;
 
 #[async_trait]
-impl SimpleActor for NulActor {
+impl SimpleActor for RefusedResultActor {
     fn actions(&self) -> Vec<String> {
-        vec!["work".into()]
+        vec!["nul".into(), "unfinished".into()]
     }
 
     fn actor_id(&self) -> ActorId {
-        ActorId::from("nul")
+        ActorId::from("refused")
     }
 
-    async fn handle(&self, _: &str, _: Option<&str>, _: i32) -> anyhow::Result<ActorResult> {
-        Ok(ActorResult::completed("before\0after"))
+    async fn handle(&self, action: &str, _: Option<&str>, _: i32) -> anyhow::Result<ActorResult> {
+        Ok(match action {
+            "nul" => ActorResult::completed("before\0after"),
+            _ => ActorResult {
+                status: "still going".into(),
+                status_code: TaskStatusCode::InProgress,
+            },
+        })
     }
 }
 
-async fn a_status_with_nul_characters_is_stored_with_them_replaced(
+/// Runs one task of `action` (with two tries) by a [`RefusedResultActor`] until the node is
+/// idle, and returns its row and the manager's stats.
+async fn run_refused(
     backend: Backend,
-) -> anyhow::Result<()> {
+    action: &str,
+) -> anyhow::Result<(TaskData, parade_host::manager::ManagerStats)> {
     let queue = backend.open().await?;
-    queue.insert_tasks(&[task("n", "work", "")]).await?;
-    let manager = ActionManager::start(Arc::new(NulActor), queue.clone(), fast_props());
+    queue
+        .insert_tasks(&[TaskData {
+            max_tries: Some(2),
+            ..task("r", action, "")
+        }])
+        .await?;
+    let manager = ActionManager::start(Arc::new(RefusedResultActor), queue.clone(), fast_props());
     tokio::time::timeout(Duration::from_secs(20), manager.wait_idle()).await?;
     manager.close().await;
-    let stored = row(&queue, "n").await?;
-    assert_eq!(stored.status_code, TaskStatusCode::Completed);
-    assert_eq!(stored.status.as_deref(), Some("before\u{FFFD}after"));
+    Ok((row(&queue, "r").await?, manager.stats()))
+}
+
+async fn a_result_the_store_refuses_ends_the_task_aborted_with_the_reason(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (stored, stats) = run_refused(backend, "nul").await?;
+    assert_eq!(stored.status_code, TaskStatusCode::Aborted, "{stored:#?}");
+    assert_eq!(stored.num_tries, 1, "{stored:#?}");
+    let status = stored.status.unwrap_or_default();
+    assert!(
+        status.contains("refused") && status.contains("NUL"),
+        "{status}"
+    );
+    assert!(!status.contains('\0'), "{status:?}");
+    assert_eq!(stats.aborted, 1, "{stats:?}");
+    Ok(())
+}
+
+async fn a_handler_returning_in_progress_ends_the_task_aborted_with_the_reason(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (stored, stats) = run_refused(backend, "unfinished").await?;
+    assert_eq!(stored.status_code, TaskStatusCode::Aborted, "{stored:#?}");
+    assert_eq!(stored.num_tries, 1, "tried again: {stored:#?}");
+    let status = stored.status.unwrap_or_default();
+    assert!(
+        status.contains("refused") && status.contains("in-progress"),
+        "{status}"
+    );
+    assert_eq!(stats.aborted, 1, "{stats:?}");
+    Ok(())
+}
+
+/// Ten tasks of 300 ms for one worker take three times `max_duration`: those owned at once
+/// would wait out their ownership in the queue, run twice or be cut off as lost.
+async fn tasks_waiting_longer_than_max_duration_run_exactly_once(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    const TASKS: usize = 10;
+    let queue = backend.open().await?;
+    let tasks: Vec<TaskData> = (0..TASKS)
+        .map(|i| task(&format!("t{i}"), "slow", &format!("300/t{i}")))
+        .collect();
+    queue.insert_tasks(&tasks).await?;
+    let actor = Arc::new(TestActor::default());
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            workers: 1,
+            max_duration: Duration::from_secs(1),
+            heartbeat: Duration::from_millis(250),
+            ..fast_props()
+        },
+    );
+    eventually(
+        Duration::from_secs(120),
+        "every task to complete",
+        || async { Ok(count(&queue, TaskStatusCode::Completed).await? == TASKS) },
+    )
+    .await?;
+    manager.close().await;
+    let performed = actor.performed();
+    assert_eq!(performed.len(), TASKS, "{performed:?}");
+    assert!(
+        performed.values().all(|&n| n == 1),
+        "a task ran twice: {performed:?}"
+    );
+    for i in 0..TASKS {
+        let stored = row(&queue, &format!("t{i}")).await?;
+        assert_eq!(stored.num_tries, 1, "{stored:#?}");
+    }
+    let stats = manager.stats();
+    assert_eq!((stats.completed, stats.lost), (TASKS as u64, 0), "{stats:?}");
     Ok(())
 }
