@@ -541,6 +541,10 @@ async fn tasks_waiting_longer_than_max_duration_run_exactly_once(
         assert_eq!(stored.num_tries, 1, "{stored:#?}");
     }
     let stats = manager.stats();
-    assert_eq!((stats.completed, stats.lost), (TASKS as u64, 0), "{stats:?}");
+    assert_eq!(
+        (stats.completed, stats.lost),
+        (TASKS as u64, 0),
+        "{stats:?}"
+    );
     Ok(())
 }

@@ -398,3 +398,23 @@ async fn a_seed_style_notify_without_payload_wakes_the_channels_waiters() -> any
     assert_eq!(outcome.status_code, TaskStatusCode::Completed);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_store_that_cannot_be_reached_is_said_once() -> anyhow::Result<()> {
+    let nowhere = tempfile::tempdir()?;
+    let url = format!(
+        "postgres://nobody@localhost/none?host={}",
+        nowhere.path().display()
+    );
+    let Err(e) = parade_host::queue::open(&url).await else {
+        anyhow::bail!("no server listens in an empty directory");
+    };
+    assert!(matches!(e, Error::Database(_)), "{e:?}");
+    let rendered = format!("{:#}", anyhow::Error::from(e));
+    assert!(rendered.contains("No such file"), "{rendered}");
+    let Err(e) = parade_host::queue::open(&url).await else {
+        unreachable!()
+    };
+    support::assert_says_each_thing_once(e.into());
+    Ok(())
+}

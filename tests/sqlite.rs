@@ -103,6 +103,7 @@ fn assert_open_error(result: Result<SqliteParade, Error>, path: &str, problem: &
     match result {
         Err(e @ Error::OpenStore { .. }) => {
             let message = e.to_string();
+            support::assert_says_each_thing_once(e.into());
             assert!(message.contains(path), "{message} should name {path}");
             assert!(
                 message.contains(problem),

@@ -92,6 +92,20 @@ pub fn fresh_sqlite_path() -> std::path::PathBuf {
         .join(format!("{}.db", uuid::Uuid::new_v4().simple()))
 }
 
+/// Asserts that `e` rendered as `{:#}` (each cause after a `: `) says each thing once: no
+/// cause repeats the text of one before it.
+pub fn assert_says_each_thing_once(e: anyhow::Error) {
+    let segments: Vec<String> = e.chain().map(ToString::to_string).collect();
+    for (i, later) in segments.iter().enumerate().skip(1) {
+        for earlier in &segments[..i] {
+            assert!(
+                !earlier.contains(later.as_str()),
+                "{later:?} repeats what {earlier:?} said: {e:#}"
+            );
+        }
+    }
+}
+
 /// A store under test for the conformance suite: a backend, used bare (as `parade run` uses
 /// it by default) or namespaced by [`Prefixed`] (as with `[actor] prefix`).
 #[derive(Debug, Clone, Copy)]
