@@ -480,3 +480,124 @@ async fn a_second_signal_exits_at_once() -> anyhow::Result<()> {
     assert_eq!(spin.status_code, TaskStatusCode::InProgress);
     Ok(())
 }
+
+/// A plugin may not be granted a directory that is, contains or lies inside the node's own
+/// files — the plugins folder, the compiled-component cache, the configuration file, the
+/// database — writable or not, compared after resolving symbolic links. `--check` (and so
+/// a start) refuses it, naming the plugin, the grant and what it overlaps.
+#[tokio::test]
+async fn a_grant_overlapping_the_node_s_own_files_is_refused() -> anyhow::Result<()> {
+    let dir = node_dir(&["echo"])?;
+    let root = dir.path().canonicalize()?;
+    for folder in ["etc", "data/out", "cache"] {
+        std::fs::create_dir_all(root.join(folder))?;
+    }
+    std::os::unix::fs::symlink(root.join("cache"), root.join("cache-link"))?;
+    std::fs::write(
+        root.join("etc/parade.toml"),
+        "[plugins]\ndir = \"../plugins\"\ncache_dir = \"../cache\"\n",
+    )?;
+    let check = |grant: &'static str| {
+        let root = root.clone();
+        async move {
+            std::fs::write(
+                root.join("plugins/echo.toml"),
+                format!("dirs = [{grant}]\n"),
+            )?;
+            run(
+                &root,
+                &[
+                    "--database",
+                    "sqlite://data/parade.db",
+                    "run",
+                    "--check",
+                    "--config",
+                    "etc/parade.toml",
+                ],
+            )
+            .await
+        }
+    };
+    let (code, _, err) =
+        check("{ host = \"../data/out\", guest = \"/out\", writable = true }").await?;
+    assert_eq!(code, 0, "a folder beside the node's files is fine: {err}");
+
+    let refusals = [
+        (
+            "{ host = \"../cache-link\", guest = \"/c\", writable = true }",
+            format!(
+                "contains the compiled-component cache (`plugins.cache_dir`) {}",
+                root.join("cache").display()
+            ),
+        ),
+        (
+            "{ host = \".\", guest = \"/p\" }",
+            format!(
+                "is the plugins folder (`plugins.dir`) {}",
+                root.join("plugins").display()
+            ),
+        ),
+        (
+            "{ host = \"../etc\", guest = \"/etc\" }",
+            format!(
+                "contains the configuration file {}",
+                root.join("etc/parade.toml").display()
+            ),
+        ),
+        (
+            "{ host = \"../data\", guest = \"/data\" }",
+            format!(
+                "contains the database file (`database.url`) {}",
+                root.join("data/parade.db").display()
+            ),
+        ),
+    ];
+    for (grant, overlap) in refusals {
+        let (code, _, err) = check(grant).await?;
+        assert_eq!(code, 2, "{grant}: {err}");
+        for says in [
+            "plugins/echo.toml:1: key `dirs[0]`",
+            "plugin \"echo\": granted directory",
+            &overlap,
+        ] {
+            assert!(err.contains(says), "{grant}: expected {says:?} in:\n{err}");
+        }
+    }
+    assert!(!root.join("data/parade.db").exists());
+    Ok(())
+}
+
+/// A reload that would grant a plugin the node's own files is rejected with the reason; the
+/// plugins already loaded keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_granting_the_node_s_own_files_is_rejected() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let dir = node_dir(&["echo"])?;
+    let node = Node::start(dir.path(), &url, &[])?;
+    node.until_logged("node started", Duration::from_secs(60))
+        .await?;
+    std::fs::write(
+        dir.path().join("plugins/echo.toml"),
+        "dirs = [{ host = \".\", guest = \"/plugins\", writable = true }]\n",
+    )?;
+    node.until_logged("reload rejected", Duration::from_secs(30))
+        .await?;
+    let log = node.log();
+    let rejected = log
+        .lines()
+        .find(|l| l.contains("reload rejected"))
+        .context("no rejection")?;
+    assert!(
+        rejected.contains("plugin \"echo\": granted directory")
+            && rejected.contains("is the plugins folder"),
+        "{rejected}"
+    );
+    let mut n = 0;
+    let served = probe(&queue, "echo", &mut n, Duration::from_secs(30))
+        .await?
+        .context("echo stopped serving")?;
+    assert_eq!(served.status_code, TaskStatusCode::Completed);
+    node.stop().await?;
+    Ok(())
+}

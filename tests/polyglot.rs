@@ -105,6 +105,26 @@ fn polyglot_node_dir(allowed: &str) -> anyhow::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
+/// A node folder with only the JavaScript HTTP actor, which may reach `allowed`.
+fn http_get_node_dir(allowed: &str) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins)?;
+    std::fs::copy(guest("http-get")?, plugins.join("http-get.wasm"))?;
+    std::fs::write(
+        plugins.join("http-get.toml"),
+        format!("allowed_hosts = [{allowed:?}]\n"),
+    )?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        format!(
+            "[plugins]\ncache_dir = {:?}\n",
+            shared_cache_dir().display().to_string()
+        ),
+    )?;
+    Ok(dir)
+}
+
 fn task(id: &str, action: &str, body: &str) -> TaskData {
     TaskData {
         body: Some(body.into()),
@@ -417,5 +437,68 @@ async fn a_bad_allowed_host_is_refused_with_its_place() -> anyhow::Result<()> {
         stderr.contains("http-get.toml:2: key `allowed_hosts[1]`: host \"https://example.com/path\": write a host"),
         "{stderr}"
     );
+    Ok(())
+}
+
+/// `"*"` (and `*.domain`) mean public addresses only: checked on the address the connection
+/// uses, a loopback server is out of reach unless an entry names it ("127.0.0.1:PORT" or
+/// "localhost:PORT").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_grant_does_not_reach_loopback_but_a_named_one_does() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let port = server.port;
+    for (allowed, host, reached) in [
+        ("*".to_owned(), format!("127.0.0.1:{port}"), false),
+        ("*".to_owned(), format!("localhost:{port}"), false),
+        (
+            format!("127.0.0.1:{port}"),
+            format!("127.0.0.1:{port}"),
+            true,
+        ),
+        (
+            format!("localhost:{port}"),
+            format!("localhost:{port}"),
+            true,
+        ),
+    ] {
+        let url = format!("sqlite://{}", support::fresh_sqlite_path().display());
+        let queue = queue::open(&url).await?;
+        let dir = http_get_node_dir(&allowed)?;
+        let before = server.hits("/hello");
+        queue
+            .insert_tasks(&[TaskData {
+                max_tries: Some(1),
+                ..task(
+                    "get",
+                    "http-get",
+                    &format!(r#"{{"url": "http://{host}/hello"}}"#),
+                )
+            }])
+            .await?;
+        let log = run_node(dir.path(), &url).await?;
+        let (code, status) = status_of(&queue, "get").await?;
+        let hits = server.hits("/hello") - before;
+        if reached {
+            assert_eq!(
+                code,
+                TaskStatusCode::Completed,
+                "{allowed} -> {host}: {status}\n{log}"
+            );
+            assert_eq!(hits, 1, "{allowed} -> {host}");
+        } else {
+            assert_eq!(
+                code,
+                TaskStatusCode::Aborted,
+                "{allowed} -> {host}: {status}\n{log}"
+            );
+            assert_eq!(hits, 0, "{allowed} -> {host} reached the server");
+            ensure!(
+                log.lines().any(|l| l.contains("outbound HTTP refused")
+                    && l.contains("not a public address")
+                    && l.contains(&format!("url=http://{host}/hello"))),
+                "no refusal logged for {allowed} -> {host}:\n{log}"
+            );
+        }
+    }
     Ok(())
 }

@@ -273,9 +273,8 @@ async fn compiled_components_are_cached_by_content_hash() -> anyhow::Result<()> 
     let first = runtime
         .load_file(&component_path("echo")?, PluginLimits::default())
         .await?;
-    let entries: Vec<_> = std::fs::read_dir(cache.path())?.collect::<Result<_, _>>()?;
-    assert_eq!(entries.len(), 1);
-    let cached = entries[0].path();
+    // One compiled entry (beside it, its tag and the cache's key).
+    let cached = cache_entry(cache.path())?;
     assert!(cached
         .file_name()
         .unwrap()
@@ -320,7 +319,7 @@ async fn pruning_the_cache_drops_only_entries_unused_for_a_week() -> anyhow::Res
     let echo = runtime
         .load_file(&component_path("echo")?, PluginLimits::default())
         .await?;
-    let in_use = std::fs::read_dir(cache.path())?.next().unwrap()?.path();
+    let in_use = cache_entry(cache.path())?;
     let file = |name: &str, age_hours: u64| -> anyhow::Result<PathBuf> {
         let path = cache.path().join(name);
         if !path.exists() {
@@ -691,4 +690,257 @@ async fn host_imports_answer_hostile_arguments_without_harm(
     let long_id_stored = status.contains("long id accepted");
     assert_eq!(stored.len(), 1 + usize::from(long_id_stored), "{status}");
     Ok(())
+}
+
+/// A task owned from `queue` (which must hold it) by a throwaway actor, for `perform`.
+async fn own(
+    queue: &Arc<dyn Parade>,
+    action: &str,
+) -> anyhow::Result<parade_host::queue::OwnedTask> {
+    queue
+        .own_tasks(
+            &ActorId::from("own"),
+            1,
+            &[action.to_owned()],
+            Some(Duration::from_secs(60)),
+        )
+        .await?
+        .pop()
+        .with_context(|| format!("no {action} task to own"))
+}
+
+/// `signal-after` may name tasks of the same `enqueue` call and tasks the same task run
+/// enqueued earlier; naming any other task (an unrelated one, or one another run created)
+/// is refused with the id, and stores nothing.
+#[tokio::test]
+async fn a_guest_may_signal_only_tasks_it_created() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+    use parade_host::queue::SqliteParade;
+
+    let queue: Arc<dyn Parade> = Arc::new(SqliteParade::open("sqlite::memory:").await?);
+    queue
+        .insert_tasks(&[
+            TaskData {
+                total_dependencies: Some(1),
+                ..TaskData::new("victim", "gated")
+            },
+            TaskData {
+                body: Some("victim".into()),
+                ..TaskData::new("t1", "signal-forge")
+            },
+        ])
+        .await?;
+    let runtime = Runtime::new(None)?;
+    let misbehave = load(&runtime, "misbehave", PluginLimits::default()).await?;
+    let actor = ComponentActor::new(
+        runtime,
+        vec![misbehave],
+        queue.clone(),
+        ActorId::from("own"),
+        Duration::from_secs(60),
+    )?;
+    let first = actor.perform(&own(&queue, "signal-forge").await?).await?;
+    assert_eq!(first.status_code, TaskStatusCode::Completed, "{first:?}");
+    let (allowed, forged) = first
+        .status
+        .split_once(" | forged: ")
+        .context(first.status.clone())?;
+    assert_eq!(allowed, "batch: ok | earlier: ok | generated: ok");
+    assert!(
+        forged.contains("\"victim\"") && forged.contains("signal-after"),
+        "{forged}"
+    );
+    let stored = queue.list_tasks(&TaskFilter::default()).await?;
+    assert_eq!(
+        find(&stored, "t1.a").to_signal_after,
+        ["t1.b".into()] as [parade_host::queue::TaskId; 1]
+    );
+    assert_eq!(
+        find(&stored, "t1.c").to_signal_after,
+        ["t1.a".into()] as [parade_host::queue::TaskId; 1]
+    );
+    assert_eq!(find(&stored, "t1.d").to_signal_after.len(), 1);
+    assert!(
+        stored.iter().all(|t| t.id.as_str() != "t1.e"),
+        "{stored:#?}"
+    );
+
+    // Another task run cannot name what the first one created either.
+    queue
+        .insert_tasks(&[TaskData {
+            body: Some("t1.a".into()),
+            ..TaskData::new("t2", "signal-forge")
+        }])
+        .await?;
+    let second = actor.perform(&own(&queue, "signal-forge").await?).await?;
+    let forged = second
+        .status
+        .split_once(" | forged: ")
+        .context(second.status.clone())?
+        .1;
+    assert!(forged.contains("\"t1.a\""), "{forged}");
+    let stored = queue.list_tasks(&TaskFilter::default()).await?;
+    assert!(
+        stored.iter().all(|t| t.id.as_str() != "t2.e"),
+        "{stored:#?}"
+    );
+    let victim = find(&stored, "victim");
+    assert!(
+        stored
+            .iter()
+            .all(|t| !t.to_signal_after.contains(&victim.id)),
+        "{stored:#?}"
+    );
+    Ok(())
+}
+
+/// One task run may enqueue 100,000 tasks in all (10,000 per call); past that, every call
+/// is refused with a message saying so, and nothing more is stored.
+#[tokio::test]
+async fn a_task_run_enqueues_at_most_its_quota() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+    use parade_host::queue::SqliteParade;
+
+    let queue: Arc<dyn Parade> = Arc::new(SqliteParade::open("sqlite::memory:").await?);
+    queue
+        .insert_tasks(&[TaskData {
+            body: Some("110000".into()),
+            ..TaskData::new("greedy", "enqueue-quota")
+        }])
+        .await?;
+    let runtime = Runtime::new(None)?;
+    let misbehave = load(&runtime, "misbehave", PluginLimits::default()).await?;
+    let actor = ComponentActor::new(
+        runtime,
+        vec![misbehave],
+        queue.clone(),
+        ActorId::from("own"),
+        Duration::from_secs(600),
+    )?;
+    let result = actor.perform(&own(&queue, "enqueue-quota").await?).await?;
+    assert_eq!(result.status_code, TaskStatusCode::Completed, "{result:?}");
+    let quota = "enqueue takes at most 100000 tasks per task run; this run has enqueued 100000";
+    assert_eq!(
+        result.status,
+        format!(
+            "accepted 100000 | refused: {quota} and asked for 10000 more \
+             | one more: {quota} and asked for 1 more"
+        )
+    );
+    let stored = queue
+        .list_tasks(&TaskFilter {
+            limit: Some(1_000_000),
+            ..TaskFilter::default()
+        })
+        .await?;
+    assert_eq!(stored.len(), 1 + 100_000);
+    Ok(())
+}
+
+/// The one compiled entry (`.cwasm` file) in `cache`.
+fn cache_entry(cache: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(cache)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            entries.push(path);
+        }
+    }
+    anyhow::ensure!(entries.len() == 1, "{entries:?}");
+    Ok(entries.remove(0))
+}
+
+/// A `.cwasm` the node did not write (garbage, or another component's compiled code under
+/// the expected name, as a guest with a writable grant on the cache could plant) is never
+/// loaded: the component is compiled again, the entry replaced, and the plugin runs as
+/// itself.
+#[tokio::test]
+async fn a_planted_cache_entry_is_recompiled_not_loaded() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+    use parade_host::queue::SqliteParade;
+
+    let noop_cache = tempfile::tempdir()?;
+    Runtime::new(Some(noop_cache.path().to_owned()))?
+        .load_file(&component_path("noop")?, PluginLimits::default())
+        .await?;
+    let noop_compiled = std::fs::read(cache_entry(noop_cache.path())?)?;
+
+    let cache = tempfile::tempdir()?;
+    Runtime::new(Some(cache.path().to_owned()))?
+        .load_file(&component_path("echo")?, PluginLimits::default())
+        .await?;
+    let entry = cache_entry(cache.path())?;
+    for planted in [noop_compiled.clone(), b"garbage".to_vec()] {
+        std::fs::write(&entry, &planted)?;
+        let runtime = Runtime::new(Some(cache.path().to_owned()))?;
+        let echo = load(&runtime, "echo", PluginLimits::default()).await?;
+        assert_eq!(echo.actions, ["echo"], "a planted entry was loaded");
+        let queue: Arc<dyn Parade> = Arc::new(SqliteParade::open("sqlite::memory:").await?);
+        let actor = ComponentActor::new(
+            runtime,
+            vec![echo],
+            queue,
+            ActorId::from("cache"),
+            Duration::from_secs(60),
+        )?;
+        let echoed = actor.perform(&owned("echo")).await?;
+        assert_eq!(
+            (echoed.status_code, echoed.status.as_str()),
+            (TaskStatusCode::Completed, "b")
+        );
+        let now = std::fs::read(&entry)?;
+        assert_ne!(now, planted, "the planted entry was not replaced");
+        assert_eq!(cache_entry(cache.path())?, entry);
+    }
+    // The replacement is the node's own: the next start loads it without compiling.
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(&entry)?.ino();
+    Runtime::new(Some(cache.path().to_owned()))?
+        .load_file(&component_path("echo")?, PluginLimits::default())
+        .await?;
+    assert_eq!(std::fs::metadata(&entry)?.ino(), inode, "recompiled again");
+    Ok(())
+}
+
+/// The node's log while `body` runs on this thread, as text. The guest's lines and the
+/// node's markers are logged on the thread that performs the task.
+async fn logged_while<F: std::future::Future>(body: F) -> (F::Output, String) {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let captured = captured.clone();
+            move || captured.clone()
+        })
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let output = {
+        let _default = tracing::subscriber::set_default(subscriber);
+        body.await
+    };
+    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    (output, text)
+}
+
+/// An actor serving only `plugin`, on a queue of its own.
+fn lone_actor(runtime: Arc<Runtime>, plugin: Arc<Plugin>) -> anyhow::Result<ComponentActor> {
+    let queue: Arc<dyn Parade> = Arc::new(futures_free_sqlite()?);
+    ComponentActor::new(
+        runtime,
+        vec![plugin],
+        queue,
+        ActorId::from("lone"),
+        Duration::from_secs(600),
+    )
 }

@@ -134,6 +134,57 @@ CREATE FUNCTION public.extend_task_deadline(task_id character varying, token uui
     RETURNING true
 $$;
 
+--
+-- Name: make_due_tasks_runnable(character varying[], integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.make_due_tasks_runnable(wanted character varying[], max_count integer) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    made INTEGER;
+BEGIN
+    UPDATE tasks t
+    SET run_after = NULL
+    WHERE t.ctid = ANY(ARRAY(
+        SELECT d.ctid
+        FROM unnest(wanted) AS w(name)
+        CROSS JOIN LATERAL (
+            SELECT p.ctid, p.run_after FROM tasks p
+            WHERE p.action = w.name
+              AND p.status_code = 'pending'
+              AND p.run_after IS NOT NULL
+              AND p.run_after <= now()
+            ORDER BY p.run_after
+            LIMIT max_count
+            FOR UPDATE SKIP LOCKED
+        ) d
+        ORDER BY d.run_after
+        LIMIT max_count));
+    GET DIAGNOSTICS made := ROW_COUNT;
+    RETURN made;
+END;
+$$;
+
+--
+-- Name: next_due_time(character varying[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.next_due_time(actions character varying[]) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT min(due) FROM (
+        SELECT (SELECT p.run_after FROM tasks p
+                WHERE p.action = w.name AND p.status_code = 'pending'
+                  AND p.run_after IS NOT NULL
+                ORDER BY p.run_after LIMIT 1) AS due
+        FROM unnest(actions) AS w(name)
+        UNION ALL
+        SELECT min(e.action_deadline) FROM tasks e
+        WHERE e.status_code = 'in-progress' AND e.action = ANY(actions)
+    ) d
+$$;
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -161,7 +212,8 @@ CREATE TABLE public.tasks (
     seq bigint NOT NULL,
     priority integer DEFAULT 0 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    finished_at timestamp with time zone
+    finished_at timestamp with time zone,
+    run_after timestamp with time zone
 );
 
 --
@@ -213,6 +265,12 @@ COMMENT ON COLUMN public.tasks.priority IS 'higher runs first; ties run in inser
 COMMENT ON COLUMN public.tasks.finished_at IS 'when the task became aborted or completed';
 
 --
+-- Name: COLUMN tasks.run_after; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tasks.run_after IS 'a pending task is not offered before this time; NULL: due (cleared when it becomes due)';
+
+--
 -- Name: no_more_tries(public.tasks); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -262,6 +320,7 @@ DECLARE
     owned INTEGER;
 BEGIN
     PERFORM abort_expired_tasks(100);
+    PERFORM make_due_tasks_runnable(wanted, 1000);
 
     RETURN QUERY
     UPDATE tasks t
@@ -300,6 +359,7 @@ BEGIN
             SELECT p.ctid, p.priority, p.seq FROM tasks p
             WHERE p.action = w.name
               AND p.status_code = 'pending'
+              AND p.run_after IS NULL
               AND (p.total_dependencies IS NULL OR p.num_signals = p.total_dependencies)
               AND (p.max_tries IS NULL OR p.num_tries < p.max_tries)
             ORDER BY p.priority DESC, p.seq
@@ -526,6 +586,12 @@ ALTER TABLE ONLY public.tasks
 CREATE INDEX tasks_aborted_seq_idx ON public.tasks USING btree (seq) WHERE (status_code = 'aborted'::public.task_status_code_value);
 
 --
+-- Name: tasks_delayed_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_delayed_idx ON public.tasks USING btree (action, run_after) WHERE ((status_code = 'pending'::public.task_status_code_value) AND (run_after IS NOT NULL));
+
+--
 -- Name: tasks_owned_deadline_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -535,7 +601,7 @@ CREATE INDEX tasks_owned_deadline_idx ON public.tasks USING btree (action_deadli
 -- Name: tasks_runnable_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX tasks_runnable_idx ON public.tasks USING btree (action, priority DESC, seq) WHERE ((status_code = 'pending'::public.task_status_code_value) AND ((total_dependencies IS NULL) OR (num_signals = total_dependencies)) AND ((max_tries IS NULL) OR (num_tries < max_tries)));
+CREATE INDEX tasks_runnable_idx ON public.tasks USING btree (action, priority DESC, seq) WHERE ((status_code = 'pending'::public.task_status_code_value) AND (run_after IS NULL) AND ((total_dependencies IS NULL) OR (num_signals = total_dependencies)) AND ((max_tries IS NULL) OR (num_tries < max_tries)));
 
 --
 -- Name: tasks tasks_inserted; Type: TRIGGER; Schema: public; Owner: -

@@ -28,6 +28,7 @@ pub async fn inserted_row_keeps_every_column(store: Store) -> anyhow::Result<()>
         to_signal_after: ids(&["next"]),
         notify_channel_after: Some("chan".into()),
         priority: 7,
+        run_after: Some(Utc.with_ymd_and_hms(2031, 2, 3, 4, 5, 6).unwrap()),
         ..task("full", "work")
     };
     q.insert_tasks(std::slice::from_ref(&full)).await?;

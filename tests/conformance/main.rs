@@ -20,6 +20,7 @@ mod insert;
 mod operators;
 mod own;
 mod returns;
+mod time;
 mod waiters;
 
 // The scenarios, by name, for the macro below.
@@ -31,6 +32,7 @@ use insert::*;
 use operators::*;
 use own::*;
 use returns::*;
+use time::*;
 use waiters::*;
 
 /// Instantiates the scenarios of `every_store` on all four stores, and those of
@@ -114,6 +116,11 @@ conformance!(
     return_tasks_counts_each_signal_once_per_predecessor,
     release_tasks_hands_back_without_using_a_try,
     inserting_tasks_hints_idle_actors,
+    // time
+    a_delayed_task_is_owned_only_once_due,
+    priority_and_insertion_order_hold_among_due_tasks,
+    next_due_is_the_earliest_delayed_task_or_deadline_of_the_actions,
+    insert_if_absent_adds_only_new_ids_and_names_them,
     ],
     prefixed_stores: [
         prefix_hides_other_namespaces_and_strips_names,

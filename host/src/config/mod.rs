@@ -3,8 +3,11 @@
 //! [`NodeConfig::load`] reads the node's configuration (every key optional, unknown keys
 //! refused); [`NodeConfig::plugin_specs`] then lists the plugins it describes: its
 //! `[[plugin]]` entries, and every `NAME.wasm` in the plugins folder, each with the
-//! `NAME.toml` beside it if there is one. Every error names the file, the line and the key.
+//! `NAME.toml` beside it if there is one, and checks that no plugin is granted a directory
+//! overlapping the node's own files (`grants.rs`). Every error names the file, the line and
+//! the key.
 
+mod grants;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
@@ -163,6 +166,8 @@ pub struct PluginSpec {
     pub file_origin: Location,
     /// Where its `actions` are listed, if they are.
     pub actions_origin: Option<Location>,
+    /// Where each of its `grants.dirs` is written, in the same order.
+    pub dir_origins: Vec<Location>,
 }
 
 impl PluginSpec {
@@ -305,7 +310,9 @@ impl NodeConfig {
 
     /// Every plugin this configuration describes: the `[[plugin]]` entries, then each
     /// `NAME.wasm` in the plugins folder that no entry names, with its `NAME.toml` if any.
-    /// Component files are checked to exist; their contents are the loader's business.
+    /// Component files are checked to exist; their contents are the loader's business. No
+    /// plugin may be granted a directory that overlaps the plugins folder, the component
+    /// cache, the configuration file, the SQLite database or a component (see `grants.rs`).
     pub fn plugin_specs(&self) -> Result<Vec<PluginSpec>, ConfigError> {
         let mut specs = Vec::new();
         for spec in &self.plugins {
@@ -336,6 +343,7 @@ impl NodeConfig {
             }
             specs.push(spec);
         }
+        grants::check(self, &specs)?;
         Ok(specs)
     }
 
@@ -449,6 +457,7 @@ fn sidecar_spec(component: &Path) -> Result<PluginSpec, ConfigError> {
         origin: itself.clone(),
         file_origin: itself.clone(),
         actions_origin: None,
+        dir_origins: Vec::new(),
     };
     let text = match std::fs::read_to_string(&manifest) {
         Ok(text) => text,
@@ -527,7 +536,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn grants(
     env: BTreeMap<String, String>,
-    dirs: Vec<raw::Dir>,
+    dirs: Vec<toml::Spanned<raw::Dir>>,
     allowed_hosts: Vec<raw::AllowedHost>,
     base_dir: &Path,
 ) -> PluginGrants {
@@ -536,6 +545,7 @@ fn grants(
         env: env.into_iter().collect(),
         dirs: dirs
             .into_iter()
+            .map(toml::Spanned::into_inner)
             .map(|d| DirGrant {
                 host: base_dir.join(d.host),
                 guest: d.guest,

@@ -180,7 +180,7 @@ pub(super) struct Plugin {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
-    pub dirs: Vec<Dir>,
+    pub dirs: Vec<Spanned<Dir>>,
     #[serde(default)]
     pub allowed_hosts: Vec<AllowedHost>,
 }
@@ -205,6 +205,12 @@ impl Plugin {
             .as_ref()
             .map(|a| lines.span_location(a.span(), key("actions")));
         let actions = self.actions.map(Spanned::into_inner);
+        let dir_origins = self
+            .dirs
+            .iter()
+            .enumerate()
+            .map(|(index, dir)| lines.span_location(dir.span(), key(&format!("dirs[{index}]"))))
+            .collect();
         if let (Some(actions), Some(location)) = (&actions, &actions_origin) {
             if actions.is_empty() {
                 return Err(ConfigError::new(
@@ -232,6 +238,7 @@ impl Plugin {
             origin,
             file_origin,
             actions_origin,
+            dir_origins,
         })
     }
 }

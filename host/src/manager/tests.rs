@@ -106,6 +106,14 @@ impl Parade for MockQueue {
         Ok(())
     }
 
+    async fn insert_tasks_if_absent(&self, _: &[TaskData]) -> Result<Vec<TaskId>> {
+        unsupported()
+    }
+
+    async fn next_due(&self, _: &[String]) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(None)
+    }
+
     async fn new_waiter(&self, _: &TaskId) -> Result<Waiter> {
         unsupported()
     }

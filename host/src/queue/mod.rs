@@ -35,6 +35,7 @@ mod waiter;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 pub use error::{DatabaseError, Error, Result};
 pub(crate) use hints::TaskHintSender;
@@ -64,9 +65,16 @@ pub trait Parade: Send + Sync {
     /// channel or one over [`MAX_CHANNEL_BYTES`]), naming the task.
     async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()>;
 
+    /// Stores those of `tasks` whose ids are not stored yet, all or nothing, and returns
+    /// their ids in batch order: an idempotent insert (a periodic task's slot, say, enqueued
+    /// by several nodes). Otherwise as [`Parade::insert_tasks`]: a batch naming one id twice
+    /// is [`Error::DuplicateTask`], and the same input rules apply.
+    async fn insert_tasks_if_absent(&self, tasks: &[TaskData]) -> Result<Vec<TaskId>>;
+
     /// Owns up to `max_tasks` runnable tasks of `actions` for `actor`, until `max_duration`
     /// from now (forever if `None`). Expired ownerships are offered first, then pending tasks
-    /// by priority and insertion order. Concurrent callers receive disjoint tasks.
+    /// that are due (`run_after` passed or unset) by priority and insertion order. Concurrent
+    /// callers receive disjoint tasks.
     async fn own_tasks(
         &self,
         actor: &ActorId,
@@ -113,6 +121,11 @@ pub trait Parade: Send + Sync {
     /// For an actor that shuts down before starting them. Pairs whose token no longer
     /// matches are skipped; returns how many were released.
     async fn release_tasks(&self, tasks: &[TaskLease]) -> Result<u64>;
+
+    /// The earliest time a task of `actions` becomes runnable by the clock alone: a delayed
+    /// task's `run_after`, or an ownership's deadline. `None` when no task of theirs waits for
+    /// a time. An idle actor sleeps until then rather than polling.
+    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>>;
 
     /// Wake-ups for idle actors when tasks may have become runnable, if the backend has them
     /// (`None`: poll only). See [`TaskHints`].

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::{
     ActorId, Error, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData,
@@ -57,6 +58,27 @@ impl<P: Parade> Prefixed<P> {
         TaskId(self.strip_prefix(id.as_str()).to_owned())
     }
 
+    /// `tasks` as stored in this namespace.
+    fn prefix_tasks(&self, tasks: &[TaskData]) -> Vec<TaskData> {
+        tasks
+            .iter()
+            .map(|task| TaskData {
+                id: self.add_prefix_task(&task.id),
+                action: self.add_prefix(&task.action),
+                actor_id: task
+                    .actor_id
+                    .as_ref()
+                    .map(|a| ActorId(self.add_prefix(a.as_str()))),
+                to_signal_after: task
+                    .to_signal_after
+                    .iter()
+                    .map(|s| self.add_prefix_task(s))
+                    .collect(),
+                ..task.clone()
+            })
+            .collect()
+    }
+
     /// `e` naming this namespace's tasks as its callers do.
     fn strip_error(&self, e: Error) -> Error {
         e.rename_tasks(|id| self.strip_prefix_task(&id))
@@ -80,27 +102,25 @@ impl<P: Parade> Prefixed<P> {
 #[async_trait]
 impl<P: Parade> Parade for Prefixed<P> {
     async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()> {
-        let prefixed: Vec<TaskData> = tasks
-            .iter()
-            .map(|task| TaskData {
-                id: self.add_prefix_task(&task.id),
-                action: self.add_prefix(&task.action),
-                actor_id: task
-                    .actor_id
-                    .as_ref()
-                    .map(|a| ActorId(self.add_prefix(a.as_str()))),
-                to_signal_after: task
-                    .to_signal_after
-                    .iter()
-                    .map(|s| self.add_prefix_task(s))
-                    .collect(),
-                ..task.clone()
-            })
-            .collect();
+        let prefixed = self.prefix_tasks(tasks);
         self.base
             .insert_tasks(&prefixed)
             .await
             .map_err(|e| self.strip_error(e))
+    }
+
+    async fn insert_tasks_if_absent(&self, tasks: &[TaskData]) -> Result<Vec<TaskId>> {
+        let stored = self
+            .base
+            .insert_tasks_if_absent(&self.prefix_tasks(tasks))
+            .await
+            .map_err(|e| self.strip_error(e))?;
+        Ok(stored.iter().map(|id| self.strip_prefix_task(id)).collect())
+    }
+
+    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>> {
+        let actions: Vec<String> = actions.iter().map(|a| self.add_prefix(a)).collect();
+        self.base.next_due(&actions).await
     }
 
     async fn own_tasks(
@@ -258,6 +278,14 @@ impl<P: Parade> Parade for Prefixed<P> {
 impl<P: Parade + ?Sized> Parade for Arc<P> {
     async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()> {
         (**self).insert_tasks(tasks).await
+    }
+
+    async fn insert_tasks_if_absent(&self, tasks: &[TaskData]) -> Result<Vec<TaskId>> {
+        (**self).insert_tasks_if_absent(tasks).await
+    }
+
+    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>> {
+        (**self).next_due(actions).await
     }
 
     async fn own_tasks(

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::{ActorId, OwnerCount, QueueSummary, Result, TaskCount, TaskFilter, TaskOutcome};
+use super::{
+    ActorId, OwnerCount, QueueSummary, Result, TaskCount, TaskData, TaskFilter, TaskId, TaskOutcome,
+};
 
 /// Answers iff the store is reachable and holds the queue's schema (the `tasks` table).
 pub(super) const PING: &str = "SELECT 1 FROM tasks LIMIT 0";
@@ -70,4 +72,15 @@ pub(super) fn status_literal(filter: &TaskFilter) -> String {
         .status_code
         .map(|code| format!("AND status_code = '{}'", code.as_str()))
         .unwrap_or_default()
+}
+
+/// The ids an insert-if-absent stored (`stored`, in whatever order the database returned
+/// them), in the order of the batch `tasks`.
+pub(super) fn in_batch_order(tasks: &[TaskData], stored: Vec<String>) -> Vec<TaskId> {
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    tasks
+        .iter()
+        .filter(|t| stored.contains(t.id.as_str()))
+        .map(|t| t.id.clone())
+        .collect()
 }

@@ -133,7 +133,8 @@ impl FromStr for TaskStatusCode {
     }
 }
 
-/// A whole task row: every column of the seed's `tasks` table, plus Parade's `priority`.
+/// A whole task row: every column of the seed's `tasks` table, plus Parade's `priority` and
+/// `run_after`.
 ///
 /// Build one with [`TaskData::new`] and set what differs; the rest has the column defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -164,6 +165,9 @@ pub struct TaskData {
     pub notify_channel_after: Option<String>,
     /// Higher runs first; equal priorities run in insertion order.
     pub priority: i32,
+    /// A pending task is not offered before this time; `None`: due now. The queue clears it
+    /// when the task becomes due.
+    pub run_after: Option<DateTime<Utc>>,
 }
 
 impl TaskData {

@@ -6,8 +6,8 @@
 //! [`Reloader::watch`] follows the files with `notify`, waits for them to settle (editors
 //! that save by rename and slow copies send bursts of events), rebuilds, and swaps the new
 //! set into the [`ComponentActor`] at once. Anything invalid — unreadable TOML, a file that
-//! is not a component, two plugins claiming one action — is logged and changes nothing: the
-//! last good set keeps serving.
+//! is not a component, two plugins claiming one action, a directory grant that overlaps the
+//! node's own files — is logged and changes nothing: the last good set keeps serving.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,12 +161,14 @@ impl Reloader {
                 "plugins folder changed"
             );
         }
+        // Keep describing what actually runs: restart-only sections stay as they started.
+        // Before the plugins are listed, so their grants are checked against the cache and
+        // database the node really uses, not ones it will use only after a restart.
+        let restart_only = config.keep_restart_only_from(&self.config);
         let specs = config.plugin_specs()?;
         let loaded = build(&self.runtime, &specs, &self.loaded).await?;
         self.actor
             .replace_plugins(loaded.iter().map(|l| l.plugin.clone()).collect())?;
-        // Keep describing what actually runs: restart-only sections stay as they started.
-        let restart_only = config.keep_restart_only_from(&self.config);
         if !restart_only.is_empty() {
             tracing::warn!(
                 sections = ?restart_only,

@@ -267,4 +267,82 @@ mod tests {
             assert!(error.contains(&format!("{entry:?}")), "{error}");
         }
     }
+
+    /// A server on 127.0.0.1 answering every request with 200, counting them.
+    async fn loopback_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buffer = [0; 4096];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            }
+        });
+        (port, hits)
+    }
+
+    /// What `gate` makes of a GET of `url`: the response status, or the error.
+    async fn get(gate: &mut HttpGate, url: &str) -> Result<u16, wasmtime_wasi_http::Error> {
+        use http_body_util::BodyExt;
+        let request = http::Request::get(url)
+            .body(
+                http_body_util::Empty::new()
+                    .map_err(|never: std::convert::Infallible| match never {})
+                    .boxed_unsync(),
+            )
+            .unwrap();
+        let sent = Box::into_pin(gate.send_request(request, None, Box::new(async { Ok(()) })));
+        let (response, io) = sent.await?;
+        tokio::spawn(Box::into_pin(io));
+        Ok(response.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn a_wildcard_does_not_reach_loopback_but_a_named_entry_does() {
+        let (port, hits) = loopback_server().await;
+        let url = format!("http://127.0.0.1:{port}/");
+        let refused = get(&mut gate(&["*"]), &url).await;
+        assert!(
+            matches!(
+                refused,
+                Err(wasmtime_wasi_http::Error::DestinationIpProhibited)
+            ),
+            "{refused:?}"
+        );
+        let refused = get(&mut gate(&["*"]), &format!("http://localhost:{port}/")).await;
+        assert!(
+            matches!(
+                refused,
+                Err(wasmtime_wasi_http::Error::DestinationIpProhibited)
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        let named = format!("127.0.0.1:{port}");
+        assert_eq!(
+            get(&mut gate(&["*", named.as_str()]), &url).await.unwrap(),
+            200
+        );
+        let by_name = format!("localhost:{port}");
+        assert_eq!(
+            get(
+                &mut gate(&[by_name.as_str()]),
+                &format!("http://localhost:{port}/")
+            )
+            .await
+            .unwrap(),
+            200
+        );
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 }

@@ -12,12 +12,16 @@
 //! Every task runs in a fresh `Store` and instance: nothing survives between tasks and no
 //! task sees another. The guest gets no ambient authority (no files, environment, network
 //! or inherited stdio); its stdout and stderr are captured, bounded, and logged with the
-//! task id. Memory is limited per plugin and time per task; a trap, timeout, out-of-memory
-//! or stack overflow ends only that task, with a status that says which.
+//! task id (`output.rs`). Memory is limited per task instance, all its memories and tables
+//! together (`limits.rs`); time per task, in guest code (epoch interruption) and while the
+//! guest waits in a host call (a timer around the whole call). A trap, timeout,
+//! out-of-memory or stack overflow ends only that task, with a status that says which.
 
 mod actor;
 mod cache;
 mod http;
+mod limits;
+mod output;
 mod plugin;
 mod state;
 
@@ -49,8 +53,13 @@ mod bindings {
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Memory and table bytes per pooled slot kept mapped between instances.
 const KEEP_RESIDENT: usize = 2 << 20;
-/// Largest linear memory any plugin may be granted.
+/// Largest memory any plugin may be granted.
 pub const MAX_PLUGIN_MEMORY: usize = 1 << 30;
+/// Component instances the pooling allocator holds at once: tasks running, and a plugin
+/// being loaded.
+const INSTANCE_SLOTS: u32 = 256;
+/// Instance slots kept for loading and reloading plugins (one at a time).
+const LOADING_SLOTS: u32 = 1;
 
 /// The process's WebAssembly engine, linker and compiled-component cache.
 pub struct Runtime {
@@ -129,7 +138,7 @@ fn engine_config(pooling: bool, fuel: bool) -> Config {
     config.consume_fuel(fuel);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(256)
+        pool.total_component_instances(INSTANCE_SLOTS)
             .total_core_instances(1024)
             .total_memories(512)
             .total_tables(512)
@@ -226,6 +235,21 @@ impl Runtime {
         self.fuel
     }
 
+    /// Checks that `workers` tasks can run at once: the pooling allocator has a fixed number
+    /// of instance slots, and a task past them would fail to start. Allocating on demand
+    /// has no such bound.
+    pub fn check_workers(&self, workers: usize) -> anyhow::Result<()> {
+        let for_tasks = INSTANCE_SLOTS - LOADING_SLOTS;
+        if self.pooling && workers > for_tasks as usize {
+            anyhow::bail!(
+                "workers = {workers} is more than the pooling allocator's {INSTANCE_SLOTS} \
+                 instance slots allow ({LOADING_SLOTS} kept for loading plugins): set \
+                 [manager] workers (or --workers) to at most {for_tasks}"
+            );
+        }
+        Ok(())
+    }
+
     /// Compiles (or loads from the cache) the component in `bytes`, checks that it
     /// implements the `parade:actor/actor` world, and asks it for its actions.
     pub async fn load(
@@ -295,7 +319,7 @@ impl Runtime {
         plugin: &Plugin,
         context: Option<state::TaskContext>,
         timeout: Duration,
-        output: &plugin::CapturedOutput,
+        output: &output::CapturedOutput,
     ) -> wasmtime::Result<wasmtime::Store<TaskState>> {
         let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
         wasi.stdout(output.stdout.clone())
@@ -315,10 +339,8 @@ impl Runtime {
         let state = TaskState {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
-            limits: wasmtime::StoreLimitsBuilder::new()
-                .memory_size(plugin.limits.memory)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: limits::InstanceLimits::new(plugin.limits.memory),
+            log_budget: output.budget.clone(),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_gate: http::HttpGate {
                 allowed: plugin.grants.allowed_hosts.clone(),
@@ -352,6 +374,18 @@ impl Runtime {
     }
 }
 
+/// A status as the queue stores it: NUL characters (which PostgreSQL text cannot hold)
+/// replaced by U+FFFD, then [`cut_to`] `max_len` bytes. Every status made of guest text
+/// goes through here.
+fn status_text(text: String, max_len: usize) -> String {
+    let text = if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    };
+    cut_to(text, max_len)
+}
+
 /// `text` cut to at most `max_len` bytes, at a character boundary, and marked ` [cut]`, if it
 /// is longer; otherwise `text` as it is. Keeps what a guest hands the host (statuses, log
 /// lines) bounded, whatever it sends.
@@ -376,6 +410,14 @@ impl Drop for Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_holds_no_nul_and_stays_within_its_limit() {
+        assert_eq!(status_text("a\0b\0".to_owned(), 100), "a\u{FFFD}b\u{FFFD}");
+        // Replacing grows the text (1 byte to 3); the cut comes after.
+        assert_eq!(status_text("\0\0".to_owned(), 4), "\u{FFFD} [cut]");
+        assert_eq!(status_text("plain".to_owned(), 100), "plain");
+    }
 
     #[test]
     fn text_within_the_limit_is_kept_whole() {

@@ -7,10 +7,10 @@ use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Trap;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::bindings::parade::actor::types::StatusCode;
 use super::bindings::{Actor as ActorWorld, ActorPre};
+use super::output::CapturedOutput;
 use super::state::TaskContext;
 use super::Runtime;
 use crate::manager::ActorResult;
@@ -18,8 +18,9 @@ use crate::queue::{OwnedTask, Parade, TaskStatusCode};
 
 /// Longest status text kept from a guest; longer ones are cut.
 const MAX_STATUS: usize = 64 * 1024;
-/// Guest stdout and stderr kept per task, each.
-const MAX_OUTPUT: usize = 64 * 1024;
+/// Longest a component's `actions()` may take at load (less if its `timeout` is shorter):
+/// a plugin that hangs there must not block a node's start or its reloads.
+const ACTIONS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What happens to a task whose plugin trapped, timed out or ran out of memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,9 +35,11 @@ pub enum FailurePolicy {
 /// Resource limits of a plugin's instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginLimits {
-    /// Largest linear memory, in bytes (default 64 MiB, at most 1 GiB).
+    /// Memory of one task's instance, in bytes: all its linear memories together, and its
+    /// tables at 8 bytes an element (default 64 MiB, at most 1 GiB).
     pub memory: usize,
-    /// Wall-clock time per task (default 30 minutes, the ActionManager's max duration).
+    /// Wall-clock time per task, including time spent waiting in host calls (sleeps,
+    /// polls, HTTP requests); default 30 minutes, the ActionManager's max duration.
     pub timeout: Duration,
     /// WebAssembly instructions (roughly) per task; none by default. Needs a runtime that
     /// meters fuel ([`RuntimeOptions::fuel`](super::RuntimeOptions::fuel)).
@@ -134,31 +137,6 @@ pub fn content_hash(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A task's captured stdout and stderr.
-pub(super) struct CapturedOutput {
-    pub stdout: MemoryOutputPipe,
-    pub stderr: MemoryOutputPipe,
-}
-
-impl CapturedOutput {
-    fn new() -> Self {
-        CapturedOutput {
-            stdout: MemoryOutputPipe::new(MAX_OUTPUT),
-            stderr: MemoryOutputPipe::new(MAX_OUTPUT),
-        }
-    }
-
-    /// Logs what the guest printed, a line at a time, tagged with the task.
-    fn log(&self, plugin: &str, task: &str) {
-        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines() {
-                tracing::info!(plugin, task, stream, "{line}");
-            }
-        }
-    }
-}
-
 impl Plugin {
     pub(super) async fn new(
         runtime: &Runtime,
@@ -201,14 +179,29 @@ impl Plugin {
             pre,
         };
         let output = CapturedOutput::new();
-        let mut store = runtime.store(&plugin, None, plugin.limits.timeout, &output)?;
-        let instance = plugin.pre.instantiate_async(&mut store).await?;
-        let actions = instance
-            .call_actions(&mut store)
-            .await
-            .map_err(anyhow::Error::from)
-            .context("calling its actions() failed")?;
-        output.log(name, "");
+        let limit = ACTIONS_TIMEOUT.min(plugin.limits.timeout);
+        let listed = tokio::time::timeout(limit, async {
+            let mut store = runtime.store(&plugin, None, limit, &output)?;
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_actions(&mut store).await
+        })
+        .await;
+        output.log(name, "", "");
+        let too_slow = || {
+            anyhow::anyhow!(
+                "its actions() did not return within {}: it must list its actions at once",
+                humantime::format_duration(limit)
+            )
+        };
+        let actions = match listed {
+            Err(_elapsed) => return Err(too_slow()),
+            Ok(Err(e)) if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => {
+                return Err(too_slow())
+            }
+            Ok(listed) => listed
+                .map_err(anyhow::Error::from)
+                .context("calling its actions() failed")?,
+        };
         if actions.is_empty() {
             bail!("its actions() returned no action");
         }
@@ -253,9 +246,10 @@ impl Plugin {
         let context = TaskContext {
             task: task.clone(),
             queue,
+            time_limit: timeout,
         };
         let failures = u32::try_from(task.num_signalled_failures).unwrap_or(0);
-        let result = async {
+        let call = async {
             let started = std::time::Instant::now();
             let mut store = runtime.store(self, Some(context), timeout, &output)?;
             let instance: ActorWorld = self.pre.instantiate_async(&mut store).await?;
@@ -263,12 +257,19 @@ impl Plugin {
             instance
                 .call_handle(&mut store, &task.action, task.body.as_deref(), failures)
                 .await
-        }
-        .await;
-        output.log(&self.name, task.id.as_str());
+        };
+        // Epoch interruption stops guest code at the time limit, but not a guest waiting in
+        // a host call (a sleep, a poll, a slow HTTP response): this timer does, by dropping
+        // the call and its store. Either way the task ends the same.
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(wasmtime::Error::new(Trap::Interrupt)
+                .context("the time limit passed while the guest waited in a host call")),
+        };
+        output.log(&self.name, &task.action, task.id.as_str());
         match result {
             Ok(result) => ActorResult {
-                status: super::cut_to(result.status, MAX_STATUS),
+                status: super::status_text(result.status, MAX_STATUS),
                 status_code: match result.code {
                     StatusCode::Completed => TaskStatusCode::Completed,
                     StatusCode::Aborted => TaskStatusCode::Aborted,
@@ -280,7 +281,7 @@ impl Plugin {
                 runtime.stats.failed(kind);
                 tracing::warn!(plugin = %self.name, task = %task.id, error = %format!("{e:#}"), "{why}");
                 ActorResult {
-                    status: format!("plugin {}: {why}", self.name),
+                    status: super::status_text(format!("plugin {}: {why}", self.name), MAX_STATUS),
                     status_code: match self.limits.on_failure {
                         FailurePolicy::Retry => TaskStatusCode::Pending,
                         FailurePolicy::Abort => TaskStatusCode::Aborted,

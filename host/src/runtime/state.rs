@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::parade::actor::{host, types};
@@ -19,6 +18,8 @@ const MAX_ENQUEUE: usize = 10_000;
 pub(super) struct TaskContext {
     pub task: OwnedTask,
     pub queue: Arc<dyn Parade>,
+    /// How long the task may run: the longest `extend-deadline` grants.
+    pub time_limit: Duration,
 }
 
 /// Everything one instance may touch: its WASI context (granting nothing by default), its
@@ -26,7 +27,9 @@ pub(super) struct TaskContext {
 pub(super) struct TaskState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
-    pub limits: StoreLimits,
+    pub limits: super::limits::InstanceLimits,
+    /// Lines the task may still log (shared with its captured stdout and stderr).
+    pub log_budget: Arc<super::output::LogBudget>,
     pub plugin: Arc<str>,
     pub context: Option<TaskContext>,
     pub http: wasmtime_wasi_http::WasiHttpCtx,
@@ -64,12 +67,15 @@ impl TaskState {
 
 impl host::Host for TaskState {
     async fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
-        let message = super::cut_to(message, MAX_LOG_LINE);
         let (task, action) = match &self.context {
             Some(c) => (c.task.id.as_str(), c.task.action.as_str()),
             None => ("", ""),
         };
         let plugin = &*self.plugin;
+        if !self.log_budget.admit(plugin, action, task) {
+            return Ok(());
+        }
+        let message = super::cut_to(message, MAX_LOG_LINE);
         match level {
             host::Level::Trace => tracing::trace!(plugin, action, task, "{message}"),
             host::Level::Debug => tracing::debug!(plugin, action, task, "{message}"),
@@ -101,18 +107,24 @@ impl host::Host for TaskState {
         Ok(stored.map_or(0, |t| u32::try_from(t.num_tries).unwrap_or(0)))
     }
 
+    /// Refuses 0 (the task would be offered again while it runs) and grants at most the
+    /// task's time limit: it cannot run longer, and a crash must not strand it for longer.
     async fn extend_deadline(&mut self, seconds: u32) -> wasmtime::Result<Result<(), String>> {
         let context = match self.context() {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
+        if seconds == 0 {
+            return Ok(Err(
+                "extend-deadline takes at least 1 second: with 0 the running task would be \
+                 offered to another node at once"
+                    .to_owned(),
+            ));
+        }
+        let extension = Duration::from_secs(u64::from(seconds)).min(context.time_limit);
         let extended = context
             .queue
-            .extend_task_deadline(
-                &context.task.id,
-                context.task.token,
-                Duration::from_secs(u64::from(seconds)),
-            )
+            .extend_task_deadline(&context.task.id, context.task.token, extension)
             .await;
         Ok(extended.map_err(|e| e.to_string()))
     }
@@ -242,11 +254,13 @@ mod tests {
         let state = TaskState {
             wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
-            limits: wasmtime::StoreLimitsBuilder::new().build(),
+            limits: super::super::limits::InstanceLimits::new(usize::MAX),
+            log_budget: super::super::output::LogBudget::new(),
             plugin: "fuzz".into(),
             context: Some(TaskContext {
                 task,
                 queue: queue.clone(),
+                time_limit: Duration::from_secs(60),
             }),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_gate: super::super::http::HttpGate {

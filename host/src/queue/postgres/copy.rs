@@ -10,12 +10,12 @@ use crate::queue::TaskData;
 /// The COPY statement, its columns in the order [`encode_row`] writes them.
 pub(super) const COPY_TASKS: &str = "COPY tasks (id, action, body, status, status_code, \
      num_tries, num_failures, max_tries, num_signals, total_dependencies, actor_id, \
-     action_deadline, performance_token, to_signal_after, notify_channel_after, priority) \
-     FROM STDIN";
+     action_deadline, performance_token, to_signal_after, notify_channel_after, priority, \
+     run_after) FROM STDIN";
 
 /// Appends one task as a line of COPY text.
 pub(super) fn encode_row(out: &mut String, task: &TaskData) {
-    let fields: [Option<String>; 16] = [
+    let fields: [Option<String>; 17] = [
         Some(task.id.0.clone()),
         Some(task.action.clone()),
         task.body.clone(),
@@ -33,6 +33,7 @@ pub(super) fn encode_row(out: &mut String, task: &TaskData) {
             .then(|| array_literal(task.to_signal_after.iter().map(|id| id.as_str()))),
         task.notify_channel_after.clone(),
         Some(task.priority.to_string()),
+        task.run_after.map(|d| d.to_rfc3339()),
     ];
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
@@ -92,7 +93,7 @@ mod tests {
         assert_eq!(
             out,
             "a\\tb\tact\tline1\\nline2\\\\\t\\N\tpending\t0\t0\t\\N\t0\t\\N\t\\N\t\\N\t\\N\t\
-             {\"x\\\\\"y\",\"z\\\\\\\\\"}\t\\N\t0\n"
+             {\"x\\\\\"y\",\"z\\\\\\\\\"}\t\\N\t0\t\\N\n"
         );
     }
 

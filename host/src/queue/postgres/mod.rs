@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 use tokio::sync::OnceCell;
@@ -23,13 +24,22 @@ use uuid::Uuid;
 use self::listener::NotificationHub;
 use super::rules::{check_batch, check_return, check_returns, retry_refusal, successors_outside};
 use super::sql::{
-    outcomes_from_rows, status_literal, summary_from_rows, PING, SUMMARY_COUNTS, SUMMARY_OWNERS,
+    in_batch_order, outcomes_from_rows, status_literal, summary_from_rows, PING, SUMMARY_COUNTS,
+    SUMMARY_OWNERS,
 };
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
     ActorId, Error, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData,
     TaskFilter, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
+
+/// Whether an insert stores every task (refusing a batch with a stored id) or only those not
+/// stored yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InsertMode {
+    All,
+    IfAbsent,
+}
 
 /// Rows of COPY text sent per message.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
@@ -42,7 +52,7 @@ const INSERT_MAX_ROWS: usize = 64;
 const TASK_COLUMNS: &str = "id::text, action::text, body, status, status_code::text, \
      num_tries, num_failures, max_tries, num_signals, total_dependencies, actor_id::text, \
      action_deadline, performance_token, to_signal_after::text[], notify_channel_after::text, \
-     priority";
+     priority, run_after";
 
 /// The queue on a PostgreSQL database. Cheap to share behind an `Arc`; one pool of
 /// connections plus, once the first waiter is created, one listening connection.
@@ -89,6 +99,48 @@ impl PgParade {
         Ok(())
     }
 
+    /// Stores `tasks` as [`Parade::insert_tasks`] does, or with `IfAbsent` only those not
+    /// stored yet (returning their ids).
+    async fn insert(&self, tasks: &[TaskData], mode: InsertMode) -> Result<Vec<String>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outside = successors_outside(tasks);
+        if outside.is_empty() {
+            check_batch(tasks, &HashSet::new())?;
+            // A lone statement is a transaction of its own (every row or none), two round
+            // trips shorter than BEGIN ... COMMIT around it: what a single enqueue waits for.
+            let mut conn = self.pool.acquire().await?;
+            let stored = store_rows(&mut conn, tasks, mode).await;
+            drop(conn);
+            return match stored {
+                Ok(ids) => Ok(ids),
+                Err(e) => Err(insert_error(&self.pool, tasks, e).await),
+            };
+        }
+        // The successors named outside the batch must exist when the batch commits, so the
+        // lookup and the rows share a transaction.
+        let mut tx = self.pool.begin().await?;
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT id::text FROM tasks WHERE id = ANY($1)")
+                .bind(&outside)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        check_batch(
+            tasks,
+            &stored.iter().map(String::as_str).collect::<HashSet<_>>(),
+        )?;
+        let stored = match store_rows(&mut tx, tasks, mode).await {
+            Ok(ids) => tx.commit().await.map_err(db_error).map(|()| ids),
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(ids) => Ok(ids),
+            Err(e) => Err(insert_error(&self.pool, tasks, e).await),
+        }
+    }
+
     async fn hub(&self) -> Result<&NotificationHub> {
         self.hub
             .get_or_try_init(|| NotificationHub::start(self.pool.clone()))
@@ -133,10 +185,15 @@ async fn insert_error(pool: &PgPool, tasks: &[TaskData], e: Error) -> Error {
     }
 }
 
-/// Stores `tasks` on `conn` in one statement: a COPY, or for a few tasks an INSERT.
-async fn store_rows(conn: &mut sqlx::PgConnection, tasks: &[TaskData]) -> Result<()> {
-    if tasks.len() <= INSERT_MAX_ROWS {
-        return insert_rows(conn, tasks).await;
+/// Stores `tasks` on `conn` in one statement: a COPY, or for a few tasks, or for `IfAbsent`,
+/// an INSERT. Returns the ids stored by an `IfAbsent` insert (none for `All`).
+async fn store_rows(
+    conn: &mut sqlx::PgConnection,
+    tasks: &[TaskData],
+    mode: InsertMode,
+) -> Result<Vec<String>> {
+    if tasks.len() <= INSERT_MAX_ROWS || mode == InsertMode::IfAbsent {
+        return insert_rows(conn, tasks, mode).await;
     }
     let mut copy = conn.copy_in_raw(copy::COPY_TASKS).await.map_err(db_error)?;
     let mut chunk = String::with_capacity(COPY_CHUNK_BYTES + 4096);
@@ -151,31 +208,41 @@ async fn store_rows(conn: &mut sqlx::PgConnection, tasks: &[TaskData]) -> Result
         copy.send(chunk.as_bytes()).await.map_err(db_error)?;
     }
     copy.finish().await.map_err(db_error)?;
-    Ok(())
+    Ok(Vec::new())
 }
 
-/// Stores a few `tasks` on `conn` with one INSERT of one bound array per column (the same
+/// Stores `tasks` on `conn` with one INSERT of one bound array per column (the same
 /// columns as [`copy::COPY_TASKS`]; successor lists travel as array literals, since `unnest`
-/// cannot spread ragged arrays).
-async fn insert_rows(conn: &mut sqlx::PgConnection, tasks: &[TaskData]) -> Result<()> {
+/// cannot spread ragged arrays). `IfAbsent` skips ids already stored and returns the others.
+async fn insert_rows(
+    conn: &mut sqlx::PgConnection,
+    tasks: &[TaskData],
+    mode: InsertMode,
+) -> Result<Vec<String>> {
     fn column<'a, T>(tasks: &'a [TaskData], f: impl Fn(&'a TaskData) -> T) -> Vec<T> {
         tasks.iter().map(f).collect()
     }
-    sqlx::query(
+    let on_conflict = match mode {
+        InsertMode::All => "",
+        InsertMode::IfAbsent => " ON CONFLICT (id) DO NOTHING RETURNING id::text",
+    };
+    sqlx::query_scalar(&format!(
         "INSERT INTO tasks (id, action, body, status, status_code, num_tries, num_failures, \
              max_tries, num_signals, total_dependencies, actor_id, action_deadline, \
-             performance_token, to_signal_after, notify_channel_after, priority) \
+             performance_token, to_signal_after, notify_channel_after, priority, run_after) \
          SELECT id, action, body, status, status_code::task_status_code_value, num_tries, \
              num_failures, max_tries, num_signals, total_dependencies, actor_id, \
              action_deadline, performance_token, to_signal_after::varchar[], \
-             notify_channel_after, priority \
+             notify_channel_after, priority, run_after \
          FROM unnest($1::varchar[], $2::varchar[], $3::text[], $4::text[], $5::text[], \
              $6::int4[], $7::int4[], $8::int4[], $9::int4[], $10::int4[], $11::varchar[], \
-             $12::timestamptz[], $13::uuid[], $14::text[], $15::varchar[], $16::int4[]) \
+             $12::timestamptz[], $13::uuid[], $14::text[], $15::varchar[], $16::int4[], \
+             $17::timestamptz[]) \
              AS t(id, action, body, status, status_code, num_tries, num_failures, max_tries, \
                   num_signals, total_dependencies, actor_id, action_deadline, \
-                  performance_token, to_signal_after, notify_channel_after, priority)",
-    )
+                  performance_token, to_signal_after, notify_channel_after, priority, run_after)\
+         {on_conflict}"
+    ))
     .bind(column(tasks, |t| t.id.as_str()))
     .bind(column(tasks, |t| t.action.as_str()))
     .bind(column(tasks, |t| t.body.as_deref()))
@@ -195,10 +262,10 @@ async fn insert_rows(conn: &mut sqlx::PgConnection, tasks: &[TaskData]) -> Resul
     }))
     .bind(column(tasks, |t| t.notify_channel_after.as_deref()))
     .bind(column(tasks, |t| t.priority))
-    .execute(conn)
+    .bind(column(tasks, |t| t.run_after))
+    .fetch_all(conn)
     .await
-    .map_err(db_error)?;
-    Ok(())
+    .map_err(db_error)
 }
 
 fn task_from_row(row: &PgRow) -> Result<TaskData> {
@@ -227,6 +294,7 @@ fn task_from_row(row: &PgRow) -> Result<TaskData> {
             .collect(),
         notify_channel_after: row.try_get(14)?,
         priority: row.try_get(15)?,
+        run_after: row.try_get(16)?,
     })
 }
 
@@ -264,43 +332,20 @@ impl WaiterRegistry for PgParade {
 #[async_trait]
 impl Parade for PgParade {
     async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        let outside = successors_outside(tasks);
-        if outside.is_empty() {
-            check_batch(tasks, &HashSet::new())?;
-            // A lone statement is a transaction of its own (every row or none), two round
-            // trips shorter than BEGIN ... COMMIT around it: what a single enqueue waits for.
-            let mut conn = self.pool.acquire().await?;
-            let stored = store_rows(&mut conn, tasks).await;
-            drop(conn);
-            return match stored {
-                Ok(()) => Ok(()),
-                Err(e) => Err(insert_error(&self.pool, tasks, e).await),
-            };
-        }
-        // The successors named outside the batch must exist when the batch commits, so the
-        // lookup and the rows share a transaction.
-        let mut tx = self.pool.begin().await?;
-        let stored: Vec<String> =
-            sqlx::query_scalar("SELECT id::text FROM tasks WHERE id = ANY($1)")
-                .bind(&outside)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        check_batch(
-            tasks,
-            &stored.iter().map(String::as_str).collect::<HashSet<_>>(),
-        )?;
-        let stored = match store_rows(&mut tx, tasks).await {
-            Ok(()) => tx.commit().await.map_err(db_error),
-            Err(e) => Err(e),
-        };
-        match stored {
-            Ok(()) => Ok(()),
-            Err(e) => Err(insert_error(&self.pool, tasks, e).await),
-        }
+        self.insert(tasks, InsertMode::All).await.map(drop)
+    }
+
+    async fn insert_tasks_if_absent(&self, tasks: &[TaskData]) -> Result<Vec<TaskId>> {
+        let stored = self.insert(tasks, InsertMode::IfAbsent).await?;
+        Ok(in_batch_order(tasks, stored))
+    }
+
+    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>> {
+        sqlx::query_scalar("SELECT next_due_time($1::varchar[])")
+            .bind(actions)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
     }
 
     async fn own_tasks(
@@ -554,7 +599,7 @@ impl Parade for PgParade {
         let retried = sqlx::query(
             "WITH retried AS ( \
                UPDATE tasks SET status_code = 'pending', num_tries = 0, actor_id = NULL, \
-                 performance_token = NULL, action_deadline = NULL \
+                 performance_token = NULL, action_deadline = NULL, run_after = NULL \
                WHERE id = $1 AND status_code = 'aborted' \
                  AND coalesce(cardinality(to_signal_after), 0) = 0 \
                RETURNING id) \

@@ -30,7 +30,8 @@ use self::waiters::LocalWaiters;
 use self::write_turn::{WriteTurn, WriteTx};
 use super::rules::{check_batch, retry_refusal, successors_outside};
 use super::sql::{
-    outcomes_from_rows, status_literal, summary_from_rows, PING, SUMMARY_COUNTS, SUMMARY_OWNERS,
+    in_batch_order, outcomes_from_rows, status_literal, summary_from_rows, PING, SUMMARY_COUNTS,
+    SUMMARY_OWNERS,
 };
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
@@ -39,15 +40,18 @@ use super::{
     TaskStatusCode, Waiter,
 };
 
-/// Rows per INSERT statement: 17 bound values each, well under SQLite's 32766.
+/// Rows per INSERT statement: 18 bound values each, well under SQLite's 32766.
 const INSERT_CHUNK: usize = 500;
 
 /// The columns of a whole task, in [`task_from_row`]'s terms.
 const TASK_COLUMNS: &str = "id, action, body, status, status_code, num_tries, num_failures, \
      max_tries, num_signals, total_dependencies, actor_id, action_deadline, performance_token, \
-     to_signal_after, notify_channel_after, priority";
+     to_signal_after, notify_channel_after, priority, run_after";
 
-/// The runnable-task predicate of tasks_runnable_idx, minus the status. Queries name their
+/// Due delayed tasks made runnable per `own_tasks` call (as on PostgreSQL).
+const DUE_PER_OWN: i64 = 1000;
+
+/// The runnable-task predicate of tasks_runnable_idx, minus the status and `run_after`. Queries name their
 /// index with INDEXED BY: with statistics of a deep queue SQLite's planner may otherwise
 /// prefer a scan and sort, and INDEXED BY fails loudly if the index ever stops applying.
 const RUNNABLE: &str = "(total_dependencies IS NULL OR num_signals = total_dependencies) \
@@ -79,6 +83,75 @@ impl SqliteParade {
             waiters: Arc::default(),
             hints: TaskHintSender::default(),
         })
+    }
+
+    /// Stores `tasks` as [`Parade::insert_tasks`] does, or with `if_absent` only those not
+    /// stored yet; returns the ids stored by an `if_absent` insert (none otherwise).
+    async fn insert(&self, tasks: &[TaskData], if_absent: bool) -> Result<Vec<String>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let outside = successors_outside(tasks);
+        let stored: Vec<String> = if outside.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar("SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(?1))")
+                .bind(json_ids(outside.iter().map(String::as_str)))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?
+        };
+        check_batch(
+            tasks,
+            &stored.iter().map(String::as_str).collect::<HashSet<_>>(),
+        )?;
+        let now = now_micros();
+        let mut inserted = Vec::new();
+        for chunk in tasks.chunks(INSERT_CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO tasks ({TASK_COLUMNS}, created_at) "
+            ));
+            insert.push_values(chunk, |mut row, task| {
+                row.push_bind(task.id.as_str())
+                    .push_bind(task.action.as_str())
+                    .push_bind(task.body.as_deref())
+                    .push_bind(task.status.as_deref())
+                    .push_bind(task.status_code.as_str())
+                    .push_bind(task.num_tries)
+                    .push_bind(task.num_failures)
+                    .push_bind(task.max_tries)
+                    .push_bind(task.num_signals)
+                    .push_bind(task.total_dependencies)
+                    .push_bind(task.actor_id.as_ref().map(ActorId::as_str))
+                    .push_bind(task.action_deadline.map(|d| d.timestamp_micros()))
+                    .push_bind(task.performance_token.map(stored_token))
+                    .push_bind(
+                        (!task.to_signal_after.is_empty())
+                            .then(|| json_ids(task.to_signal_after.iter().map(TaskId::as_str))),
+                    )
+                    .push_bind(task.notify_channel_after.as_deref())
+                    .push_bind(task.priority)
+                    .push_bind(task.run_after.map(|d| d.timestamp_micros()))
+                    .push_bind(now);
+            });
+            if if_absent {
+                insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+                let ids: Vec<String> = insert
+                    .build_query_scalar()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                inserted.extend(ids);
+            } else if let Err(e) = insert.build().execute(&mut *tx).await {
+                return Err(duplicate_or(e, chunk, &mut tx).await);
+            }
+        }
+        tx.commit().await.map_err(db_error)?;
+        if !if_absent || !inserted.is_empty() {
+            self.hints.notify();
+        }
+        Ok(inserted)
     }
 
     /// The underlying pool, for callers that speak SQL directly.
@@ -188,6 +261,12 @@ fn task_from_row(row: &SqliteRow) -> Result<TaskData> {
             .unwrap_or_default(),
         notify_channel_after: row.try_get(14)?,
         priority: row.try_get(15)?,
+        run_after: row
+            .try_get::<Option<i64>, _>(16)?
+            .map(|us| {
+                DateTime::<Utc>::from_timestamp_micros(us).ok_or_else(|| corrupt("run_after"))
+            })
+            .transpose()?,
         id: TaskId(id),
     })
 }
@@ -229,58 +308,34 @@ impl WaiterRegistry for SqliteParade {
 #[async_trait]
 impl Parade for SqliteParade {
     async fn insert_tasks(&self, tasks: &[TaskData]) -> Result<()> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        let outside = successors_outside(tasks);
-        let stored: Vec<String> = if outside.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_scalar("SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(?1))")
-                .bind(json_ids(outside.iter().map(String::as_str)))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?
-        };
-        check_batch(
-            tasks,
-            &stored.iter().map(String::as_str).collect::<HashSet<_>>(),
-        )?;
-        let now = now_micros();
-        for chunk in tasks.chunks(INSERT_CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO tasks ({TASK_COLUMNS}, created_at) "
-            ));
-            insert.push_values(chunk, |mut row, task| {
-                row.push_bind(task.id.as_str())
-                    .push_bind(task.action.as_str())
-                    .push_bind(task.body.as_deref())
-                    .push_bind(task.status.as_deref())
-                    .push_bind(task.status_code.as_str())
-                    .push_bind(task.num_tries)
-                    .push_bind(task.num_failures)
-                    .push_bind(task.max_tries)
-                    .push_bind(task.num_signals)
-                    .push_bind(task.total_dependencies)
-                    .push_bind(task.actor_id.as_ref().map(ActorId::as_str))
-                    .push_bind(task.action_deadline.map(|d| d.timestamp_micros()))
-                    .push_bind(task.performance_token.map(stored_token))
-                    .push_bind(
-                        (!task.to_signal_after.is_empty())
-                            .then(|| json_ids(task.to_signal_after.iter().map(TaskId::as_str))),
-                    )
-                    .push_bind(task.notify_channel_after.as_deref())
-                    .push_bind(task.priority)
-                    .push_bind(now);
-            });
-            if let Err(e) = insert.build().execute(&mut *tx).await {
-                return Err(duplicate_or(e, chunk, &mut tx).await);
-            }
-        }
-        tx.commit().await.map_err(db_error)?;
-        self.hints.notify();
-        Ok(())
+        self.insert(tasks, false).await.map(drop)
+    }
+
+    async fn insert_tasks_if_absent(&self, tasks: &[TaskData]) -> Result<Vec<TaskId>> {
+        let stored = self.insert(tasks, true).await?;
+        Ok(in_batch_order(tasks, stored))
+    }
+
+    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>> {
+        // Each action's earliest delayed task (tasks_delayed_idx), and the earliest deadline of
+        // an ownership (tasks_owned_deadline_idx).
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT min(due) FROM ( \
+               SELECT (SELECT run_after FROM tasks INDEXED BY tasks_delayed_idx \
+                       WHERE action = w.value AND status_code = 'pending' \
+                         AND run_after IS NOT NULL \
+                       ORDER BY run_after LIMIT 1) AS due \
+               FROM json_each(?1) AS w \
+               UNION ALL \
+               SELECT min(action_deadline) FROM tasks INDEXED BY tasks_owned_deadline_idx \
+               WHERE status_code = 'in-progress' \
+                 AND action IN (SELECT value FROM json_each(?1)))",
+        )
+        .bind(json_ids(actions.iter().map(String::as_str)))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(due.and_then(DateTime::<Utc>::from_timestamp_micros))
     }
 
     async fn own_tasks(
@@ -304,6 +359,20 @@ impl Parade for SqliteParade {
         let mut tx = self.begin_write().await?;
         let mut effects = Effects::default();
         abort_expired(&mut tx, now, &mut effects).await?;
+        // Due delayed tasks of these actions join the runnable ones (tasks_delayed_idx).
+        sqlx::query(
+            "UPDATE tasks SET run_after = NULL WHERE rowid IN ( \
+               SELECT rowid FROM tasks INDEXED BY tasks_delayed_idx \
+               WHERE action IN (SELECT value FROM json_each(?1)) AND status_code = 'pending' \
+                 AND run_after IS NOT NULL AND run_after <= ?2 \
+               ORDER BY run_after LIMIT ?3)",
+        )
+        .bind(json_ids(wanted.iter().copied()))
+        .bind(now)
+        .bind(DUE_PER_OWN)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
 
         // Expired ownerships first, oldest deadline first (tasks_owned_deadline_idx).
         let mut chosen: Vec<String> = sqlx::query_scalar(&format!(
@@ -326,7 +395,7 @@ impl Parade for SqliteParade {
             for action in &wanted {
                 let head: Vec<(i32, i64, String)> = sqlx::query_as(&format!(
                     "SELECT priority, rowid, id FROM tasks INDEXED BY tasks_runnable_idx \
-                     WHERE action = ?1 AND status_code = 'pending' AND {RUNNABLE} \
+                     WHERE action = ?1 AND status_code = 'pending' AND run_after IS NULL AND {RUNNABLE} \
                      ORDER BY priority DESC, rowid LIMIT ?2"
                 ))
                 .bind(action)
@@ -577,7 +646,7 @@ impl Parade for SqliteParade {
         let mut tx = self.begin_write().await?;
         let retried = sqlx::query(
             "UPDATE tasks SET status_code = 'pending', num_tries = 0, actor_id = NULL, \
-               performance_token = NULL, action_deadline = NULL \
+               performance_token = NULL, action_deadline = NULL, run_after = NULL \
              WHERE id = ?1 AND status_code = 'aborted' \
                AND coalesce(json_array_length(to_signal_after), 0) = 0",
         )

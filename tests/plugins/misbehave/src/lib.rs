@@ -25,8 +25,15 @@ impl Actor for Misbehave {
             "grants",
             "snoop",
             "flood",
+            "signal-forge",
+            "enqueue-quota",
             "bad-utf8-log",
             "bad-utf8-status",
+            "sleep",
+            "shout",
+            "chatter",
+            "nul-status",
+            "extend-deadline",
         ]
         .map(String::from)
         .to_vec()
@@ -35,6 +42,39 @@ impl Actor for Misbehave {
     fn handle(action: &str, _body: Option<&str>, _signalled_failures: u32) -> Outcome {
         match action {
             "trap" => panic!("misbehaving on purpose"),
+            // Waits in a host call (a monotonic-clock subscription and a poll), where no
+            // epoch interruption reaches it.
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Outcome::Completed("slept an hour".into())
+            }
+            // 1 MiB to stdout, in lines of 1 KiB: far past what the node keeps.
+            "shout" => {
+                let line = "x".repeat(1023);
+                for _ in 0..1024 {
+                    println!("{line}");
+                }
+                Outcome::Completed("shouted".into())
+            }
+            // 5,000 lines through the log import, then 5,000 to stdout.
+            "chatter" => {
+                for i in 0..5_000 {
+                    log::info(&format!("chatter line {i}"));
+                }
+                for i in 0..5_000 {
+                    println!("chatter line {i}");
+                }
+                Outcome::Completed("chattered".into())
+            }
+            "nul-status" => Outcome::Completed("before\0after".into()),
+            // Extends its deadline by the body's seconds; says what the host answered.
+            "extend-deadline" => {
+                let seconds = _body.and_then(|b| b.parse().ok()).unwrap_or(0);
+                match extend_deadline(seconds) {
+                    Ok(()) => Outcome::Completed("extended".into()),
+                    Err(e) => Outcome::Aborted(format!("refused: {e}")),
+                }
+            }
             // Invalid UTF-8 where the world says `string`: in an import's argument, and in
             // the result. Only a guest that lies to its bindings can make it.
             "bad-utf8-log" => {
@@ -82,6 +122,71 @@ impl Actor for Misbehave {
                 };
                 Outcome::Completed(format!(
                     "many: {many} | long id: {long_id} | nul: {nul} | unknown: {unknown} | deadline: {forever}"
+                ))
+            }
+            "signal-forge" => {
+                // Successors it may name (tasks of the same call, tasks it enqueued earlier
+                // in this run, by explicit or generated id), then the body's id, which it
+                // did not create.
+                let me = parade_guest::task_id();
+                let said = |result: Result<Vec<String>, String>| match result {
+                    Ok(_) => "ok".to_owned(),
+                    Err(e) => e,
+                };
+                let batch = said(enqueue(&[
+                    NewTask {
+                        id: Some(format!("{me}.a")),
+                        signal_after: vec![format!("{me}.b")],
+                        ..NewTask::new("echo")
+                    },
+                    NewTask {
+                        id: Some(format!("{me}.b")),
+                        total_dependencies: Some(1),
+                        ..NewTask::new("echo")
+                    },
+                ]));
+                let earlier = said(enqueue(&[NewTask {
+                    id: Some(format!("{me}.c")),
+                    signal_after: vec![format!("{me}.a")],
+                    ..NewTask::new("echo")
+                }]));
+                let generated = match enqueue(&[NewTask::new("echo")]) {
+                    Ok(ids) => said(enqueue(&[NewTask {
+                        id: Some(format!("{me}.d")),
+                        signal_after: ids,
+                        ..NewTask::new("echo")
+                    }])),
+                    Err(e) => e,
+                };
+                let forged = said(enqueue(&[NewTask {
+                    id: Some(format!("{me}.e")),
+                    signal_after: vec![_body.unwrap_or_default().to_owned()],
+                    ..NewTask::new("echo")
+                }]));
+                Outcome::Completed(format!(
+                    "batch: {batch} | earlier: {earlier} | generated: {generated} | forged: {forged}"
+                ))
+            }
+            "enqueue-quota" => {
+                // Full calls until the node says no (the per-task cap, not the per-call one),
+                // or until the body's number of tasks went in.
+                let give_up: usize = _body.and_then(|b| b.parse().ok()).unwrap_or(1_000_000);
+                let mut accepted = 0usize;
+                let batch: Vec<NewTask> = (0..10_000).map(|_| NewTask::new("echo")).collect();
+                let refusal = loop {
+                    match enqueue(&batch) {
+                        Ok(ids) => accepted += ids.len(),
+                        Err(e) => break e,
+                    }
+                    if accepted >= give_up {
+                        break "no limit".to_owned();
+                    }
+                };
+                let one_more = enqueue(&[NewTask::new("echo")])
+                    .err()
+                    .unwrap_or_else(|| "accepted".into());
+                Outcome::Completed(format!(
+                    "accepted {accepted} | refused: {refusal} | one more: {one_more}"
                 ))
             }
             "snoop" => {
