@@ -526,8 +526,9 @@ async fn a_grant_overlapping_the_node_s_own_files_is_refused() -> anyhow::Result
         (
             "{ host = \"../cache-link\", guest = \"/c\", writable = true }",
             format!(
-                "contains the compiled-component cache (`plugins.cache_dir`) {}",
-                root.join("cache").display()
+                "; resolves to {cache}) is the compiled-component cache (`plugins.cache_dir`) \
+                 {cache}: a guest could plant compiled code",
+                cache = root.join("cache").display()
             ),
         ),
         (

@@ -86,6 +86,9 @@ support::on_both_backends!(
     host_imports_answer_hostile_arguments_without_harm,
     example_plugins_perform_tasks_end_to_end,
     misbehaving_plugins_fail_only_their_own_tasks,
+    extending_a_deadline_by_zero_is_refused,
+    extending_a_deadline_grants_at_most_the_time_limit,
+    a_nul_in_a_status_is_stored_as_a_replacement_character,
 );
 
 async fn example_plugins_perform_tasks_end_to_end(backend: Backend) -> anyhow::Result<()> {
@@ -187,6 +190,8 @@ async fn misbehaving_plugins_fail_only_their_own_tasks(backend: Backend) -> anyh
         "print",
         "bad-utf8-log",
         "bad-utf8-status",
+        "sleep",
+        "shout",
     ];
     let mut tasks: Vec<TaskData> = actions
         .iter()
@@ -217,6 +222,7 @@ async fn misbehaving_plugins_fail_only_their_own_tasks(backend: Backend) -> anyh
     };
     expect_failure("trap", "unreachable");
     expect_failure("loop", "timed out");
+    expect_failure("sleep", "timed out");
     expect_failure("hog", "out of memory");
     expect_failure("recurse", "stack overflow");
     expect_failure("read-file", "denied");
@@ -232,6 +238,7 @@ async fn misbehaving_plugins_fail_only_their_own_tasks(backend: Backend) -> anyh
         huge.len()
     );
     assert_eq!(status("print").0, TaskStatusCode::Completed);
+    assert_eq!(status("shout").0, TaskStatusCode::Completed);
     assert_eq!(
         status("survivor"),
         (TaskStatusCode::Completed, "still here".into())
@@ -933,9 +940,10 @@ async fn logged_while<F: std::future::Future>(body: F) -> (F::Output, String) {
     (output, text)
 }
 
-/// An actor serving only `plugin`, on a queue of its own.
-fn lone_actor(runtime: Arc<Runtime>, plugin: Arc<Plugin>) -> anyhow::Result<ComponentActor> {
-    let queue: Arc<dyn Parade> = Arc::new(futures_free_sqlite()?);
+/// An actor serving only `plugin`, on an in-memory queue of its own.
+async fn lone_actor(runtime: Arc<Runtime>, plugin: Arc<Plugin>) -> anyhow::Result<ComponentActor> {
+    let queue: Arc<dyn Parade> =
+        Arc::new(parade_host::queue::SqliteParade::open("sqlite::memory:").await?);
     ComponentActor::new(
         runtime,
         vec![plugin],
@@ -943,4 +951,355 @@ fn lone_actor(runtime: Arc<Runtime>, plugin: Arc<Plugin>) -> anyhow::Result<Comp
         ActorId::from("lone"),
         Duration::from_secs(600),
     )
+}
+
+/// A guest blocked in a host call (here `std::thread::sleep`: a clock subscription and a
+/// poll, where epoch interruption never reaches) is stopped at its plugin's timeout, and
+/// its task ends exactly as a guest looping in its own code does: same status, same code
+/// from the plugin's failure policy.
+#[tokio::test]
+async fn a_guest_waiting_in_a_host_call_times_out_like_one_running_code() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+    use parade_host::runtime::FailurePolicy;
+
+    for on_failure in [FailurePolicy::Retry, FailurePolicy::Abort] {
+        let runtime = Runtime::new(None)?;
+        let limits = PluginLimits {
+            timeout: Duration::from_secs(1),
+            on_failure,
+            ..PluginLimits::default()
+        };
+        let misbehave = load(&runtime, "misbehave", limits).await?;
+        let actor = lone_actor(runtime.clone(), misbehave).await?;
+        let looped = actor.perform(&owned("loop")).await?;
+        let slept = tokio::time::timeout(Duration::from_secs(30), actor.perform(&owned("sleep")))
+            .await
+            .context("a task sleeping in a host call held its worker past its timeout")??;
+        assert_eq!(slept.status, "plugin misbehave: timed out after 1s");
+        assert_eq!(
+            (slept.status_code, slept.status.as_str()),
+            (looped.status_code, looped.status.as_str()),
+            "{on_failure:?}"
+        );
+        let expected = match on_failure {
+            FailurePolicy::Retry => TaskStatusCode::Pending,
+            FailurePolicy::Abort => TaskStatusCode::Aborted,
+        };
+        assert_eq!(slept.status_code, expected);
+        assert_eq!(runtime.stats.failures().get("timeout"), Some(&2));
+    }
+    Ok(())
+}
+
+/// A component whose `actions()` hangs in a host call cannot hold up a node's start or
+/// its reloads: it is refused within 10 s (its timeout is the default 30 minutes), with
+/// an error naming the file.
+#[tokio::test]
+async fn a_plugin_whose_actions_hang_is_refused_at_load() -> anyhow::Result<()> {
+    let runtime = Runtime::new(None)?;
+    let path = component_path("stall")?;
+    let refused = tokio::time::timeout(
+        Duration::from_secs(60),
+        runtime.load_file(&path, PluginLimits::default()),
+    )
+    .await
+    .context("loading a plugin whose actions() hangs did not end")?
+    .expect_err("a plugin whose actions() hangs must be refused");
+    let message = format!("{refused:#}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains("its actions() did not return within 10s"),
+        "{message}"
+    );
+    Ok(())
+}
+
+/// A guest that prints far more than the node keeps (1 MiB) completes: the first 64 KiB
+/// are logged, then one line says the rest was cut.
+#[tokio::test]
+async fn a_guest_printing_a_mebibyte_completes_and_its_log_says_it_was_cut() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+
+    let runtime = Runtime::new(None)?;
+    let misbehave = load(&runtime, "misbehave", PluginLimits::default()).await?;
+    let actor = lone_actor(runtime, misbehave).await?;
+    let (result, log) = logged_while(actor.perform(&owned("shout"))).await;
+    let result = result?;
+    assert_eq!(
+        (result.status_code, result.status.as_str()),
+        (TaskStatusCode::Completed, "shouted")
+    );
+    assert_eq!(
+        log.matches("output truncated after 64 KiB").count(),
+        1,
+        "{}",
+        &log[log.len().saturating_sub(2_000)..]
+    );
+    let kept = log.lines().filter(|l| l.contains("xxxxxxxx")).count();
+    assert!((1..=64).contains(&kept), "{kept} lines of output logged");
+    Ok(())
+}
+
+/// A task's lines reach the log up to 1,000 (through the `log` import and stdout
+/// together), then one line says the rest are dropped.
+#[tokio::test]
+async fn a_task_logs_at_most_a_thousand_lines() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+
+    let runtime = Runtime::new(None)?;
+    let misbehave = load(&runtime, "misbehave", PluginLimits::default()).await?;
+    let actor = lone_actor(runtime, misbehave).await?;
+    let (result, log) = logged_while(actor.perform(&owned("chatter"))).await;
+    let result = result?;
+    assert_eq!(
+        (result.status_code, result.status.as_str()),
+        (TaskStatusCode::Completed, "chattered")
+    );
+    assert_eq!(log.matches("chatter line ").count(), 1_000);
+    assert_eq!(log.matches("log lines truncated after 1000").count(), 1);
+    Ok(())
+}
+
+/// A component of two core modules, each with its own linear memory, serving
+/// `two-memories` (grows each memory to 4 MiB) and `one-memory` (grows the first to 2 MiB).
+const TWO_MEMORIES: &str = r#"
+(component
+  (core module $Extra
+    (memory (export "memory") 1)
+    (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
+  (core module $Main
+    (import "extra" "grow" (func $grow_extra (param i32) (result i32)))
+    (memory (export "memory") 1)
+    (global $next (mut i32) (i32.const 0x1000))
+    (data (i32.const 0x100) "one-memory")
+    (data (i32.const 0x110) "two-memories")
+    (data (i32.const 0x120) "ok")
+    ;; actions(): a list of two strings at 0x200, its (pointer, length) at 0x300.
+    (data (i32.const 0x200) "\00\01\00\00\0a\00\00\00\10\01\00\00\0c\00\00\00")
+    (data (i32.const 0x300) "\00\02\00\00\02\00\00\00")
+    ;; handle(): the result {status: "ok", code: completed}.
+    (data (i32.const 0x400) "\20\01\00\00\02\00\00\00\00")
+    (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+      (local $at i32)
+      (local.set $at
+        (i32.and
+          (i32.add (global.get $next) (i32.sub (local.get 2) (i32.const 1)))
+          (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $next (i32.add (local.get $at) (local.get 3)))
+      (local.get $at))
+    (func (export "actions") (result i32) (i32.const 0x300))
+    (func (export "handle") (param i32 i32 i32 i32 i32 i32) (result i32)
+      (if (i32.eq (local.get 1) (i32.const 12))
+        (then
+          ;; 1 + 63 pages of 64 KiB: 4 MiB each.
+          (if (i32.eq (call $grow_extra (i32.const 63)) (i32.const -1)) (then unreachable))
+          (if (i32.eq (memory.grow (i32.const 63)) (i32.const -1)) (then unreachable)))
+        (else
+          (if (i32.eq (memory.grow (i32.const 31)) (i32.const -1)) (then unreachable))))
+      (i32.const 0x400)))
+  (core instance $extra (instantiate $Extra))
+  (core instance $main (instantiate $Main (with "extra" (instance $extra))))
+  (alias core export $main "memory" (core memory $memory))
+  (alias core export $main "cabi_realloc" (core func $realloc))
+  (alias core export $main "actions" (core func $actions))
+  (alias core export $main "handle" (core func $handle))
+  (type $code (enum "completed" "aborted" "pending"))
+  (export $code-export "status-code" (type $code))
+  (type $result (record (field "status" string) (field "code" $code-export)))
+  (export $result-export "actor-result" (type $result))
+  (func $actions-lifted (result (list string))
+    (canon lift (core func $actions) (memory $memory) (realloc $realloc)))
+  (export "actions" (func $actions-lifted))
+  (func $handle-lifted
+    (param "action" string) (param "body" (option string)) (param "signalled-failures" u32)
+    (result $result-export)
+    (canon lift (core func $handle) (memory $memory) (realloc $realloc)))
+  (export "handle" (func $handle-lifted))
+)
+"#;
+
+/// A plugin's memory limit holds for its task's instance as a whole: two memories that
+/// each stay within it but together exceed it end the task "out of memory", while one
+/// memory within the limit runs.
+#[tokio::test]
+async fn memory_is_limited_per_task_instance_not_per_memory() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+
+    let runtime = Runtime::new(None)?;
+    let limits = PluginLimits {
+        memory: 4 << 20,
+        on_failure: parade_host::runtime::FailurePolicy::Abort,
+        ..PluginLimits::default()
+    };
+    let plugin = runtime
+        .load("two_memories", &wat::parse_str(TWO_MEMORIES)?, limits)
+        .await?;
+    assert_eq!(plugin.actions, ["one-memory", "two-memories"]);
+    let actor = lone_actor(runtime, Arc::new(plugin)).await?;
+    let within = actor.perform(&owned("one-memory")).await?;
+    assert_eq!(
+        (within.status_code, within.status.as_str()),
+        (TaskStatusCode::Completed, "ok")
+    );
+    let over = actor.perform(&owned("two-memories")).await?;
+    assert_eq!(over.status_code, TaskStatusCode::Aborted, "{over:?}");
+    assert_eq!(
+        over.status,
+        "plugin two_memories: out of memory (limit 4 MiB)"
+    );
+    Ok(())
+}
+
+/// A node refuses more workers than its pooling allocator has instance slots for, naming
+/// both numbers; within them (or allocating on demand) any number is fine.
+#[tokio::test]
+async fn workers_beyond_the_pools_instance_slots_are_refused() -> anyhow::Result<()> {
+    let runtime = Runtime::new(None)?;
+    runtime.check_workers(5)?;
+    runtime.check_workers(255)?;
+    if runtime.is_pooling() {
+        let refused = runtime
+            .check_workers(300)
+            .expect_err("300 workers cannot all run in 256 slots");
+        let message = format!("{refused:#}");
+        assert!(
+            message.contains("workers = 300") && message.contains("256 instance slots"),
+            "{message}"
+        );
+    }
+    Ok(())
+}
+
+/// Inserts a task of `action` with `body` and owns it for 60 seconds.
+async fn insert_and_own(
+    queue: &Arc<dyn Parade>,
+    id: &str,
+    action: &str,
+    body: &str,
+) -> anyhow::Result<parade_host::queue::OwnedTask> {
+    queue
+        .insert_tasks(&[TaskData {
+            body: Some(body.into()),
+            ..TaskData::new(id, action)
+        }])
+        .await?;
+    queue
+        .own_tasks(
+            &ActorId::from("owner"),
+            1,
+            &[action.to_owned()],
+            Some(Duration::from_secs(60)),
+        )
+        .await?
+        .pop()
+        .with_context(|| format!("task {id} was not owned"))
+}
+
+/// An actor performing misbehave tasks of `queue`, with a 120 s timeout for them.
+async fn extending_actor(queue: &Arc<dyn Parade>) -> anyhow::Result<ComponentActor> {
+    let runtime = Runtime::new(None)?;
+    let limits = PluginLimits {
+        timeout: Duration::from_secs(120),
+        ..PluginLimits::default()
+    };
+    let misbehave = load(&runtime, "misbehave", limits).await?;
+    ComponentActor::new(
+        runtime,
+        vec![misbehave],
+        queue.clone(),
+        ActorId::from("owner"),
+        Duration::from_secs(600),
+    )
+}
+
+/// The stored deadline of task `id`.
+async fn deadline_of(
+    queue: &Arc<dyn Parade>,
+    id: &parade_host::queue::TaskId,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    queue
+        .get_task(id)
+        .await?
+        .and_then(|t| t.action_deadline)
+        .context("the task has no deadline")
+}
+
+/// `extend-deadline(0)` is refused with an error the guest sees (it would hand the running
+/// task to another node at once), and the deadline stays as it was.
+async fn extending_a_deadline_by_zero_is_refused(backend: Backend) -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+
+    let queue = backend.open().await?;
+    let actor = extending_actor(&queue).await?;
+    let task = insert_and_own(&queue, "zero", "extend-deadline", "0").await?;
+    let before = deadline_of(&queue, &task.id).await?;
+    let refused = actor.perform(&task).await?;
+    assert_eq!(refused.status_code, TaskStatusCode::Aborted, "{refused:?}");
+    assert!(
+        refused
+            .status
+            .contains("refused: extend-deadline takes at least 1 second"),
+        "{}",
+        refused.status
+    );
+    assert_eq!(deadline_of(&queue, &task.id).await?, before);
+    Ok(())
+}
+
+/// A huge extension is cut to the task's time limit (here the plugin's 120 s timeout)
+/// rather than stranding the task for decades if the node then crashes.
+async fn extending_a_deadline_grants_at_most_the_time_limit(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+
+    let queue = backend.open().await?;
+    let actor = extending_actor(&queue).await?;
+    let task = insert_and_own(&queue, "forever", "extend-deadline", "4294967295").await?;
+    let asked = chrono::Utc::now();
+    let extended = actor.perform(&task).await?;
+    assert_eq!(
+        (extended.status_code, extended.status.as_str()),
+        (TaskStatusCode::Completed, "extended")
+    );
+    let granted = deadline_of(&queue, &task.id).await? - asked;
+    assert!(
+        granted > chrono::Duration::seconds(110) && granted <= chrono::Duration::seconds(125),
+        "extended by {granted}"
+    );
+    Ok(())
+}
+
+/// A NUL in a status a guest returns (which PostgreSQL text cannot hold) is stored as
+/// U+FFFD, the rest of the status as it was.
+async fn a_nul_in_a_status_is_stored_as_a_replacement_character(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+
+    let queue = backend.open().await?;
+    let runtime = Runtime::new(None)?;
+    let misbehave = load(&runtime, "misbehave", PluginLimits::default()).await?;
+    let actor = ComponentActor::new(
+        runtime,
+        vec![misbehave],
+        queue.clone(),
+        ActorId::from("owner"),
+        Duration::from_secs(60),
+    )?;
+    let task = insert_and_own(&queue, "nul", "nul-status", "").await?;
+    let result = actor.perform(&task).await?;
+    assert_eq!(
+        (result.status_code, result.status.as_str()),
+        (TaskStatusCode::Completed, "before\u{FFFD}after")
+    );
+    queue
+        .return_task(&task.id, task.token, &result.status, result.status_code)
+        .await?;
+    let stored = queue
+        .get_task(&task.id)
+        .await?
+        .context("the task is gone")?;
+    assert_eq!(stored.status.as_deref(), Some("before\u{FFFD}after"));
+    Ok(())
 }

@@ -115,7 +115,8 @@ pub fn try_number() -> u32 {
     host::try_number()
 }
 
-/// Keeps ownership of the task for `seconds` more (the node also does this on its own).
+/// Keeps ownership of the task for `seconds` more (the node also does this on its own);
+/// at most the task's time limit is granted, and 0 is an error.
 pub fn extend_deadline(seconds: u32) -> Result<(), String> {
     host::extend_deadline(seconds)
 }

@@ -76,6 +76,7 @@ pub(super) async fn run(
         cache_dir: Some(config.cache_dir.clone()),
         fuel: specs.iter().any(|s| s.limits.fuel.is_some()),
     })?;
+    runtime.check_workers(config.manager.workers)?;
     let loaded = reload::build(&runtime, &specs, &[]).await?;
     reload::prune_cache(&runtime, &loaded);
     if args.check {

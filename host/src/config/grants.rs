@@ -57,10 +57,10 @@ pub(super) fn check(config: &NodeConfig, specs: &[PluginSpec]) -> Result<(), Con
             let shown = if granted == grant.host {
                 String::new()
             } else {
-                format!(", which resolves to {}", granted.display())
+                format!("; resolves to {}", granted.display())
             };
             let problem = format!(
-                "plugin {:?}: granted directory {} ({access}, the guest's {}{shown}) {relation} \
+                "plugin {:?}: granted directory {} ({access}, at {} in the guest{shown}) {relation} \
                  {} {}: {}. No grant, even read-only, may be, contain or lie inside the plugins \
                  folder, the compiled-component cache, the configuration file, the database \
                  or a plugin's component; grant a folder that holds none of them",
@@ -132,13 +132,13 @@ fn sqlite_file(config: &NodeConfig) -> Option<PathBuf> {
         .url
         .as_deref()
         .unwrap_or(crate::queue::DEFAULT_DATABASE_URL);
-    if !url.starts_with("sqlite:") {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
         return None;
     }
     // The same parser the store opens the URL with, so both agree on the file.
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
     let file = options.get_filename();
-    (!file.as_os_str().is_empty() && file != Path::new(":memory:")).then(|| file.to_owned())
+    (!file.as_os_str().is_empty()).then(|| file.to_owned())
 }
 
 /// How `granted` overlaps `place`, as a message says it, if it does.
@@ -212,7 +212,10 @@ mod tests {
     #[test]
     fn overlapping_is_equal_ancestor_or_inside_by_whole_components() {
         let place = Path::new("/srv/node/.parade-cache");
-        assert_eq!(overlap(Path::new("/srv/node/.parade-cache"), place), Some("is"));
+        assert_eq!(
+            overlap(Path::new("/srv/node/.parade-cache"), place),
+            Some("is")
+        );
         assert_eq!(overlap(Path::new("/srv/node"), place), Some("contains"));
         assert_eq!(overlap(Path::new("/"), place), Some("contains"));
         assert_eq!(
@@ -229,8 +232,10 @@ mod tests {
         assert_eq!(sqlite_file(&config), Some(PathBuf::from("parade.db")));
         config.database.url = Some("sqlite://data/q.db?mode=rwc".into());
         assert_eq!(sqlite_file(&config), Some(PathBuf::from("data/q.db")));
-        config.database.url = Some("sqlite::memory:".into());
-        assert_eq!(sqlite_file(&config), None);
+        for memory in ["sqlite::memory:", "sqlite://q.db?mode=memory"] {
+            config.database.url = Some(memory.into());
+            assert_eq!(sqlite_file(&config), None, "{memory}");
+        }
         config.database.url = Some("postgres://parade@db/parade".into());
         assert_eq!(sqlite_file(&config), None);
     }

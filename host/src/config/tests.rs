@@ -378,3 +378,48 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn a_grant_overlapping_the_node_s_files_is_refused_at_its_line_and_key() {
+    let (dir, config) = folder(
+        "[[plugin]]\nfile = \"bin/a.wasm\"\ndirs = [\n  { host = \"out\", guest = \"/out\", writable = true },\n  { host = \".\", guest = \"/all\" },\n]\n",
+    );
+    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    std::fs::write(dir.path().join("bin/a.wasm"), b"").unwrap();
+    let e = config.plugin_specs().unwrap_err();
+    assert_eq!(e.file, dir.path().join("parade.toml"));
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(5), Some("plugin[0].dirs[1]"))
+    );
+    let root = dir.path().canonicalize().unwrap();
+    assert!(
+        e.problem.starts_with(&format!(
+            "plugin \"a\": granted directory {} (read-only, at /all in the guest) contains the \
+             plugins folder (`plugins.dir`) {}: ",
+            dir.path().join(".").display(),
+            root.join("plugins").display()
+        )),
+        "{e}"
+    );
+    // A grant inside the cache, and one of the SQLite file's folder, are refused too.
+    for (grant, overlaps) in [
+        (
+            ".parade-cache/x",
+            "lies inside the compiled-component cache",
+        ),
+        ("db", "contains the database file"),
+    ] {
+        std::fs::create_dir_all(dir.path().join(grant)).unwrap();
+        let mut config = config.clone();
+        config.database.url = Some(format!("sqlite://{}/db/q.db", root.display()));
+        config.plugins[0].grants.dirs[1].host = dir.path().join(grant);
+        let e = config.plugin_specs().unwrap_err();
+        assert!(e.problem.contains(overlaps), "{grant}: {e}");
+    }
+    // Without the second grant, all is well.
+    let mut config = config;
+    config.plugins[0].grants.dirs.truncate(1);
+    assert_eq!(config.plugin_specs().unwrap().len(), 1);
+}

@@ -4,15 +4,29 @@
 //! import it whether or not they fetch), but a request only leaves the node when its host is
 //! in the plugin's `allowed_hosts`. Any other request fails inside the guest with the
 //! standard `HTTP-request-denied` error code, and the node logs which plugin, task and host.
+//!
+//! The wildcards `*` and `*.domain` reach public addresses only (`addresses.rs`): the
+//! node resolves the host once, keeps the addresses that are public, and connects to one of
+//! those (`send.rs`), so a name that resolves to loopback or a private network — the node's
+//! admin listener, its database, a cloud metadata service — is refused with
+//! `destination-IP-prohibited`, however its DNS answers change. An entry that names the
+//! host (`localhost:8080`, `db.internal`) or the address (`127.0.0.1:8080`) reaches it
+//! wherever it is.
+
+mod addresses;
+mod send;
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::uri::Scheme;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
 /// One `allowed_hosts` entry: `host`, `host:port`, `*.domain` (any subdomain), any of these
-/// after `http://` or `https://` to allow only that scheme, or `*` for every host.
+/// after `http://` or `https://` to allow only that scheme, or `*` for every host. The
+/// wildcards (`*`, `*.domain`) reach only public addresses; an entry that names a host or an
+/// address reaches it, public or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPattern {
     /// `http` or `https`; any when absent.
@@ -104,6 +118,20 @@ impl HostPattern {
         })
     }
 
+    /// True if the entry names a host or an address (not `*` or `*.domain`).
+    fn is_explicit(&self) -> bool {
+        !self.subdomains
+    }
+
+    /// True if the entry names `ip` itself (as `127.0.0.1:8080` or `[::1]` do), for
+    /// `scheme` and `port`.
+    fn names_address(&self, scheme: &str, ip: IpAddr, port: u16) -> bool {
+        self.is_explicit()
+            && self.host.parse::<IpAddr>().is_ok_and(|named| named == ip)
+            && self.scheme.as_deref().is_none_or(|s| s == scheme)
+            && self.port.is_none_or(|p| p == port)
+    }
+
     /// True if a request to `scheme://host:port` may go out under this entry.
     fn permits(&self, scheme: &str, host: &str, port: u16) -> bool {
         let host_matches = if self.subdomains {
@@ -135,22 +163,91 @@ pub(super) struct HttpGate {
     pub task: String,
 }
 
-impl HttpGate {
-    fn permits(&self, uri: &http::Uri) -> bool {
-        let scheme = uri.scheme().unwrap_or(&Scheme::HTTPS).as_str();
-        let Some(host) = uri.host() else {
-            return false;
+/// Where a request the gate lets out may connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// An entry names the host: any address it resolves to.
+    Any,
+    /// Only wildcard entries match: public addresses, and those an entry names.
+    PublicOnly,
+}
+
+/// A request's target, as the gate reads it from the URL.
+struct Target {
+    scheme: &'static str,
+    /// Lower case, IPv6 without brackets.
+    host: String,
+    port: u16,
+}
+
+impl Target {
+    fn of(uri: &http::Uri) -> Option<Target> {
+        let scheme = if uri.scheme() == Some(&Scheme::HTTP) {
+            "http"
+        } else {
+            "https"
         };
-        let host = host
+        let host = uri
+            .host()?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase();
         let port = uri
             .port_u16()
             .unwrap_or(if scheme == "http" { 80 } else { 443 });
-        self.allowed
+        Some(Target { scheme, host, port })
+    }
+
+    /// `host:port`, as a resolver takes it.
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl HttpGate {
+    /// Whether a request to `uri` may go out, and where to.
+    fn reach(&self, uri: &http::Uri) -> Option<Reach> {
+        let target = Target::of(uri)?;
+        let mut matching = self
+            .allowed
             .iter()
-            .any(|pattern| pattern.permits(scheme, &host, port))
+            .filter(|pattern| pattern.permits(target.scheme, &target.host, target.port))
+            .peekable();
+        matching.peek()?;
+        if matching.any(HostPattern::is_explicit) {
+            Some(Reach::Any)
+        } else {
+            Some(Reach::PublicOnly)
+        }
+    }
+
+    #[cfg(test)]
+    fn permits(&self, uri: &http::Uri) -> bool {
+        self.reach(uri).is_some()
+    }
+
+    /// The resolved `addresses` a request to `target` may connect to under `reach`.
+    fn reachable(
+        &self,
+        reach: Reach,
+        target: &Target,
+        addresses: &[SocketAddr],
+    ) -> Vec<SocketAddr> {
+        addresses
+            .iter()
+            .copied()
+            .filter(|address| {
+                reach == Reach::Any
+                    || addresses::is_public(address.ip())
+                    || self.allowed.iter().any(|pattern| {
+                        pattern.names_address(target.scheme, address.ip(), target.port)
+                    })
+            })
+            .collect()
     }
 }
 
@@ -170,7 +267,8 @@ impl WasiHttpHooks for HttpGate {
         options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> ResponseFuture {
-        if !self.permits(request.uri()) {
+        let (Some(reach), Some(target)) = (self.reach(request.uri()), Target::of(request.uri()))
+        else {
             tracing::warn!(
                 plugin = %self.plugin,
                 task = %self.task,
@@ -179,10 +277,31 @@ impl WasiHttpHooks for HttpGate {
                 "outbound HTTP refused: the host is not in the plugin's allowed_hosts"
             );
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
+        };
+        let allowed = HttpGate {
+            allowed: self.allowed.clone(),
+            plugin: self.plugin.clone(),
+            task: self.task.clone(),
+        };
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            // Resolved once: the addresses checked are the addresses connected to.
+            let resolved = send::resolve(&target.authority(), options.as_ref()).await?;
+            let reachable = allowed.reachable(reach, &target, &resolved);
+            if reachable.is_empty() && !resolved.is_empty() {
+                tracing::warn!(
+                    plugin = %allowed.plugin,
+                    task = %allowed.task,
+                    method = %request.method(),
+                    url = %request.uri(),
+                    addresses = ?resolved.iter().map(SocketAddr::ip).collect::<Vec<_>>(),
+                    "outbound HTTP refused: the host's address is not a public address, and \
+                     `*` or `*.domain` in allowed_hosts reach only public ones (name the host \
+                     or the address in allowed_hosts to reach it)"
+                );
+                return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
+            }
+            let (response, io) = send::send_to(request, options, &target.host, &reachable).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
@@ -244,9 +363,58 @@ mod tests {
 
     #[test]
     fn star_allows_every_host() {
+        // Every host name passes; which of its addresses are reached is the next check.
         let g = gate(&["*"]);
         assert!(permits(&g, "https://example.com/"));
         assert!(permits(&g, "http://10.0.0.1:81/"));
+    }
+
+    #[test]
+    fn wildcards_reach_public_addresses_and_named_ones_only() {
+        let target = |url: &str| Target::of(&url.parse().unwrap()).unwrap();
+        let at = |addresses: &[&str]| -> Vec<SocketAddr> {
+            addresses.iter().map(|a| a.parse().unwrap()).collect()
+        };
+        let g = gate(&["*", "10.0.0.7:8080", "*.example.net", "localhost:9000"]);
+        let uri = |url: &str| url.parse::<http::Uri>().unwrap();
+        assert_eq!(
+            g.reach(&uri("http://evil.example.com/")),
+            Some(Reach::PublicOnly)
+        );
+        assert_eq!(
+            g.reach(&uri("http://a.example.net/")),
+            Some(Reach::PublicOnly)
+        );
+        assert_eq!(g.reach(&uri("http://10.0.0.7:8080/")), Some(Reach::Any));
+        assert_eq!(g.reach(&uri("http://localhost:9000/")), Some(Reach::Any));
+        // `localhost` on another port only matches `*`.
+        assert_eq!(
+            g.reach(&uri("http://localhost:9001/")),
+            Some(Reach::PublicOnly)
+        );
+
+        // A name that resolves to a mix keeps the public addresses and the named one.
+        let mixed = at(&[
+            "127.0.0.1:8080",
+            "8.8.8.8:8080",
+            "10.0.0.7:8080",
+            "[::1]:8080",
+        ]);
+        let rebound = target("http://rebind.example.com:8080/");
+        assert_eq!(
+            g.reachable(Reach::PublicOnly, &rebound, &mixed),
+            at(&["8.8.8.8:8080", "10.0.0.7:8080"])
+        );
+        assert!(
+            g.reachable(
+                Reach::PublicOnly,
+                &target("http://x.example.com:8081/"),
+                &at(&["10.0.0.7:8081"])
+            )
+            .is_empty(),
+            "named for another port"
+        );
+        assert_eq!(g.reachable(Reach::Any, &rebound, &mixed), mixed);
     }
 
     #[test]
@@ -344,5 +512,17 @@ mod tests {
             200
         );
         assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // https goes through TLS, verified against the URL's host name: this server speaks
+        // plain HTTP, so the handshake fails (and does not panic for want of a provider).
+        let tls = get(
+            &mut gate(&[by_name.as_str()]),
+            &format!("https://localhost:{port}/"),
+        )
+        .await;
+        assert!(
+            matches!(tls, Err(wasmtime_wasi_http::Error::Tls(_))),
+            "{tls:?}"
+        );
     }
 }

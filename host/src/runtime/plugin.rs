@@ -180,27 +180,27 @@ impl Plugin {
         };
         let output = CapturedOutput::new();
         let limit = ACTIONS_TIMEOUT.min(plugin.limits.timeout);
+        // Epoch interruption stops it looping in its own code; the timer, waiting in a host
+        // call.
         let listed = tokio::time::timeout(limit, async {
             let mut store = runtime.store(&plugin, None, limit, &output)?;
             let instance = plugin.pre.instantiate_async(&mut store).await?;
-            instance.call_actions(&mut store).await
+            wasmtime::Result::Ok(instance.call_actions(&mut store).await)
         })
         .await;
         output.log(name, "", "");
-        let too_slow = || {
-            anyhow::anyhow!(
-                "its actions() did not return within {}: it must list its actions at once",
-                humantime::format_duration(limit)
-            )
-        };
+        let interrupted =
+            |e: &wasmtime::Error| matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt));
         let actions = match listed {
-            Err(_elapsed) => return Err(too_slow()),
-            Ok(Err(e)) if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => {
-                return Err(too_slow())
+            Ok(Ok(Ok(actions))) => actions,
+            Ok(Ok(Err(e))) if !interrupted(&e) => {
+                return Err(anyhow::Error::from(e).context("calling its actions() failed"))
             }
-            Ok(listed) => listed
-                .map_err(anyhow::Error::from)
-                .context("calling its actions() failed")?,
+            Ok(Err(e)) if !interrupted(&e) => return Err(e.into()),
+            _elapsed_or_interrupted => bail!(
+                "its actions() did not return within {}: a plugin must list its actions at once",
+                humantime::format_duration(limit)
+            ),
         };
         if actions.is_empty() {
             bail!("its actions() returned no action");
@@ -247,6 +247,7 @@ impl Plugin {
             task: task.clone(),
             queue,
             time_limit: timeout,
+            enqueued: Default::default(),
         };
         let failures = u32::try_from(task.num_signalled_failures).unwrap_or(0);
         let call = async {
@@ -316,7 +317,11 @@ fn describe_failure(
         };
     }
     let text = format!("{e:#}");
-    if text.contains("growing memory") || text.contains("memory limit") {
+    // What `InstanceLimits` says when a memory or table may not grow.
+    if text.contains("growing memory")
+        || text.contains("growing a table")
+        || text.contains("memory limit")
+    {
         return (
             "out_of_memory",
             format!("out of memory (limit {} MiB)", memory >> 20),

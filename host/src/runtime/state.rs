@@ -13,6 +13,10 @@ use crate::queue::{OwnedTask, Parade, TaskData, TaskId};
 const MAX_LOG_LINE: usize = 8 * 1024;
 /// Most tasks one `enqueue` call may add.
 const MAX_ENQUEUE: usize = 10_000;
+/// Most tasks one run of a task may add, over all its `enqueue` calls: ten full calls.
+const MAX_ENQUEUE_PER_RUN: usize = 10 * MAX_ENQUEUE;
+/// Longest part of a refused id an `enqueue` error quotes.
+const MAX_QUOTED_ID: usize = 200;
 
 /// The task a store performs, and the queue it came from.
 pub(super) struct TaskContext {
@@ -20,6 +24,59 @@ pub(super) struct TaskContext {
     pub queue: Arc<dyn Parade>,
     /// How long the task may run: the longest `extend-deadline` grants.
     pub time_limit: Duration,
+    /// What this run has added through `enqueue`.
+    pub enqueued: Enqueued,
+}
+
+/// The tasks one run of a task has added through `enqueue`: how many (against
+/// [`MAX_ENQUEUE_PER_RUN`]), and which, as the only existing tasks it may name in a later
+/// call's `signal-after`. Ids are kept as their SHA-256, so a guest's long ids cost the
+/// node 32 bytes each.
+#[derive(Debug, Default)]
+pub(super) struct Enqueued {
+    count: usize,
+    ids: std::collections::HashSet<[u8; 32]>,
+}
+
+impl Enqueued {
+    fn key(id: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(id.as_bytes()).into()
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.ids.contains(&Self::key(id))
+    }
+
+    fn record<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) {
+        for id in ids {
+            self.count += 1;
+            self.ids.insert(Self::key(id));
+        }
+    }
+}
+
+/// Refuses a batch whose `signal-after` names a task that is neither in the batch (by its
+/// explicit id) nor added earlier by this run: a guest may signal only tasks it created,
+/// never make an unrelated task run early (or, signalled with a failure, differently).
+fn check_successors(tasks: &[host::NewTask], enqueued: &Enqueued) -> Result<(), String> {
+    let batch: std::collections::HashSet<&str> =
+        tasks.iter().filter_map(|t| t.id.as_deref()).collect();
+    for (index, task) in tasks.iter().enumerate() {
+        if let Some(stranger) = task
+            .signal_after
+            .iter()
+            .find(|id| !batch.contains(id.as_str()) && !enqueued.contains(id))
+        {
+            return Err(format!(
+                "task {index} of this enqueue call lists {:?} in signal-after, but a task may \
+                 signal only tasks of the same enqueue call or tasks it enqueued earlier in \
+                 this run",
+                super::cut_to(stranger.clone(), MAX_QUOTED_ID)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Everything one instance may touch: its WASI context (granting nothing by default), its
@@ -133,15 +190,25 @@ impl host::Host for TaskState {
         &mut self,
         tasks: Vec<host::NewTask>,
     ) -> wasmtime::Result<Result<Vec<String>, String>> {
-        let context = match self.context() {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
+        let Some(context) = self.context.as_mut() else {
+            return Ok(Err(self.context().err().unwrap_or_default()));
         };
         if tasks.len() > MAX_ENQUEUE {
             return Ok(Err(format!(
                 "enqueue takes at most {MAX_ENQUEUE} tasks per call, got {}",
                 tasks.len()
             )));
+        }
+        if context.enqueued.count + tasks.len() > MAX_ENQUEUE_PER_RUN {
+            return Ok(Err(format!(
+                "enqueue takes at most {MAX_ENQUEUE_PER_RUN} tasks per task run; this run has \
+                 enqueued {} and asked for {} more",
+                context.enqueued.count,
+                tasks.len()
+            )));
+        }
+        if let Err(e) = check_successors(&tasks, &context.enqueued) {
+            return Ok(Err(e));
         }
         let to_count = |n: Option<u32>, field: &str| -> Result<Option<i32>, String> {
             n.map(|n| i32::try_from(n).map_err(|_| format!("{field} {n} is too large")))
@@ -169,10 +236,11 @@ impl host::Host for TaskState {
                 ..TaskData::new(id, task.action)
             });
         }
-        let inserted = context.queue.insert_tasks(&data).await;
-        Ok(inserted
-            .map(|()| data.into_iter().map(|t| t.id.0).collect())
-            .map_err(|e| e.to_string()))
+        if let Err(e) = context.queue.insert_tasks(&data).await {
+            return Ok(Err(e.to_string()));
+        }
+        context.enqueued.record(data.iter().map(|t| t.id.as_str()));
+        Ok(Ok(data.into_iter().map(|t| t.id.0).collect()))
     }
 }
 
@@ -261,6 +329,7 @@ mod tests {
                 task,
                 queue: queue.clone(),
                 time_limit: Duration::from_secs(60),
+                enqueued: Enqueued::default(),
             }),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_gate: super::super::http::HttpGate {
