@@ -20,7 +20,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::process::{Child, Command};
 
 /// Every column of the `tasks` table, as `task show --json` must name them.
-const TASK_COLUMNS: [&str; 16] = [
+const TASK_COLUMNS: [&str; 17] = [
     "id",
     "action",
     "body",
@@ -37,6 +37,7 @@ const TASK_COLUMNS: [&str; 16] = [
     "to_signal_after",
     "notify_channel_after",
     "priority",
+    "run_after",
 ];
 
 /// The `parade` binary with a clean environment: no database from the caller's environment,
@@ -281,6 +282,7 @@ async fn task_add_prints_generated_id_and_show_returns_row() -> anyhow::Result<(
             "to_signal_after": ["next"],
             "notify_channel_after": "chan",
             "priority": 0,
+            "run_after": null,
         })
     );
 
