@@ -5,24 +5,66 @@
 use std::collections::HashMap;
 
 use super::{
-    ActorId, OwnerCount, QueueSummary, Result, TaskCount, TaskData, TaskFilter, TaskId, TaskOutcome,
+    ActorId, Error, OwnerCount, QueueSummary, Result, TaskCount, TaskData, TaskFilter, TaskId,
+    TaskOutcome,
 };
 
 /// Answers iff the store is reachable and holds the queue's schema (the `tasks` table).
-pub(super) const PING: &str = "SELECT 1 FROM tasks LIMIT 0";
+const PING: &str = "SELECT 1 FROM tasks LIMIT 0";
 
 /// Task counts by action and status code: rows of (action, status code, count).
-pub(super) const SUMMARY_COUNTS: &str =
+const SUMMARY_COUNTS: &str =
     "SELECT CAST(action AS TEXT), CAST(status_code AS TEXT), count(*) FROM tasks \
      GROUP BY action, status_code ORDER BY action, status_code";
 
 /// Tasks in progress by owner, most first: rows of (actor id, count).
-pub(super) const SUMMARY_OWNERS: &str = "SELECT CAST(actor_id AS TEXT), count(*) FROM tasks \
+const SUMMARY_OWNERS: &str = "SELECT CAST(actor_id AS TEXT), count(*) FROM tasks \
      WHERE status_code = 'in-progress' AND actor_id IS NOT NULL \
      GROUP BY actor_id ORDER BY count(*) DESC, actor_id";
 
+/// The queue's [`QueueSummary`] on either backend's pool; `db_error` maps the backend's
+/// failures as its other operations do.
+pub(super) async fn summary<DB>(
+    pool: &sqlx::Pool<DB>,
+    db_error: fn(sqlx::Error) -> Error,
+) -> Result<QueueSummary>
+where
+    DB: sqlx::Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    (String, String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let counts = sqlx::query_as::<DB, (String, String, i64)>(SUMMARY_COUNTS)
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
+    let owners = sqlx::query_as::<DB, (String, i64)>(SUMMARY_OWNERS)
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
+    summary_from_rows(counts, owners)
+}
+
+/// [`Parade::ping`](super::Parade::ping) on either backend's pool.
+pub(super) async fn ping<DB>(
+    pool: &sqlx::Pool<DB>,
+    db_error: fn(sqlx::Error) -> Error,
+) -> Result<()>
+where
+    DB: sqlx::Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    sqlx::query::<DB>(PING)
+        .execute(pool)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// A [`QueueSummary`] from the rows of [`SUMMARY_COUNTS`] and [`SUMMARY_OWNERS`].
-pub(super) fn summary_from_rows(
+fn summary_from_rows(
     counts: Vec<(String, String, i64)>,
     owners: Vec<(String, i64)>,
 ) -> Result<QueueSummary> {

@@ -29,10 +29,7 @@ use self::returns::{abort_expired, return_batch, Effects};
 use self::waiters::LocalWaiters;
 use self::write_turn::{WriteTurn, WriteTx};
 use super::rules::{check_batch, retry_refusal, successors_outside};
-use super::sql::{
-    in_batch_order, outcomes_from_rows, status_literal, summary_from_rows, PING, SUMMARY_COUNTS,
-    SUMMARY_OWNERS,
-};
+use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
     ActorId, Error, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData,
@@ -623,23 +620,11 @@ impl Parade for SqliteParade {
     }
 
     async fn summary(&self) -> Result<QueueSummary> {
-        let counts = sqlx::query_as(SUMMARY_COUNTS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        let owners = sqlx::query_as(SUMMARY_OWNERS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        summary_from_rows(counts, owners)
+        sql::summary(&self.pool, db_error).await
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query(PING)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        sql::ping(&self.pool, db_error).await
     }
 
     async fn retry_task(&self, id: &TaskId) -> Result<()> {
