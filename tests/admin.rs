@@ -305,3 +305,433 @@ async fn task_list_watch_redraws_the_table() -> anyhow::Result<()> {
     watch.kill().await?;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// Hardening: Host names, performance tokens, slow clients, the connection cap, summary
+// caching, metric labels, database passwords.
+
+/// The listener's `HOST:PORT` from its base URL.
+fn authority(admin: &str) -> &str {
+    admin.trim_start_matches("http://")
+}
+
+/// Sends `request` as it is to the listener at `admin` and reads the answer to its end (at
+/// most 30 s): its status code and the whole text.
+async fn raw(admin: &str, request: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(authority(admin)).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .context("no complete answer within 30s")??;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no status in {answer:?}"))?;
+    Ok((status, answer))
+}
+
+/// `GET path` with exactly this `Host` header.
+async fn get_as(admin: &str, host: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    raw(
+        admin,
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn requests_naming_another_host_are_refused() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let dir = node_dir(&["echo"])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        "[admin]\nhosts = [\"dash.example.com\"]\n",
+    )?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    let port = authority(&admin)
+        .rsplit_once(':')
+        .context("no port")?
+        .1
+        .to_owned();
+    // A DNS-rebinding page reaches the listener under its own name.
+    for path in ["/", "/task?id=x", "/api/overview", "/api/task?id=x", "/metrics", "/healthz"] {
+        let (status, answer) = get_as(&admin, &format!("evil.example:{port}"), path).await?;
+        assert_eq!(status, 421, "{path}: {answer}");
+        assert!(answer.contains("[admin] hosts"), "{path}: {answer}");
+        assert!(!answer.contains("parade_"), "{path} leaked metrics: {answer}");
+    }
+    for host in [
+        authority(&admin).to_owned(),
+        format!("localhost:{port}"),
+        "dash.example.com".to_owned(),
+        format!("DASH.example.com:{port}"),
+    ] {
+        let (status, answer) = get_as(&admin, &host, "/healthz").await?;
+        assert_eq!(status, 200, "Host {host}: {answer}");
+    }
+    let (status, answer) = raw(
+        &admin,
+        "GET /api/overview HTTP/1.0\r\nConnection: close\r\n\r\n",
+    )
+    .await?;
+    assert_eq!(status, 421, "a request without Host: {answer}");
+    node.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn admin_answers_never_show_performance_tokens() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    queue
+        .insert_tasks(&[
+            TaskData {
+                total_dependencies: Some(1),
+                ..task("after", "held", "", None)
+            },
+            TaskData {
+                to_signal_after: vec![TaskId::from("after")],
+                ..task("held-1", "held", "secret body", None)
+            },
+        ])
+        .await?;
+    // Owned by someone else: in progress, with a token that returns it.
+    let owned = queue
+        .own_tasks(
+            &queue::ActorId::from("elsewhere"),
+            1,
+            &["held".to_owned()],
+            Some(Duration::from_secs(600)),
+        )
+        .await?;
+    let token = owned.first().context("nothing owned")?.token.to_string();
+    let dir = node_dir(&["echo"])?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    for path in [
+        "/api/task?id=held-1",
+        "/task?id=held-1",
+        "/api/task?id=after",
+        "/task?id=after",
+        "/api/overview",
+        "/",
+    ] {
+        let answer = http("GET", &format!("{admin}{path}"), &[]).await?;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        assert!(!answer.body.contains(&token), "{path} shows the token: {}", answer.body);
+        assert!(
+            !answer.body.contains("performance_token"),
+            "{path} names the token: {}",
+            answer.body
+        );
+    }
+    let shown = http("GET", &format!("{admin}/api/task?id=held-1"), &[]).await?;
+    assert!(shown.body.contains("elsewhere"), "the owner is still shown: {}", shown.body);
+    node.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_dropped() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = Backend::Sqlite.fresh_url().await?;
+    let dir = node_dir(&[])?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    let mut stream = tokio::net::TcpStream::connect(authority(&admin)).await?;
+    stream
+        .write_all(format!("GET /metrics HTTP/1.1\r\nHost: {}\r\n", authority(&admin)).as_bytes())
+        .await?;
+    // The header timeout is a few seconds; 30 s bounds the test, not the listener.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .context("the listener kept a connection whose headers never ended for 30s")?;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_err() || !answer.contains(" 200 "),
+        "an unfinished request was served: {answer}"
+    );
+    // The listener still serves others.
+    assert_eq!(http("GET", &format!("{admin}/healthz"), &[]).await?.status, 200);
+    node.stop().await?;
+    Ok(())
+}
+
+/// The listener's documented cap on connections served at once.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_for_a_free_slot() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let url = Backend::Sqlite.fresh_url().await?;
+    let dir = node_dir(&[])?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    let mut silent = Vec::new();
+    for _ in 0..ADMIN_MAX_CONNECTIONS {
+        let mut stream = tokio::net::TcpStream::connect(authority(&admin)).await?;
+        stream.write_all(b"GET / HTTP/1.1\r\n").await?;
+        silent.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let over = tokio::spawn({
+        let admin = admin.clone();
+        async move { http("GET", &format!("{admin}/healthz"), &[]).await }
+    });
+    // While every slot is held the request waits (a correctness check, not a speed one:
+    // it may only wait longer).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!over.is_finished(), "a connection over the cap was served at once");
+    drop(silent);
+    let answer = tokio::time::timeout(Duration::from_secs(30), over)
+        .await
+        .context("the waiting request was never served")???;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    node.stop().await?;
+    Ok(())
+}
+
+/// A store that counts `summary` calls and makes each take a while, so concurrent scrapes
+/// overlap one in flight.
+struct CountingSummaries {
+    inner: Arc<dyn Parade>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Parade for CountingSummaries {
+    async fn insert_tasks(&self, tasks: &[TaskData]) -> queue::Result<()> {
+        self.inner.insert_tasks(tasks).await
+    }
+    async fn insert_tasks_if_absent(&self, tasks: &[TaskData]) -> queue::Result<Vec<TaskId>> {
+        self.inner.insert_tasks_if_absent(tasks).await
+    }
+    async fn own(&self, request: &queue::OwnRequest<'_>) -> queue::Result<Vec<queue::OwnedTask>> {
+        self.inner.own(request).await
+    }
+    async fn extend_task_deadline(
+        &self,
+        id: &TaskId,
+        token: queue::PerformanceToken,
+        duration: Duration,
+    ) -> queue::Result<()> {
+        self.inner.extend_task_deadline(id, token, duration).await
+    }
+    async fn return_task(
+        &self,
+        id: &TaskId,
+        token: queue::PerformanceToken,
+        status: &str,
+        code: TaskStatusCode,
+    ) -> queue::Result<()> {
+        self.inner.return_task(id, token, status, code).await
+    }
+    async fn return_tasks(
+        &self,
+        returns: &[queue::TaskReturn],
+    ) -> queue::Result<Vec<queue::Result<()>>> {
+        self.inner.return_tasks(returns).await
+    }
+    async fn release_tasks(&self, tasks: &[queue::TaskLease]) -> queue::Result<u64> {
+        self.inner.release_tasks(tasks).await
+    }
+    async fn next_due(
+        &self,
+        actions: &[String],
+        expiry_backoff: &[queue::Backoff],
+    ) -> queue::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.inner.next_due(actions, expiry_backoff).await
+    }
+    async fn new_task_hints(&self) -> queue::Result<Option<queue::TaskHints>> {
+        self.inner.new_task_hints().await
+    }
+    async fn new_waiter(&self, id: &TaskId) -> queue::Result<queue::Waiter> {
+        self.inner.new_waiter(id).await
+    }
+    async fn delete_tasks(&self, ids: &[TaskId]) -> queue::Result<()> {
+        self.inner.delete_tasks(ids).await
+    }
+    async fn get_task(&self, id: &TaskId) -> queue::Result<Option<TaskData>> {
+        self.inner.get_task(id).await
+    }
+    async fn list_tasks(&self, filter: &TaskFilter) -> queue::Result<Vec<TaskData>> {
+        self.inner.list_tasks(filter).await
+    }
+    async fn summary(&self) -> queue::Result<queue::QueueSummary> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.inner.summary().await
+    }
+    async fn ping(&self) -> queue::Result<()> {
+        self.inner.ping().await
+    }
+    async fn retry_task(&self, id: &TaskId) -> queue::Result<()> {
+        self.inner.retry_task(id).await
+    }
+}
+
+/// An admin listener in this process on `queue`, serving no plugins; its base URL, and the
+/// sender that stops it.
+async fn admin_in_process(
+    queue: Arc<dyn Parade>,
+) -> anyhow::Result<(String, tokio::sync::watch::Sender<bool>)> {
+    use parade_host::admin::{self, AdminState};
+    use parade_host::manager::{ActionManager, ManagerProperties};
+    use parade_host::runtime::{ComponentActor, Runtime};
+    let runtime = Runtime::new(None)?;
+    let actor = Arc::new(ComponentActor::new(
+        runtime.clone(),
+        Vec::new(),
+        queue.clone(),
+        queue::ActorId::from("admin-test"),
+        Duration::from_secs(60),
+    )?);
+    let manager = Arc::new(ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties::default(),
+    ));
+    let state = Arc::new(AdminState {
+        queue,
+        manager,
+        actor,
+        runtime,
+        reloads: Arc::default(),
+        token: None,
+        actor_id: "admin-test".into(),
+        database: "sqlite://test.db".into(),
+        started: Instant::now(),
+        ready: std::sync::atomic::AtomicBool::new(true),
+    });
+    let (listener, bound) = admin::bind("127.0.0.1:0".parse()?).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(admin::serve(listener, state, stopped));
+    Ok((format!("http://{bound}"), stop))
+}
+
+/// The sum of a scrape's `parade_queue_tasks` samples.
+fn queued_in(scrape: &str) -> f64 {
+    samples(scrape)
+        .iter()
+        .filter(|(key, _)| key.starts_with("parade_queue_tasks{"))
+        .map(|(_, value)| value)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scrapes_share_one_summary_query_per_second() -> anyhow::Result<()> {
+    let store = Backend::Sqlite.open().await?;
+    store
+        .insert_tasks(&[task("a", "x", "", None), task("b", "y", "", None)])
+        .await?;
+    let counting = Arc::new(CountingSummaries {
+        inner: store.clone(),
+        calls: Default::default(),
+    });
+    let (admin, _stop) = admin_in_process(counting.clone()).await?;
+    let calls = || counting.calls.load(std::sync::atomic::Ordering::SeqCst);
+
+    let started = Instant::now();
+    let scrapes: Vec<_> = (0..20)
+        .map(|_| {
+            let admin = admin.clone();
+            tokio::spawn(async move { http("GET", &format!("{admin}/metrics"), &[]).await })
+        })
+        .collect();
+    for scrape in scrapes {
+        let scrape = scrape.await??;
+        assert_eq!(scrape.status, 200);
+        assert_eq!(queued_in(&scrape.body), 2.0, "{}", scrape.body);
+    }
+    let allowed = 1 + started.elapsed().as_secs() as usize;
+    assert!(
+        calls() <= allowed,
+        "20 concurrent scrapes ran {} summary queries in {:?}",
+        calls(),
+        started.elapsed()
+    );
+
+    // Counts stay fresh: a scrape a second later queries again and sees the new task.
+    store.insert_tasks(&[task("c", "x", "", None)]).await?;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = calls();
+    let scrape = http("GET", &format!("{admin}/metrics"), &[]).await?;
+    assert_eq!(queued_in(&scrape.body), 3.0, "{}", scrape.body);
+    assert_eq!(calls(), before + 1);
+    // The dashboard's polls share the same summary.
+    let started = Instant::now();
+    let before = calls();
+    for _ in 0..5 {
+        assert_eq!(
+            http("GET", &format!("{admin}/api/overview"), &[]).await?.status,
+            200
+        );
+    }
+    assert!(calls() - before <= 1 + started.elapsed().as_secs() as usize);
+    Ok(())
+}
+
+#[tokio::test]
+async fn metric_labels_name_only_the_actions_this_node_serves() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let mut tasks = vec![task("e1", "echo", "hi", None)];
+    // Any producer (or guest) can invent action names; each must not become a series.
+    tasks.extend((0..40).map(|i| task(&format!("g{i}"), &format!("guest-{i}"), "", None)));
+    queue.insert_tasks(&tasks).await?;
+    let dir = node_dir(&["echo"])?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !queue
+        .get_task(&TaskId::from("e1"))
+        .await?
+        .is_some_and(|t| t.status_code.is_final())
+    {
+        ensure!(Instant::now() < deadline, "e1 never ran:\n{}", node.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let scrape = http("GET", &format!("{admin}/metrics"), &[]).await?;
+    assert!(!scrape.body.contains("guest-"), "{}", scrape.body);
+    let metrics = samples(&scrape.body);
+    assert_eq!(
+        metrics.get(r#"parade_queue_tasks{action="other",status="pending"}"#),
+        Some(&40.0),
+        "{}",
+        scrape.body
+    );
+    assert_eq!(
+        metrics.get(r#"parade_queue_tasks{action="echo",status="completed"}"#),
+        Some(&1.0),
+        "{}",
+        scrape.body
+    );
+    node.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_database_without_its_password() -> anyhow::Result<()> {
+    // The test cluster trusts local connections, so a password in the URL is never used.
+    let url = format!("{}&password=hunter2", support::fresh_pg_database().await?);
+    let dir = node_dir(&[])?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    for path in ["/api/overview", "/"] {
+        let answer = http("GET", &format!("{admin}{path}"), &[]).await?;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        assert!(!answer.body.contains("hunter2"), "{path}: {}", answer.body);
+        assert!(answer.body.contains("password=***"), "{path}: {}", answer.body);
+    }
+    assert!(!node.log().contains("hunter2"), "{}", node.log());
+    node.stop().await?;
+    Ok(())
+}

@@ -963,3 +963,242 @@ async fn task_commands_on_unmigrated_database_exit_2_saying_run_parade_migrate(
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// task add --file: what a producer may set, long lines, large files
+
+#[tokio::test]
+async fn task_add_file_refuses_keys_only_the_queue_sets_naming_line_and_key() -> anyhow::Result<()>
+{
+    for (key, value) in [
+        ("status_code", r#""in-progress""#),
+        ("status", r#""done""#),
+        ("num_tries", "1"),
+        ("num_failures", "1"),
+        ("num_signals", "1"),
+        ("actor_id", r#""someone""#),
+        ("action_deadline", r#""2030-01-01T00:00:00Z""#),
+        ("performance_token", r#""6f1c8e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b""#),
+    ] {
+        let line = format!(r#"{{"id":"x3","action":"act","{key}":{value}}}"#);
+        assert_file_rejected_at_line_3(&line, &format!("\"{key}\"")).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_file_with_a_line_over_1_mib_names_it_and_inserts_nothing() -> anyhow::Result<()>
+{
+    let body = "b".repeat(1 << 20);
+    let line = format!(r#"{{"id":"x3","action":"act","body":"{body}"}}"#);
+    assert_file_rejected_at_line_3(&line, "longer than 1 MiB").await
+}
+
+/// `count` task lines `{"id":"t{n}","action":"act"}` (n from 1), with `special` lines put
+/// in place of theirs (1-based line numbers).
+fn numbered_lines(count: usize, special: &[(usize, String)]) -> Vec<String> {
+    (1..=count)
+        .map(|n| {
+            special
+                .iter()
+                .find(|(line, _)| *line == n)
+                .map(|(_, text)| text.clone())
+                .unwrap_or_else(|| format!(r#"{{"id":"t{n}","action":"act"}}"#))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn task_add_file_inserts_a_large_file_with_successors_anywhere_in_it() -> anyhow::Result<()>
+{
+    let url = support::fresh_pg_database().await?;
+    let dir = tempfile::tempdir()?;
+    let lines = numbered_lines(
+        2500,
+        &[
+            // Forward across every batch boundary: the successor is the last line.
+            (1, r#"{"id":"t1","action":"act","to_signal_after":["t2500"]}"#.into()),
+            (1999, r#"{"id":"t1999","action":"act","to_signal_after":["t2500"]}"#.into()),
+            (2500, r#"{"id":"t2500","action":"act","total_dependencies":3}"#.into()),
+            // Backward: the successor came long before.
+            (2400, r#"{"id":"t2400","action":"act","to_signal_after":["t2500","t5"]}"#.into()),
+            (5, r#"{"id":"t5","action":"act","total_dependencies":1}"#.into()),
+        ],
+    );
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let file = write_file(dir.path(), "large.jsonl", &lines)?;
+    let added = parade(&url, &["task", "add", "--file", path_arg(&file)])
+        .await?
+        .exits(0);
+    assert_eq!(added.out(), "2500");
+    let ids = listed_ids(&url, &["--limit", "3000"]).await?;
+    let expected: Vec<String> = (1..=2500).map(|n| format!("t{n}")).collect();
+    assert_eq!(ids, expected, "every line, in file order");
+    assert_eq!(show_json(&url, "t1").await?["to_signal_after"], json!(["t2500"]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_file_checks_the_whole_file_before_inserting_any_of_it() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    let dir = tempfile::tempdir()?;
+    for (name, line, problem) in [
+        ("late-json.jsonl", r#"{"id":"t2400","action":"#, "not a task"),
+        (
+            "late-ghost.jsonl",
+            r#"{"id":"t2400","action":"act","to_signal_after":["ghost"]}"#,
+            "ghost",
+        ),
+        ("late-dup.jsonl", r#"{"id":"t7","action":"act"}"#, "t7"),
+    ] {
+        let lines = numbered_lines(2500, &[(2400, line.to_owned())]);
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let file = write_file(dir.path(), name, &lines)?;
+        parade(&url, &["task", "add", "--file", path_arg(&file)])
+            .await?
+            .exits(2)
+            .says(&format!("{}:2400", file.display()))
+            .says(problem)
+            .says("nothing was inserted");
+        assert!(listed_ids(&url, &[]).await?.is_empty(), "{name}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_file_refused_by_the_store_after_some_batches_says_what_was_inserted(
+) -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "taken", &[]).await?;
+    let dir = tempfile::tempdir()?;
+    let lines = numbered_lines(2500, &[(2200, r#"{"id":"taken","action":"act"}"#.into())]);
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let file = write_file(dir.path(), "taken.jsonl", &lines)?;
+    let failed = parade(&url, &["task", "add", "--file", path_arg(&file)])
+        .await?
+        .exits(2)
+        .says(&format!("{}:2200", file.display()))
+        .says("taken already exists")
+        .says("lines 1-2000");
+    assert_eq!(failed.stdout, "");
+    let ids = listed_ids(&url, &["--limit", "3000"]).await?;
+    assert_eq!(ids.len(), 2001, "taken and the first 2000 lines");
+    assert_eq!(ids.last().map(String::as_str), Some("t2000"));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// text output: what came from the store cannot drive the terminal
+
+/// Characters a terminal acts on: C0 and C1 controls other than tab and newline.
+fn terminal_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| c.is_control() && *c != '\t' && *c != '\n')
+        .collect()
+}
+
+#[tokio::test]
+async fn task_list_and_show_strip_terminal_control_sequences() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    let queue = PgParade::connect(&url).await?;
+    let id = "evil\x1b[2J";
+    queue
+        .insert_tasks(&[TaskData {
+            body: Some("b\x1b[31mred\x1b[0m\u{9b}1m\x07\r".into()),
+            ..TaskData::new(id, "act\x1b]0;title\x07")
+        }])
+        .await?;
+    let owned = queue
+        .own_tasks(
+            &ActorId::from("t\x1b[5m"),
+            1,
+            &["act\x1b]0;title\x07".to_string()],
+            Some(Duration::from_secs(60)),
+        )
+        .await?;
+    let task = owned.first().context("nothing owned")?;
+    queue
+        .return_task(&task.id, task.token, "st\x1b[1mbold\x08\x1bc", TaskStatusCode::Aborted)
+        .await?;
+    let listed = parade(&url, &["task", "list"]).await?.exits(0);
+    assert_eq!(terminal_controls(&listed.stdout), [], "{:?}", listed.stdout);
+    assert!(listed.stdout.contains("evil"), "{:?}", listed.stdout);
+    assert!(listed.stdout.contains("stbold"), "{:?}", listed.stdout);
+    let shown = parade(&url, &["task", "show", id]).await?.exits(0);
+    assert_eq!(terminal_controls(&shown.stdout), [], "{:?}", shown.stdout);
+    assert!(shown.stdout.contains("body: bred\n"), "{:?}", shown.stdout);
+    assert!(shown.stdout.contains("action: act\n"), "{:?}", shown.stdout);
+    // JSON escapes them: the stored values come back whole.
+    assert_eq!(show_json(&url, id).await?["status"], "st\x1b[1mbold\x08\x1bc");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// database passwords
+
+#[tokio::test]
+async fn database_passwords_never_reach_the_terminal() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("plugins"))?;
+    let in_dir = |args: &[&str]| {
+        let mut command = parade_command();
+        command.args(args).current_dir(dir.path());
+        command
+    };
+    // Named in an error: a kind of store Parade does not know.
+    let refused = run(in_dir(&["--database", "mysql://u:hunter2@somewhere/db", "task", "list"]))
+        .await?
+        .exits(2)
+        .says("mysql://u:***@somewhere/db");
+    assert!(!refused.stderr.contains("hunter2"), "{}", refused.stderr);
+    let migrate = run(in_dir(&["--database", "mysql://u:hunter2@somewhere/db", "migrate"]))
+        .await?
+        .exits(2);
+    assert!(!migrate.stderr.contains("hunter2"), "{}", migrate.stderr);
+
+    // Printed by `run --check`, every way a URL carries a password.
+    for (url, shown) in [
+        ("postgres://u:hunter2@db.example/parade", "postgres://u:***@db.example/parade"),
+        ("postgres://u:hun@t:er2@db.example/parade", "postgres://u:***@db.example/parade"),
+        (
+            "postgres://u@db.example/parade?password=hunter2",
+            "postgres://u@db.example/parade?password=***",
+        ),
+        (
+            "postgresql://db.example/parade?sslmode=require&password=hunter2&user=u",
+            "postgresql://db.example/parade?sslmode=require&password=***&user=u",
+        ),
+        ("postgres://u:hun%40ter2@db.example/parade", "postgres://u:***@db.example/parade"),
+    ] {
+        let checked = run(in_dir(&["--database", url, "run", "--check"]))
+            .await?
+            .exits(0);
+        for secret in ["hunter2", "hun@t", "er2@", "hun%40"] {
+            assert!(!checked.stdout.contains(secret), "{url}: {}", checked.stdout);
+        }
+        assert!(
+            checked.stdout.contains(&format!("database  {shown}\n")),
+            "{url}: {}",
+            checked.stdout
+        );
+    }
+    // SQLite URLs hold no password: shown as they are.
+    let checked = run(in_dir(&["--database", "sqlite://./a:b@c.db", "run", "--check"]))
+        .await?
+        .exits(0);
+    assert!(checked.stdout.contains("database  sqlite://./a:b@c.db\n"), "{}", checked.stdout);
+
+    // Named when the store cannot be opened.
+    let failed = run(in_dir(&[
+        "--database",
+        "postgres://u:hunter2@127.0.0.1:1/db",
+        "run",
+        "--admin",
+        "off",
+    ]))
+    .await?
+    .exits(2)
+    .says("postgres://u:***@127.0.0.1:1/db");
+    assert!(!failed.stderr.contains("hunter2"), "{}", failed.stderr);
+    Ok(())
+}

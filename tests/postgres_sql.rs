@@ -274,6 +274,7 @@ async fn a_channel_pg_notify_refuses_fails_no_return_batch() -> anyhow::Result<(
             token: t.token,
             status: "ok".into(),
             code: TaskStatusCode::Completed,
+            retry_after: None,
         })
         .collect();
     let results = parade.return_tasks(&returns).await?;

@@ -375,6 +375,7 @@ async fn granted_env_and_directories_are_all_a_plugin_sees() -> anyhow::Result<(
         num_signalled_failures: 0,
         action: "grants".into(),
         body: None,
+        num_tries: 1,
     };
     let perform = |grants: PluginGrants| {
         let (runtime, queue, task) = (runtime.clone(), queue.clone(), task.clone());
@@ -490,6 +491,7 @@ fn owned(action: &str) -> parade_host::queue::OwnedTask {
         num_signalled_failures: 0,
         action: action.into(),
         body: Some("b".into()),
+        num_tries: 1,
     }
 }
 

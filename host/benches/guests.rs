@@ -141,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
             num_signalled_failures: 0,
             action: guest.action.into(),
             body: Some(guest.body.into()),
+            num_tries: 1,
         };
         // Warm the pool's slots and the allocator first.
         for _ in 0..10 {

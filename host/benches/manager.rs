@@ -341,6 +341,7 @@ async fn cpu_scaling(dir: &tempfile::TempDir) -> anyhow::Result<()> {
         num_signalled_failures: 0,
         action: "burn".into(),
         body: Some("20000000".into()),
+        num_tries: 1,
     };
     let started = Instant::now();
     burn.perform(&probe).await?;
@@ -488,6 +489,7 @@ async fn instantiate_and_call(dir: &tempfile::TempDir) -> anyhow::Result<()> {
         num_signalled_failures: 0,
         action: "noop".into(),
         body: None,
+        num_tries: 1,
     };
     let mut samples = Vec::with_capacity(5000);
     for _ in 0..5000 {

@@ -364,6 +364,7 @@ async fn own_return_batched(
                 token: t.token,
                 status: "ok".into(),
                 code: TaskStatusCode::Completed,
+                retry_after: None,
             })
             .collect();
         for result in parade.return_tasks(&returns).await? {

@@ -122,6 +122,24 @@ END;
 $_$;
 
 --
+-- Name: expiry_backoff(character varying, integer, interval, interval, double precision, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expiry_backoff(id character varying, try integer, initial interval, max interval, multiplier double precision, jitter boolean) RETURNS interval
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT CASE WHEN initial IS NULL OR max IS NULL THEN interval '0' ELSE
+        make_interval(secs =>
+            least(extract(epoch FROM max)::float8,
+                  extract(epoch FROM initial)::float8
+                    * power(coalesce(multiplier, 1), least(greatest(try - 1, 0), 64)))
+            * CASE WHEN jitter
+                   THEN (hashtext(id || '/' || try) & 65535)::float8 / 65536
+                   ELSE 1 END)
+    END
+$$;
+
+--
 -- Name: extend_task_deadline(character varying, uuid, interval); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -167,10 +185,10 @@ END;
 $$;
 
 --
--- Name: next_due_time(character varying[]); Type: FUNCTION; Schema: public; Owner: -
+-- Name: next_due_time(character varying[], interval[], interval[], double precision[], boolean[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.next_due_time(actions character varying[]) RETURNS timestamp with time zone
+CREATE FUNCTION public.next_due_time(actions character varying[], backoff_initial interval[], backoff_max interval[], backoff_multiplier double precision[], backoff_jitter boolean[]) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     AS $$
     SELECT min(due) FROM (
@@ -180,8 +198,13 @@ CREATE FUNCTION public.next_due_time(actions character varying[]) RETURNS timest
                 ORDER BY p.run_after LIMIT 1) AS due
         FROM unnest(actions) AS w(name)
         UNION ALL
-        SELECT min(e.action_deadline) FROM tasks e
-        WHERE e.status_code = 'in-progress' AND e.action = ANY(actions)
+        SELECT (SELECT e.action_deadline + expiry_backoff(
+                           e.id, e.num_tries, b.initial, b.max, b.multiplier, b.jitter)
+                FROM tasks e
+                WHERE e.status_code = 'in-progress' AND e.action = b.name
+                ORDER BY e.action_deadline LIMIT 1)
+        FROM unnest(actions, backoff_initial, backoff_max, backoff_multiplier, backoff_jitter)
+             AS b(name, initial, max, multiplier, jitter)
     ) d
 $$;
 
@@ -312,6 +335,18 @@ $$;
 --
 
 CREATE FUNCTION public.own_tasks(max_tasks integer, actions character varying[], owner_id character varying, max_duration interval) RETURNS TABLE(task_id character varying, token uuid, num_failures integer, action character varying, body text)
+    LANGUAGE sql
+    AS $$
+    SELECT o.task_id, o.token, o.num_failures, o.action, o.body
+    FROM own_tasks_with_backoff(max_tasks, actions, owner_id, max_duration,
+                                '{}', '{}', '{}', '{}') o
+$$;
+
+--
+-- Name: own_tasks_with_backoff(integer, character varying[], character varying, interval, interval[], interval[], double precision[], boolean[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.own_tasks_with_backoff(max_tasks integer, actions character varying[], owner_id character varying, max_duration interval, backoff_initial interval[], backoff_max interval[], backoff_multiplier double precision[], backoff_jitter boolean[]) RETURNS TABLE(task_id character varying, token uuid, num_failures integer, action character varying, body text, num_tries integer)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -332,13 +367,19 @@ BEGIN
     WHERE t.ctid = ANY(ARRAY(
         SELECT e.ctid FROM tasks e
         WHERE e.status_code = 'in-progress' AND e.action_deadline < now()
+          AND e.action_deadline + expiry_backoff(
+                  e.id, e.num_tries,
+                  backoff_initial[array_position(actions, e.action)],
+                  backoff_max[array_position(actions, e.action)],
+                  backoff_multiplier[array_position(actions, e.action)],
+                  backoff_jitter[array_position(actions, e.action)]) < now()
           AND e.action = ANY(wanted)
           AND (e.total_dependencies IS NULL OR e.num_signals = e.total_dependencies)
           AND (e.max_tries IS NULL OR e.num_tries < e.max_tries)
         ORDER BY e.action_deadline
         LIMIT max_tasks
         FOR UPDATE SKIP LOCKED))
-    RETURNING t.id, t.performance_token, t.num_failures, t.action, t.body;
+    RETURNING t.id, t.performance_token, t.num_failures, t.action, t.body, t.num_tries;
     GET DIAGNOSTICS owned := ROW_COUNT;
 
     IF owned >= max_tasks THEN
@@ -368,7 +409,7 @@ BEGIN
         ) c
         ORDER BY c.priority DESC, c.seq
         LIMIT max_tasks - owned))
-    RETURNING t.id, t.performance_token, t.num_failures, t.action, t.body;
+    RETURNING t.id, t.performance_token, t.num_failures, t.action, t.body, t.num_tries;
 END;
 $$;
 
@@ -467,6 +508,18 @@ $$;
 --
 
 CREATE FUNCTION public.return_tasks(task_ids character varying[], tokens uuid[], result_statuses text[], result_status_codes public.task_status_code_value[]) RETURNS TABLE(task_id character varying, num_updated integer)
+    LANGUAGE sql
+    AS $$
+    SELECT r.task_id, r.num_updated
+    FROM return_tasks_with_delay(task_ids, tokens, result_statuses, result_status_codes,
+                                 array_fill(NULL::interval, ARRAY[cardinality(task_ids)])) r
+$$;
+
+--
+-- Name: return_tasks_with_delay(character varying[], uuid[], text[], public.task_status_code_value[], interval[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.return_tasks_with_delay(task_ids character varying[], tokens uuid[], result_statuses text[], result_status_codes public.task_status_code_value[], retry_delays interval[]) RETURNS TABLE(task_id character varying, num_updated integer)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -489,9 +542,9 @@ BEGIN
         WITH r AS (
             -- The first row of each (id, token): at most one token matches a task, so
             -- each task joins at most one row, the first with its token.
-            SELECT DISTINCT ON (u.id, u.token) u.id, u.token, u.status, u.code, u.n
-            FROM unnest(task_ids, tokens, result_statuses, result_status_codes)
-                 WITH ORDINALITY AS u(id, token, status, code, n)
+            SELECT DISTINCT ON (u.id, u.token) u.id, u.token, u.status, u.code, u.delay, u.n
+            FROM unnest(task_ids, tokens, result_statuses, result_status_codes, retry_delays)
+                 WITH ORDINALITY AS u(id, token, status, code, delay, n)
             ORDER BY u.id, u.token, u.n
         )
         UPDATE tasks t
@@ -501,7 +554,10 @@ BEGIN
             actor_id = NULL,
             performance_token = NULL,
             finished_at = CASE WHEN r.code = 'pending' AND NOT no_more_tries(t)
-                               THEN NULL ELSE now() END
+                               THEN NULL ELSE now() END,
+            -- Another try waits out its delay (NULL: offered again at once).
+            run_after = CASE WHEN r.code = 'pending' AND NOT no_more_tries(t)
+                             THEN now() + r.delay END
         FROM r
         -- The ANY keeps the plan on tasks_pkey probes at every table size (see 0003).
         WHERE t.id = ANY(task_ids) AND t.id = r.id AND t.performance_token = r.token

@@ -36,6 +36,7 @@ pub async fn return_tasks_applies_each_return_like_return_task(store: Store) -> 
         token: token_of(id),
         status: format!("{id} status"),
         code,
+        retry_after: None,
     };
     let results = q
         .return_tasks(&[
@@ -127,6 +128,7 @@ pub async fn return_tasks_counts_each_signal_once_per_predecessor(
         token: owned.iter().find(|t| t.id.as_str() == id).unwrap().token,
         status: format!("{id} status"),
         code,
+        retry_after: None,
     };
     let results = q
         .return_tasks(&[

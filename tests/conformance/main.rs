@@ -121,6 +121,8 @@ conformance!(
     priority_and_insertion_order_hold_among_due_tasks,
     next_due_is_the_earliest_delayed_task_or_deadline_of_the_actions,
     insert_if_absent_adds_only_new_ids_and_names_them,
+    a_pending_return_with_a_delay_waits_it_out,
+    an_expired_ownership_backs_off_by_its_actions_policy,
     ],
     prefixed_stores: [
         prefix_hides_other_namespaces_and_strips_names,

@@ -1,4 +1,4 @@
-//! own_tasks' statement for pending work, as installed: read from the function's source
+//! The statement for pending work of own_tasks (`own_tasks_with_backoff`), as installed: read from the function's source
 //! (PL/pgSQL does not let EXPLAIN see inside a function) with its variables bound, and
 //! explained. Shared by the queue benchmark (which reports the plan) and the tests (which
 //! hold owning to its index), so both follow the migrations.
@@ -17,7 +17,7 @@ pub async fn explain_own_pending(
     lease: Duration,
 ) -> anyhow::Result<Vec<String>> {
     let source: String =
-        sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = 'own_tasks'")
+        sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = 'own_tasks_with_backoff'")
             .fetch_one(pool)
             .await?;
     let start = source

@@ -119,6 +119,10 @@ pub struct AdminConfig {
     /// Operator actions (retry, delete, pause) need `Authorization: Bearer TOKEN`; without a
     /// token they are refused.
     pub token: Option<String>,
+    /// `hosts`: names (lower case, `NAME` or `NAME:PORT`) the listener answers to besides its
+    /// own address, e.g. behind a reverse proxy; a request naming any other `Host` is
+    /// refused (DNS rebinding).
+    pub hosts: Vec<String>,
 }
 
 /// Parses "127.0.0.1:9187", "[::1]:9187" or "off".
@@ -129,6 +133,29 @@ pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, String> 
     text.trim().parse().map(Some).map_err(|_| {
         format!("invalid address {text:?}: write ADDRESS:PORT (e.g. \"127.0.0.1:9187\") or \"off\"")
     })
+}
+
+/// Checks one `[admin] hosts` entry, "dash.example.com" or "dash.example.com:9187", and
+/// returns it in lower case.
+pub fn parse_admin_host(text: &str) -> Result<String, String> {
+    let refuse = || {
+        format!(
+            "invalid host {text:?}: write a name as browsers send it in Host, e.g. \
+             \"dash.example.com\" or \"dash.example.com:9187\""
+        )
+    };
+    let (name, port) = match text.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (text, None),
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if !name_ok || port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err(refuse());
+    }
+    Ok(text.to_ascii_lowercase())
 }
 
 /// A node's configuration: `parade.toml`, or the defaults where there is none.
@@ -258,6 +285,7 @@ impl NodeConfig {
         config.admin = AdminConfig {
             listen: raw.admin.listen.map(|l| l.0),
             token: raw.admin.token.filter(|t| !t.is_empty()),
+            hosts: raw.admin.hosts.into_iter().map(|h| h.0).collect(),
         };
         if let Some(dir) = raw.plugins.dir {
             config.plugins_dir = base_dir.join(dir);

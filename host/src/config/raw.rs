@@ -96,6 +96,21 @@ pub(super) struct Config {
 pub(super) struct Admin {
     pub listen: Option<Listen>,
     pub token: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<AdminHost>,
+}
+
+/// "NAME" or "NAME:PORT", as browsers send it in `Host`.
+#[derive(Debug, Clone)]
+pub(super) struct AdminHost(pub String);
+
+impl<'de> Deserialize<'de> for AdminHost {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_admin_host(&text)
+            .map(AdminHost)
+            .map_err(D::Error::custom)
+    }
 }
 
 /// "ADDRESS:PORT", or "off".

@@ -224,6 +224,19 @@ dir = "elsewhere"
 }
 
 #[test]
+fn admin_hosts_are_read_in_lower_case_and_bad_ones_name_their_key() {
+    assert!(parse("").unwrap().admin.hosts.is_empty());
+    let config = parse("[admin]\nhosts = [\"Dash.Example.com\", \"proxy:8443\"]\n").unwrap();
+    assert_eq!(config.admin.hosts, ["dash.example.com", "proxy:8443"]);
+    for bad in ["https://dash.example.com", "dash.example.com/", "a b", "", "x:port"] {
+        let e = error(&format!("[admin]\nhosts = [\"ok\", {bad:?}]\n"));
+        assert_eq!(e.line, Some(2), "{bad:?}: {e}");
+        assert!(e.key.as_deref().is_some_and(|k| k.starts_with("admin.hosts")), "{e}");
+        assert!(e.problem.contains("invalid host"), "{e}");
+    }
+}
+
+#[test]
 fn every_restart_only_section_is_reported_and_kept() {
     let running = parse("").unwrap();
     let mut reread = parse(

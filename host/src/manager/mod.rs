@@ -8,17 +8,22 @@
 //! - a *fetch loop* owns batches of runnable tasks for the actor's actions (no pause after a
 //!   batch, `wait_time` after an empty answer, `err_wait_time` after an error; a new-task hint
 //!   from the queue cuts a pause short) and queues them, never owning more than the queue of
-//!   waiting tasks can hold;
+//!   waiting tasks can hold, nor more than the workers will start well within the tasks'
+//!   ownership (`pace.rs`);
 //! - `workers` tasks run handlers, each in its own tokio task so a panic is caught, and extend
-//!   the running task's deadline every `heartbeat` so long handlers keep their tasks;
-//! - a *returner* sends finished results back in batches, retrying with backoff when the
-//!   store is unreachable.
+//!   the running task's deadline every `heartbeat` so long handlers keep their tasks; a task
+//!   that waited in the queue past its ownership is handed back unstarted, and one that waited
+//!   longer than a heartbeat has its deadline extended before it starts;
+//! - a *returner* sends finished results back in batches, retrying with backoff while the
+//!   store is unreachable, until the tasks' ownership expires.
 //!
 //! A handler that fails or panics returns its task `pending` with a status that says why, so
-//! the task's `max_tries` decides whether it runs again. [`ActionManager::close`] stops
-//! owning, lets running handlers finish within `shutdown_grace`, and hands every other owned
-//! task back at once with `release_tasks`.
+//! the task's `max_tries` decides whether it runs again; a result the store refuses (a status
+//! with a NUL character, the code in-progress) returns its task `aborted` with the reason.
+//! [`ActionManager::close`] stops owning, lets running handlers finish within
+//! `shutdown_grace`, and hands every other owned task back at once with `release_tasks`.
 
+mod pace;
 mod properties;
 mod returner;
 mod stats;
@@ -31,6 +36,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::queue::{
     ActorId, Error, OwnedTask, Parade, PerformanceToken, TaskHints, TaskId, TaskLease,
@@ -155,6 +161,10 @@ struct Shared {
     settled: tokio::sync::Notify,
     /// Tasks a worker has started and not yet handed to the returner.
     in_flight: StdMutex<HashMap<TaskId, PerformanceToken>>,
+    /// How long handlers take, to own no more than the workers start soon.
+    pace: pace::Pace,
+    /// Signalled whenever a worker is done with a task and free for the next.
+    worker_free: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -164,17 +174,28 @@ impl Shared {
     }
 }
 
+/// An owned task waiting for a worker.
+struct Queued {
+    task: OwnedTask,
+    /// Taken just before the `own_tasks` call, so the store's deadline is no earlier than
+    /// this plus `max_duration`.
+    owned_at: Instant,
+}
+
 /// A worker's result on its way to the returner.
 struct Finished {
     result: crate::queue::TaskReturn,
     action: String,
+    /// When the task's ownership lapses (at the earliest), unless it is extended: the
+    /// returner retries no longer than this.
+    deadline: Instant,
 }
 
 struct Running {
     fetch: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
     returner: JoinHandle<()>,
-    queued: Arc<Mutex<mpsc::Receiver<OwnedTask>>>,
+    queued: Arc<Mutex<mpsc::Receiver<Queued>>>,
 }
 
 /// Owns, runs and returns the tasks of one [`Actor`] until closed.
@@ -196,6 +217,8 @@ impl ActionManager {
             queue,
             counters: Counters::default(),
             in_flight: StdMutex::default(),
+            pace: pace::Pace::default(),
+            worker_free: tokio::sync::Notify::new(),
             props,
         });
         let (stop, stopped) = watch::channel(false);
@@ -213,9 +236,9 @@ impl ActionManager {
             })
             .collect();
         let running = Running {
-            fetch: tokio::spawn(fetch_loop(shared.clone(), queue_tx, stopped)),
+            fetch: tokio::spawn(fetch_loop(shared.clone(), queue_tx, stopped.clone())),
             workers,
-            returner: tokio::spawn(returner::run(shared.clone(), results_rx)),
+            returner: tokio::spawn(returner::run(shared.clone(), results_rx, stopped)),
             queued,
         };
         ActionManager {
@@ -280,8 +303,8 @@ impl ActionManager {
         {
             let mut queued = queued.lock().await;
             queued.close();
-            while let Ok(task) = queued.try_recv() {
-                unstarted.push(task.lease());
+            while let Ok(queued) = queued.try_recv() {
+                unstarted.push(queued.task.lease());
             }
         }
         unstarted.extend(
@@ -331,7 +354,7 @@ async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
 
 async fn fetch_loop(
     shared: Arc<Shared>,
-    queue_tx: mpsc::Sender<OwnedTask>,
+    queue_tx: mpsc::Sender<Queued>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let props = &shared.props;
@@ -372,8 +395,8 @@ async fn fetch_loop(
             pause = Duration::ZERO;
             continue;
         }
-        // Own no more than can wait for a worker right away, so no owned task sits out its
-        // deadline in the queue.
+        // Own no more than the queue of waiting tasks has room for, so every owned task is
+        // queued at once.
         let room = tokio::select! {
             biased;
             _ = stop_requested(&mut stopped) => return,
@@ -385,7 +408,24 @@ async fn fetch_loop(
                 Err(_) => return,
             },
         };
-        let room = room.min(usize::try_from(limit - unsettled).unwrap_or(usize::MAX));
+        // And no more than the workers will start soon: idle workers take theirs at once, and
+        // busy ones start the waiting tasks at the handlers' pace. Without this, tasks at the
+        // back of a long queue of slow tasks waited out their ownership there and ran twice.
+        let waiting = queue_tx.max_capacity() - queue_tx.capacity();
+        let idle_workers = props.workers.saturating_sub(shared.in_flight().len());
+        let start_soon = (idle_workers.saturating_add(shared.pace.waiting_allowed(props)))
+            .saturating_sub(waiting);
+        if start_soon == 0 {
+            tokio::select! {
+                _ = stop_requested(&mut stopped) => return,
+                _ = shared.worker_free.notified() => {}
+            }
+            pause = Duration::ZERO;
+            continue;
+        }
+        let room = room
+            .min(usize::try_from(limit - unsettled).unwrap_or(usize::MAX))
+            .min(start_soon);
         let max_tasks = props
             .max_tasks
             .min(u32::try_from(room).unwrap_or(u32::MAX))
@@ -401,6 +441,7 @@ async fn fetch_loop(
             pause = props.wait_time;
             continue;
         }
+        let owned_at = Instant::now();
         let owned = shared
             .queue
             .own_tasks(
@@ -428,12 +469,12 @@ async fn fetch_loop(
                 shared.counters.count_owned(&owned);
                 let mut overflow = Vec::new();
                 for task in owned {
-                    if let Err(e) = queue_tx.try_send(task) {
-                        let task = match e {
-                            mpsc::error::TrySendError::Full(t)
-                            | mpsc::error::TrySendError::Closed(t) => t,
+                    if let Err(e) = queue_tx.try_send(Queued { task, owned_at }) {
+                        let queued = match e {
+                            mpsc::error::TrySendError::Full(q)
+                            | mpsc::error::TrySendError::Closed(q) => q,
                         };
-                        overflow.push(task.lease());
+                        overflow.push(queued.task.lease());
                     }
                 }
                 if !overflow.is_empty() {

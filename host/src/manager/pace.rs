@@ -28,7 +28,9 @@ pub(super) struct Pace {
 impl Pace {
     /// Takes one handler's duration into the mean.
     pub(super) fn observe(&self, duration: Duration) {
-        let sample = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let sample = u64::try_from(duration.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let _ = self
             .mean_nanos
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {

@@ -8,7 +8,9 @@ use std::time::Duration;
 pub struct ManagerProperties {
     /// Tasks run at once. Default 5.
     pub workers: usize,
-    /// Owned tasks waiting for a worker. Default 1000.
+    /// Most owned tasks waiting for a worker. Default 1000. Fewer wait while handlers are
+    /// slow: no more than the workers will start within half of `max_duration` (or the
+    /// heartbeat, if shorter).
     pub channel_size: usize,
     /// Tasks owned per `own_tasks` call. Default 500.
     pub max_tasks: u32,

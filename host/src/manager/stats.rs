@@ -17,6 +17,7 @@ pub(super) struct Counters {
     pub lost: AtomicU64,
     pub released: AtomicU64,
     pub return_failures: AtomicU64,
+    pub refused: AtomicU64,
     pub heartbeats: AtomicU64,
     /// Per action.
     pub by_action: Mutex<BTreeMap<String, ActionStats>>,
@@ -80,10 +81,15 @@ pub struct ManagerStats {
     pub handler_failures: u64,
     /// Tasks whose ownership was lost (token rejected); their results were dropped.
     pub lost: u64,
-    /// Owned tasks handed back unstarted at shutdown.
+    /// Owned tasks handed back unstarted: at shutdown, declined by the actor, or found to
+    /// have waited in the queue past their ownership.
     pub released: u64,
-    /// Results that could not be returned even after retries (the deadline re-offers them).
+    /// Results not returned because the store stayed unreachable until their tasks'
+    /// ownership expired (or the manager closed); the deadline re-offers those tasks.
     pub return_failures: u64,
+    /// Results the store refused (a status with a NUL character, the code in-progress); their
+    /// tasks were returned aborted with the reason instead (and counted in `aborted`).
+    pub refused: u64,
     /// Deadlines extended for running tasks.
     pub heartbeats: u64,
 }
@@ -140,6 +146,7 @@ impl Counters {
             lost: get(&self.lost),
             released: get(&self.released),
             return_failures: get(&self.return_failures),
+            refused: get(&self.refused),
             heartbeats: get(&self.heartbeats),
         }
     }

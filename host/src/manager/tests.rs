@@ -1,5 +1,6 @@
-//! The seed's ActionManager tests (parade-spec.md §6 items 23–26), with a mock queue that
-//! hands out configured batch sizes and counts returns, and a mock actor that counts calls.
+//! The seed's ActionManager tests (parade-spec.md §6 items 23–26) and the manager's own, with
+//! a mock queue that hands out configured batch sizes and counts returns, and a mock actor
+//! that counts calls.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::*;
-use crate::queue::{Result, TaskData, TaskFilter, Waiter};
+use crate::queue::{OwnRequest, Result, TaskData, TaskFilter, TaskReturn, Waiter};
 
 struct MockQueue {
     batches: Mutex<Vec<usize>>,
@@ -18,7 +19,11 @@ struct MockQueue {
     endless: bool,
     /// Never answer a return, as a store that has stopped answering.
     returns_hang: bool,
+    /// Fail this many `return_tasks` calls as a whole, as an unreachable store does.
+    failing_returns: AtomicUsize,
+    return_calls: AtomicUsize,
     owned: AtomicUsize,
+    extended: AtomicUsize,
 }
 
 impl MockQueue {
@@ -34,7 +39,10 @@ impl MockQueue {
             returned: AtomicUsize::new(0),
             endless: false,
             returns_hang: false,
+            failing_returns: AtomicUsize::new(0),
+            return_calls: AtomicUsize::new(0),
             owned: AtomicUsize::new(0),
+            extended: AtomicUsize::new(0),
         }
     }
 }
@@ -51,15 +59,9 @@ impl Parade for MockQueue {
         unsupported()
     }
 
-    async fn own_tasks(
-        &self,
-        _: &ActorId,
-        max_tasks: u32,
-        _: &[String],
-        _: Option<Duration>,
-    ) -> Result<Vec<OwnedTask>> {
+    async fn own(&self, request: &OwnRequest<'_>) -> Result<Vec<OwnedTask>> {
         let size = if self.endless {
-            max_tasks as usize
+            request.max_tasks as usize
         } else {
             self.batches.lock().unwrap().pop().unwrap_or(0)
         };
@@ -71,6 +73,7 @@ impl Parade for MockQueue {
                 num_signalled_failures: 0,
                 action: "one".into(),
                 body: None,
+                num_tries: 1,
             })
             .collect())
     }
@@ -81,6 +84,7 @@ impl Parade for MockQueue {
         _: PerformanceToken,
         _: Duration,
     ) -> Result<()> {
+        self.extended.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -98,6 +102,23 @@ impl Parade for MockQueue {
         Ok(())
     }
 
+    async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
+        self.return_calls.fetch_add(1, Ordering::SeqCst);
+        let failing = self
+            .failing_returns
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(Error::Busy {
+                waited: Duration::ZERO,
+            });
+        }
+        let mut results = Vec::with_capacity(returns.len());
+        for r in returns {
+            results.push(self.return_task(&r.id, r.token, &r.status, r.code).await);
+        }
+        Ok(results)
+    }
+
     async fn release_tasks(&self, tasks: &[TaskLease]) -> Result<u64> {
         Ok(tasks.len() as u64)
     }
@@ -110,7 +131,11 @@ impl Parade for MockQueue {
         unsupported()
     }
 
-    async fn next_due(&self, _: &[String]) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    async fn next_due(
+        &self,
+        _: &[String],
+        _: &[crate::queue::Backoff],
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         Ok(None)
     }
 
@@ -142,6 +167,8 @@ impl Parade for MockQueue {
 #[derive(Default)]
 struct MockActor {
     handled: AtomicUsize,
+    /// How long each task takes.
+    takes: Duration,
 }
 
 #[async_trait]
@@ -155,6 +182,7 @@ impl SimpleActor for MockActor {
     }
 
     async fn handle(&self, _: &str, _: Option<&str>, _: i32) -> anyhow::Result<ActorResult> {
+        tokio::time::sleep(self.takes).await;
         self.handled.fetch_add(1, Ordering::SeqCst);
         Ok(ActorResult::completed("ok"))
     }
@@ -239,4 +267,129 @@ async fn owning_stops_at_the_unsettled_limit_while_returns_hang() {
     assert_eq!(manager.stats().owned, 15);
     // Dropped without close(), which would wait for the hanging returns.
     drop(manager);
+}
+
+/// Waits until `check` holds, polling; panics after `limit`.
+async fn until(limit: Duration, what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Three tasks owned at once for one worker, each taking 600 ms, with ownership of 1 s: the
+/// third has waited at least 1.2 s when the worker is free, so its ownership has gone and it
+/// is handed back unstarted; one that waited longer than a heartbeat is extended first.
+#[tokio::test]
+async fn a_task_that_waited_past_its_ownership_is_handed_back_unstarted() {
+    let queue = MockQueue::new(&[3]);
+    let actor = Arc::new(MockActor {
+        takes: Duration::from_millis(600),
+        ..MockActor::default()
+    });
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            workers: 1,
+            max_duration: Duration::from_secs(1),
+            heartbeat: Duration::from_millis(100),
+            ..ManagerProperties::default()
+        },
+    );
+    until(Duration::from_secs(30), "every task to be settled", || {
+        let stats = manager.stats();
+        stats.owned == 3 && stats.settled() == 3
+    })
+    .await;
+    manager.close().await;
+    let stats = manager.stats();
+    let handled = actor.handled.load(Ordering::SeqCst) as u64;
+    assert!(stats.released >= 1, "{stats:?}");
+    assert!(handled >= 1, "{stats:?}");
+    assert_eq!(handled + stats.released, 3, "{stats:?}");
+    assert_eq!(stats.completed, handled, "{stats:?}");
+    if handled >= 2 {
+        // The second waited at least 600 ms, longer than a heartbeat.
+        assert!(queue.extended.load(Ordering::SeqCst) >= 1, "{stats:?}");
+    }
+}
+
+/// Eight failed returns back off for longer than the returner's six tries used to last, well
+/// within the 30 min ownership: the result is returned once the store answers again.
+#[tokio::test]
+async fn a_store_down_for_many_tries_loses_no_result() {
+    let queue = MockQueue::new(&[1]);
+    queue.failing_returns.store(8, Ordering::SeqCst);
+    let manager = ActionManager::start(
+        Arc::new(MockActor::default()),
+        queue.clone(),
+        ManagerProperties::default(),
+    );
+    until(Duration::from_secs(60), "the result to be settled", || {
+        manager.stats().settled() == 1
+    })
+    .await;
+    manager.close().await;
+    let stats = manager.stats();
+    assert_eq!(
+        (stats.completed, stats.return_failures),
+        (1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(queue.returned.load(Ordering::SeqCst), 1);
+    assert_eq!(queue.return_calls.load(Ordering::SeqCst), 9);
+}
+
+/// A store that never answers: the result is dropped once its task's ownership has expired,
+/// not before.
+#[tokio::test]
+async fn a_result_is_dropped_once_its_ownership_has_expired() {
+    let queue = MockQueue::new(&[1]);
+    queue.failing_returns.store(usize::MAX, Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let manager = ActionManager::start(
+        Arc::new(MockActor::default()),
+        queue.clone(),
+        ManagerProperties {
+            max_duration: Duration::from_secs(1),
+            ..ManagerProperties::default()
+        },
+    );
+    until(Duration::from_secs(30), "the result to be dropped", || {
+        manager.stats().return_failures == 1
+    })
+    .await;
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(queue.return_calls.load(Ordering::SeqCst) >= 2);
+    manager.close().await;
+    assert_eq!(manager.stats().completed, 0);
+}
+
+/// Closing while the store does not answer: the returner stops retrying after the shutdown
+/// grace period rather than for the rest of the ownership (30 min by default).
+#[tokio::test]
+async fn closing_gives_up_unreturned_results_after_the_shutdown_grace() {
+    let queue = MockQueue::new(&[1]);
+    queue.failing_returns.store(usize::MAX, Ordering::SeqCst);
+    let manager = ActionManager::start(
+        Arc::new(MockActor::default()),
+        queue.clone(),
+        ManagerProperties {
+            shutdown_grace: Duration::from_millis(300),
+            ..ManagerProperties::default()
+        },
+    );
+    until(Duration::from_secs(30), "a return to be tried", || {
+        queue.return_calls.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(30), manager.close())
+        .await
+        .expect("close() waited for the store");
+    assert_eq!(manager.stats().return_failures, 1);
 }

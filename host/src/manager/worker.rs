@@ -1,29 +1,35 @@
-//! A worker: takes owned tasks from the queue, runs the actor's handler with heartbeats, and
-//! passes the result to the returner.
+//! A worker: takes owned tasks from the queue, checks that each still has its ownership, runs
+//! the actor's handler with heartbeats, and passes the result to the returner.
+//!
+//! A task may have waited in the queue: one that waited past `max_duration` has lost its
+//! ownership (another node may run it by now), so it is handed back unstarted; one that
+//! waited longer than a heartbeat has its deadline extended before it starts, so it never
+//! runs on an ownership about to lapse. Heartbeats then follow the last extension.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{stop_requested, ActorResult, Counters, Declined, Finished, Shared};
-use crate::queue::{Error, OwnedTask, TaskLease, TaskReturn, TaskStatusCode};
+use super::{stop_requested, ActorResult, Counters, Declined, Finished, Queued, Shared};
+use crate::queue::{Error, OwnedTask, TaskReturn};
 
 pub(super) async fn run(
     shared: Arc<Shared>,
-    queued: Arc<Mutex<mpsc::Receiver<OwnedTask>>>,
+    queued: Arc<Mutex<mpsc::Receiver<Queued>>>,
     results: mpsc::UnboundedSender<Finished>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        let task = {
+        let Queued { task, owned_at } = {
             let mut queued = queued.lock().await;
             tokio::select! {
                 biased;
                 _ = stop_requested(&mut stopped) => return,
-                task = queued.recv() => match task {
-                    Some(task) => task,
+                queued = queued.recv() => match queued {
+                    Some(queued) => queued,
                     None => return,
                 },
             }
@@ -31,43 +37,100 @@ pub(super) async fn run(
         shared.in_flight().insert(task.id.clone(), task.token);
         let span = tracing::info_span!("task", id = %task.id, action = %task.action);
         let action = task.action.clone();
-        match perform(&shared, task).instrument(span).await {
-            Done::Return(result) => {
-                // The returner outlives every worker, so this cannot fail.
-                let _ = results.send(Finished { result, action });
+        let done = async {
+            match still_owned(&shared, &task, owned_at).await {
+                Some(extended_at) => perform(&shared, task, extended_at).await,
+                None => Done::Skipped(task),
             }
-            Done::Release(id, token) => {
-                match shared
-                    .queue
-                    .release_tasks(&[TaskLease {
-                        id: id.clone(),
-                        token,
-                    }])
-                    .await
-                {
-                    Ok(1) => Counters::add(&shared.counters.released, 1),
-                    // Someone else owns it by now.
-                    Ok(_) => Counters::add(&shared.counters.lost, 1),
-                    Err(e) => {
-                        tracing::warn!(task = %id, error = %e, "could not hand a declined task back; it is offered again after its deadline");
-                        Counters::add(&shared.counters.return_failures, 1);
-                    }
-                }
+        }
+        .instrument(span.clone())
+        .await;
+        match done {
+            Done::Return(result, deadline) => {
+                // The returner outlives every worker, so this cannot fail.
+                let _ = results.send(Finished {
+                    result,
+                    action,
+                    deadline,
+                });
+            }
+            Done::Release(task) => {
+                release(&shared, &task).instrument(span).await;
+                shared.settled.notify_one();
+            }
+            Done::Skipped(task) => {
+                shared.in_flight().remove(&task.id);
                 shared.settled.notify_one();
             }
             Done::Lost => shared.settled.notify_one(),
         }
+        shared.worker_free.notify_one();
     }
 }
 
 /// How a worker is done with a task.
 enum Done {
-    /// Return this result.
-    Return(TaskReturn),
+    /// Return this result; the task's ownership lapses at the instant unless extended.
+    Return(TaskReturn, Instant),
     /// The actor declined the task: hand it back untried.
-    Release(crate::queue::TaskId, crate::queue::PerformanceToken),
+    Release(OwnedTask),
+    /// Not started, and already settled (handed back or lost) by [`still_owned`].
+    Skipped(OwnedTask),
     /// Ownership was lost while it ran: its result must not be returned.
     Lost,
+}
+
+/// Checks a task's ownership before it starts: `Some(when its deadline was last set)` if it
+/// may start, `None` if it was settled instead (handed back or found lost).
+async fn still_owned(shared: &Shared, task: &OwnedTask, owned_at: Instant) -> Option<Instant> {
+    let props = &shared.props;
+    let waited = owned_at.elapsed();
+    if waited >= props.max_duration {
+        tracing::warn!(
+            ?waited, max_duration = ?props.max_duration,
+            "waited in the queue longer than its ownership lasts; handing it back unstarted"
+        );
+        release(shared, task).await;
+        return None;
+    }
+    if waited < props.heartbeat {
+        return Some(owned_at);
+    }
+    let asked = Instant::now();
+    match shared
+        .queue
+        .extend_task_deadline(&task.id, task.token, props.max_duration)
+        .await
+    {
+        Ok(()) => {
+            Counters::add(&shared.counters.heartbeats, 1);
+            Some(asked)
+        }
+        Err(e @ Error::InvalidToken { .. }) => {
+            tracing::warn!(error = %e, "ownership lost while waiting in the queue; not starting it");
+            Counters::add(&shared.counters.lost, 1);
+            None
+        }
+        Err(e) => {
+            // Its ownership still holds; the heartbeats try again while it runs.
+            tracing::warn!(error = %e, "extending the deadline before starting failed; starting anyway");
+            Some(owned_at)
+        }
+    }
+}
+
+/// Hands an unstarted task back without using up its try.
+async fn release(shared: &Shared, task: &OwnedTask) {
+    shared.in_flight().remove(&task.id);
+    match shared.queue.release_tasks(&[task.lease()]).await {
+        Ok(1) => Counters::add(&shared.counters.released, 1),
+        // Someone else owns it by now.
+        Ok(_) => Counters::add(&shared.counters.lost, 1),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not hand a task back; it is offered again after its deadline");
+            Counters::add(&shared.counters.return_failures, 1);
+        }
+    }
 }
 
 /// Aborts the handler if the worker stops waiting for it (lost ownership, shutdown).
@@ -79,21 +142,29 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Runs one task's handler, extending its deadline while it runs.
-async fn perform(shared: &Shared, task: OwnedTask) -> Done {
+/// Runs one task's handler, extending its deadline every heartbeat after `extended_at` (when
+/// it was owned or last extended) while it runs.
+async fn perform(shared: &Shared, task: OwnedTask, extended_at: Instant) -> Done {
     let props = &shared.props;
     let mut handler = AbortOnDrop(tokio::spawn({
         let (actor, task) = (shared.actor.clone(), task.clone());
         async move { actor.perform(&task).await }.in_current_span()
     }));
-    let start = tokio::time::Instant::now();
-    let mut heartbeat = tokio::time::interval_at(start + props.heartbeat, props.heartbeat);
+    let start = Instant::now();
+    let mut deadline = extended_at + props.max_duration;
+    let mut heartbeat = tokio::time::interval_at(extended_at + props.heartbeat, props.heartbeat);
+    // A tick missed (a slow extension, or a first one already due) is not made up in a burst.
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let joined = loop {
         tokio::select! {
             joined = &mut handler.0 => break Some(joined),
             _ = heartbeat.tick() => {
+                let asked = Instant::now();
                 match shared.queue.extend_task_deadline(&task.id, task.token, props.max_duration).await {
-                    Ok(()) => Counters::add(&shared.counters.heartbeats, 1),
+                    Ok(()) => {
+                        Counters::add(&shared.counters.heartbeats, 1);
+                        deadline = asked + props.max_duration;
+                    }
                     Err(e @ Error::InvalidToken { .. }) => {
                         tracing::warn!(error = %e, "ownership lost while running; its result will be dropped");
                         Counters::add(&shared.counters.lost, 1);
@@ -105,24 +176,21 @@ async fn perform(shared: &Shared, task: OwnedTask) -> Done {
         }
     };
     shared.in_flight().remove(&task.id);
+    let ran = start.elapsed();
+    shared.pace.observe(ran);
     shared
         .counters
-        .for_action(&task.action, |s| s.durations.observe(start.elapsed()));
+        .for_action(&task.action, |s| s.durations.observe(ran));
     let Some(joined) = joined else {
         return Done::Lost;
     };
+    // A result the store refuses (the code in-progress, a NUL in the status) is the
+    // returner's to handle: it returns the task aborted with the reason.
     let result = match joined {
-        Ok(Ok(result)) if result.status_code == TaskStatusCode::InProgress => {
-            Counters::add(&shared.counters.handler_failures, 1);
-            ActorResult::retry(format!(
-                "handler returned status code in-progress (status {:?}); trying again",
-                result.status
-            ))
-        }
         Ok(Ok(result)) => result,
         Ok(Err(e)) if e.is::<Declined>() => {
             tracing::info!(reason = %e, "handing the task back untried");
-            return Done::Release(task.id, task.token);
+            return Done::Release(task);
         }
         Ok(Err(e)) => {
             Counters::add(&shared.counters.handler_failures, 1);
@@ -139,18 +207,16 @@ async fn perform(shared: &Shared, task: OwnedTask) -> Done {
             ActorResult::retry(format!("handler panicked: {why}"))
         }
     };
-    // Statuses come from plugins: a NUL in one would make PostgreSQL refuse the return.
-    let status = if result.status.contains('\0') {
-        result.status.replace('\0', "\u{FFFD}")
-    } else {
-        result.status
-    };
-    Done::Return(TaskReturn {
-        id: task.id,
-        token: task.token,
-        status,
-        code: result.status_code,
-    })
+    Done::Return(
+        TaskReturn {
+            id: task.id,
+            token: task.token,
+            status: result.status,
+            code: result.status_code,
+            retry_after: None,
+        },
+        deadline,
+    )
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -46,8 +46,8 @@ pub use prefix::Prefixed;
 pub use rules::{MAX_ACTION_BYTES, MAX_CHANNEL_BYTES, MAX_ID_BYTES};
 pub use sqlite::SqliteParade;
 pub use types::{
-    ActorId, OwnedTask, OwnerCount, PerformanceToken, QueueSummary, TaskCount, TaskData,
-    TaskFilter, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode,
+    ActorId, Backoff, OwnRequest, OwnedTask, OwnerCount, PerformanceToken, QueueSummary, TaskCount,
+    TaskData, TaskFilter, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode,
 };
 pub use waiter::Waiter;
 pub(crate) use waiter::WaiterHandle;
@@ -71,17 +71,32 @@ pub trait Parade: Send + Sync {
     /// is [`Error::DuplicateTask`], and the same input rules apply.
     async fn insert_tasks_if_absent(&self, tasks: &[TaskData]) -> Result<Vec<TaskId>>;
 
-    /// Owns up to `max_tasks` runnable tasks of `actions` for `actor`, until `max_duration`
-    /// from now (forever if `None`). Expired ownerships are offered first, then pending tasks
-    /// that are due (`run_after` passed or unset) by priority and insertion order. Concurrent
-    /// callers receive disjoint tasks.
+    /// Owns up to `request.max_tasks` runnable tasks of `request.actions` for
+    /// `request.actor`, until `max_duration` from now (forever if `None`). Expired ownerships
+    /// are offered first (once their try's expiry backoff has passed), then pending tasks that
+    /// are due (`run_after` passed or unset) by priority and insertion order. Concurrent
+    /// callers receive disjoint tasks. Each owned task records the expiry backoff of its
+    /// action for this try.
+    async fn own(&self, request: &OwnRequest<'_>) -> Result<Vec<OwnedTask>>;
+
+    /// [`Parade::own`] without expiry backoff: an ownership that expires is offered again at
+    /// once, as in the seed.
     async fn own_tasks(
         &self,
         actor: &ActorId,
         max_tasks: u32,
         actions: &[String],
         max_duration: Option<Duration>,
-    ) -> Result<Vec<OwnedTask>>;
+    ) -> Result<Vec<OwnedTask>> {
+        self.own(&OwnRequest {
+            actor,
+            max_tasks,
+            actions,
+            max_duration,
+            expiry_backoff: &[],
+        })
+        .await
+    }
 
     /// Resets the deadline of an owned task to `duration` from now.
     /// [`Error::InvalidToken`] if the id and token do not match.
@@ -93,8 +108,9 @@ pub trait Parade: Send + Sync {
     ) -> Result<()>;
 
     /// Returns an owned task. `Completed` and `Aborted` end it (signalling successors and
-    /// notifying its channel); `Pending` offers it again, or ends it `Aborted` if it has no
-    /// tries left. `InProgress` is [`Error::ReturnedInProgress`], a status the store cannot
+    /// notifying its channel); `Pending` offers it again at once, or ends it `Aborted` if it
+    /// has no tries left. (For a delay before the next try, see [`Parade::return_tasks`]
+    /// and [`TaskReturn::retry_after`].) `InProgress` is [`Error::ReturnedInProgress`], a status the store cannot
     /// hold [`Error::InvalidReturn`], and a mismatched token [`Error::InvalidToken`]; each
     /// leaves the task as it was.
     async fn return_task(
@@ -105,13 +121,21 @@ pub trait Parade: Send + Sync {
         code: TaskStatusCode,
     ) -> Result<()>;
 
-    /// Returns many owned tasks at once, each exactly as [`Parade::return_task`] would, in
-    /// as few round trips as the backend allows. One result per input, in order: a bad
+    /// Returns many owned tasks at once, each as [`Parade::return_task`] would, in as few
+    /// round trips as the backend allows; a `Pending` return with tries left and a
+    /// `retry_after` is offered again only that long from now. One result per input, in order: a bad
     /// return fails its own row only. The call fails as a whole only if the store could not
     /// be reached.
     async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
         let mut results = Vec::with_capacity(returns.len());
         for r in returns {
+            if r.retry_after.is_some() {
+                results.push(Err(Error::InvalidReturn {
+                    task_id: r.id.clone(),
+                    problem: "this queue cannot delay a retry".into(),
+                }));
+                continue;
+            }
             results.push(self.return_task(&r.id, r.token, &r.status, r.code).await);
         }
         Ok(results)
@@ -123,9 +147,14 @@ pub trait Parade: Send + Sync {
     async fn release_tasks(&self, tasks: &[TaskLease]) -> Result<u64>;
 
     /// The earliest time a task of `actions` becomes runnable by the clock alone: a delayed
-    /// task's `run_after`, or an ownership's deadline. `None` when no task of theirs waits for
-    /// a time. An idle actor sleeps until then rather than polling.
-    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>>;
+    /// task's `run_after`, or the earliest ownership deadline plus its expiry backoff (per
+    /// action, as for [`Parade::own`]). `None` when no task of theirs waits for a time. An
+    /// idle actor sleeps until then rather than polling.
+    async fn next_due(
+        &self,
+        actions: &[String],
+        expiry_backoff: &[Backoff],
+    ) -> Result<Option<DateTime<Utc>>>;
 
     /// Wake-ups for idle actors when tasks may have become runnable, if the backend has them
     /// (`None`: poll only). See [`TaskHints`].

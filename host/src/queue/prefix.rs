@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    ActorId, Error, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData,
-    TaskFilter, TaskHints, TaskId, TaskLease, TaskReturn, TaskStatusCode, Waiter,
+    ActorId, Backoff, Error, OwnRequest, OwnedTask, Parade, PerformanceToken, QueueSummary, Result,
+    TaskData, TaskFilter, TaskHints, TaskId, TaskLease, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Namespaces every task id and action of `base` under `prefix`.
@@ -118,22 +118,23 @@ impl<P: Parade> Parade for Prefixed<P> {
         Ok(stored.iter().map(|id| self.strip_prefix_task(id)).collect())
     }
 
-    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>> {
+    async fn next_due(
+        &self,
+        actions: &[String],
+        expiry_backoff: &[Backoff],
+    ) -> Result<Option<DateTime<Utc>>> {
         let actions: Vec<String> = actions.iter().map(|a| self.add_prefix(a)).collect();
-        self.base.next_due(&actions).await
+        self.base.next_due(&actions, expiry_backoff).await
     }
 
-    async fn own_tasks(
-        &self,
-        actor: &ActorId,
-        max_tasks: u32,
-        actions: &[String],
-        max_duration: Option<Duration>,
-    ) -> Result<Vec<OwnedTask>> {
-        let actions: Vec<String> = actions.iter().map(|a| self.add_prefix(a)).collect();
+    async fn own(&self, request: &OwnRequest<'_>) -> Result<Vec<OwnedTask>> {
+        let actions: Vec<String> = request.actions.iter().map(|a| self.add_prefix(a)).collect();
         let mut owned = self
             .base
-            .own_tasks(actor, max_tasks, &actions, max_duration)
+            .own(&OwnRequest {
+                actions: &actions,
+                ..*request
+            })
             .await
             .map_err(|e| self.strip_error(e))?;
         for task in &mut owned {
@@ -284,20 +285,16 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
         (**self).insert_tasks_if_absent(tasks).await
     }
 
-    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>> {
-        (**self).next_due(actions).await
+    async fn next_due(
+        &self,
+        actions: &[String],
+        expiry_backoff: &[Backoff],
+    ) -> Result<Option<DateTime<Utc>>> {
+        (**self).next_due(actions, expiry_backoff).await
     }
 
-    async fn own_tasks(
-        &self,
-        actor: &ActorId,
-        max_tasks: u32,
-        actions: &[String],
-        max_duration: Option<Duration>,
-    ) -> Result<Vec<OwnedTask>> {
-        (**self)
-            .own_tasks(actor, max_tasks, actions, max_duration)
-            .await
+    async fn own(&self, request: &OwnRequest<'_>) -> Result<Vec<OwnedTask>> {
+        (**self).own(request).await
     }
 
     async fn extend_task_deadline(

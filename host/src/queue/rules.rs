@@ -227,6 +227,7 @@ mod tests {
             token: PerformanceToken(uuid::Uuid::nil()),
             status: status.into(),
             code,
+            retry_after: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -191,6 +192,106 @@ pub struct OwnedTask {
     /// The full stored action name.
     pub action: String,
     pub body: Option<String>,
+    /// Which try this ownership is: 1 the first time the task is owned (its `num_tries`).
+    pub num_tries: i32,
+}
+
+/// How long a task waits before its next try: `initial × multiplier^(try − 1)` after try
+/// number `try`, at most `max`; with `jitter`, a uniformly random share of that ("full
+/// jitter", so retries of many tasks that failed together spread out).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+    pub multiplier: f64,
+    pub jitter: bool,
+}
+
+impl Backoff {
+    /// No wait: the next try is offered at once (the seed's behaviour).
+    pub const IMMEDIATE: Backoff = Backoff {
+        initial: Duration::ZERO,
+        max: Duration::ZERO,
+        multiplier: 1.0,
+        jitter: false,
+    };
+
+    /// True if this backoff never waits.
+    pub fn is_immediate(&self) -> bool {
+        self.initial.is_zero() || self.max.is_zero()
+    }
+
+    /// The longest wait after try number `try_number` (1 for the first try).
+    pub fn ceiling(&self, try_number: u32) -> Duration {
+        if self.is_immediate() {
+            return Duration::ZERO;
+        }
+        // Past 64 doublings every sane policy has long reached its cap.
+        let exponent = try_number.saturating_sub(1).min(64) as i32;
+        let seconds = self.initial.as_secs_f64() * self.multiplier.powi(exponent);
+        Duration::try_from_secs_f64(seconds.min(self.max.as_secs_f64())).unwrap_or(self.max)
+    }
+
+    /// The wait after try number `try_number`: [`Backoff::ceiling`], or with jitter a
+    /// random share of it.
+    pub fn delay(&self, try_number: u32) -> Duration {
+        let ceiling = self.ceiling(try_number);
+        if !self.jitter || ceiling.is_zero() {
+            return ceiling;
+        }
+        ceiling.mul_f64(random_fraction())
+    }
+}
+
+impl Backoff {
+    /// [`Backoff::delay`] for task `id`, with the jitter drawn from the id and try rather
+    /// than at random, so every reader of the store computes the same time (expiry backoff:
+    /// PostgreSQL's `expiry_backoff` does the same with its own hash).
+    pub fn delay_for_task(&self, id: &str, try_number: u32) -> Duration {
+        let ceiling = self.ceiling(try_number);
+        if !self.jitter || ceiling.is_zero() {
+            return ceiling;
+        }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{id}/{try_number}").as_bytes());
+        let share = f64::from(u16::from_be_bytes([digest[0], digest[1]])) / 65536.0;
+        ceiling.mul_f64(share)
+    }
+}
+
+impl Default for Backoff {
+    /// Exponential from 1 s, doubling per try, at most 10 minutes, with full jitter.
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(600),
+            multiplier: 2.0,
+            jitter: true,
+        }
+    }
+}
+
+/// A uniformly random number in [0, 1), from the operating system's generator.
+fn random_fraction() -> f64 {
+    let bits = Uuid::new_v4().as_u64_pair().0 >> 11;
+    bits as f64 / (1u64 << 53) as f64
+}
+
+/// What [`Parade::own`](super::Parade::own) is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnRequest<'a> {
+    /// The owner recorded on the tasks.
+    pub actor: &'a ActorId,
+    /// At most this many tasks.
+    pub max_tasks: u32,
+    /// Of these actions.
+    pub actions: &'a [String],
+    /// Owned until this long from now (`None`: forever).
+    pub max_duration: Option<Duration>,
+    /// Per action, in the order of `actions`: how long an ownership of this try waits past
+    /// its deadline, if it expires, before the task is offered again. An action without an
+    /// entry (or with [`Backoff::IMMEDIATE`]) is offered again at once.
+    pub expiry_backoff: &'a [Backoff],
 }
 
 impl OwnedTask {
@@ -218,6 +319,9 @@ pub struct TaskReturn {
     pub token: PerformanceToken,
     pub status: String,
     pub code: TaskStatusCode,
+    /// For a `Pending` return that leaves the task tries: offer it again only this long
+    /// from now (`None`: at once).
+    pub retry_after: Option<Duration>,
 }
 
 /// What a finished (or, for a waiter that was woken early, current) task reports.
@@ -306,6 +410,26 @@ mod tests {
         assert_eq!(task.status_code, TaskStatusCode::InProgress);
         assert_eq!(task.to_signal_after, vec![TaskId::from("b")]);
         assert!(serde_json::from_str::<TaskData>(r#"{"id":"a","action":"x","colour":1}"#).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_per_try_up_to_its_cap() {
+        let backoff = Backoff {
+            jitter: false,
+            ..Backoff::default()
+        };
+        let seconds: Vec<u64> = (1..=12).map(|t| backoff.delay(t).as_secs()).collect();
+        assert_eq!(seconds, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(600));
+        assert_eq!(Backoff::IMMEDIATE.delay(5), Duration::ZERO);
+    }
+
+    #[test]
+    fn jitter_stays_under_the_ceiling_and_varies() {
+        let backoff = Backoff::default();
+        let delays: Vec<Duration> = (0..50).map(|_| backoff.delay(4)).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(8)));
+        assert!(delays.windows(2).any(|w| w[0] != w[1]), "{delays:?}");
     }
 
     #[test]

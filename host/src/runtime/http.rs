@@ -278,7 +278,8 @@ impl WasiHttpHooks for HttpGate {
             );
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         };
-        let allowed = HttpGate {
+        // The check runs after the lookup, in the future: a copy of the gate goes with it.
+        let gate = HttpGate {
             allowed: self.allowed.clone(),
             plugin: self.plugin.clone(),
             task: self.task.clone(),
@@ -287,11 +288,11 @@ impl WasiHttpHooks for HttpGate {
             use http_body_util::BodyExt;
             // Resolved once: the addresses checked are the addresses connected to.
             let resolved = send::resolve(&target.authority(), options.as_ref()).await?;
-            let reachable = allowed.reachable(reach, &target, &resolved);
+            let reachable = gate.reachable(reach, &target, &resolved);
             if reachable.is_empty() && !resolved.is_empty() {
                 tracing::warn!(
-                    plugin = %allowed.plugin,
-                    task = %allowed.task,
+                    plugin = %gate.plugin,
+                    task = %gate.task,
                     method = %request.method(),
                     url = %request.uri(),
                     addresses = ?resolved.iter().map(SocketAddr::ip).collect::<Vec<_>>(),

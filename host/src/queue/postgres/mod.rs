@@ -26,9 +26,33 @@ use super::rules::{check_batch, check_return, check_returns, retry_refusal, succ
 use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
-    ActorId, Error, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData,
-    TaskFilter, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
+    ActorId, Backoff, Error, OwnRequest, OwnedTask, Parade, PerformanceToken, QueueSummary, Result,
+    TaskData, TaskFilter, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode,
+    Waiter,
 };
+
+/// Per-action backoff policies as the SQL functions take them: one array per field, in the
+/// order of the actions (NULL where an action has none, or an immediate one).
+struct BackoffArrays {
+    initial: Vec<Option<Duration>>,
+    max: Vec<Option<Duration>>,
+    multiplier: Vec<Option<f64>>,
+    jitter: Vec<Option<bool>>,
+}
+
+impl BackoffArrays {
+    fn new(actions: &[String], backoff: &[Backoff]) -> Self {
+        let policies: Vec<Option<&Backoff>> = (0..actions.len())
+            .map(|i| backoff.get(i).filter(|b| !b.is_immediate()))
+            .collect();
+        BackoffArrays {
+            initial: policies.iter().map(|b| b.map(|b| b.initial)).collect(),
+            max: policies.iter().map(|b| b.map(|b| b.max)).collect(),
+            multiplier: policies.iter().map(|b| b.map(|b| b.multiplier)).collect(),
+            jitter: policies.iter().map(|b| b.map(|b| b.jitter)).collect(),
+        }
+    }
+}
 
 /// Whether an insert stores every task (refusing a batch with a stored id) or only those not
 /// stored yet.
@@ -337,22 +361,26 @@ impl Parade for PgParade {
         Ok(in_batch_order(tasks, stored))
     }
 
-    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>> {
-        sqlx::query_scalar("SELECT next_due_time($1::varchar[])")
+    async fn next_due(
+        &self,
+        actions: &[String],
+        expiry_backoff: &[Backoff],
+    ) -> Result<Option<DateTime<Utc>>> {
+        let policy = BackoffArrays::new(actions, expiry_backoff);
+        sqlx::query_scalar("SELECT next_due_time($1::varchar[], $2, $3, $4, $5)")
             .bind(actions)
+            .bind(&policy.initial)
+            .bind(&policy.max)
+            .bind(&policy.multiplier)
+            .bind(&policy.jitter)
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)
     }
 
-    async fn own_tasks(
-        &self,
-        actor: &ActorId,
-        max_tasks: u32,
-        actions: &[String],
-        max_duration: Option<Duration>,
-    ) -> Result<Vec<OwnedTask>> {
-        let max_tasks = i32::try_from(max_tasks).unwrap_or(i32::MAX);
+    async fn own(&self, request: &OwnRequest<'_>) -> Result<Vec<OwnedTask>> {
+        let policy = BackoffArrays::new(request.actions, request.expiry_backoff);
+        let max_tasks = i32::try_from(request.max_tasks).unwrap_or(i32::MAX);
         // Owning commits without waiting for its WAL to reach the disk. Ownership is a lease:
         // if PostgreSQL or its machine goes down before the WAL is flushed (a fraction of a
         // second later), the tasks come back pending and run again, as when a lease expires,
@@ -360,14 +388,18 @@ impl Parade for PgParade {
         // wait for the flush, which makes every earlier ownership durable too. This takes a
         // disk flush off every batch the fetch loop owns and off every wake-up.
         let rows = sqlx::query(
-            "SELECT task_id::text, token, num_failures, action::text, body \
+            "SELECT task_id::text, token, num_failures, action::text, body, num_tries \
              FROM set_config('synchronous_commit', 'off', true), \
-                  own_tasks($1, $2::varchar[], $3::varchar, $4)",
+                  own_tasks_with_backoff($1, $2::varchar[], $3::varchar, $4, $5, $6, $7, $8)",
         )
         .bind(max_tasks)
-        .bind(actions)
-        .bind(actor.as_str())
-        .bind(max_duration)
+        .bind(request.actions)
+        .bind(request.actor.as_str())
+        .bind(request.max_duration)
+        .bind(&policy.initial)
+        .bind(&policy.max)
+        .bind(&policy.multiplier)
+        .bind(&policy.jitter)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
@@ -379,6 +411,7 @@ impl Parade for PgParade {
                     num_signalled_failures: row.try_get(2)?,
                     action: row.try_get(3)?,
                     body: row.try_get(4)?,
+                    num_tries: row.try_get(5)?,
                 })
             })
             .collect()
@@ -418,6 +451,7 @@ impl Parade for PgParade {
             token,
             status: status.to_owned(),
             code,
+            retry_after: None,
         })?;
         let updated: i32 = sqlx::query_scalar(
             "SELECT return_task($1::varchar, $2, $3, $4::task_status_code_value)",
@@ -450,17 +484,19 @@ impl Parade for PgParade {
         let tokens: Vec<Uuid> = valid.iter().map(|r| r.token.0).collect();
         let statuses: Vec<&str> = valid.iter().map(|r| r.status.as_str()).collect();
         let codes: Vec<&str> = valid.iter().map(|r| r.code.as_str()).collect();
+        let delays: Vec<Option<Duration>> = valid.iter().map(|r| r.retry_after).collect();
         let updated: Vec<i32> = if valid.is_empty() {
             Vec::new()
         } else {
             sqlx::query_scalar(
-                "SELECT num_updated FROM return_tasks($1::varchar[], $2, $3, \
-                 $4::text[]::task_status_code_value[])",
+                "SELECT num_updated FROM return_tasks_with_delay($1::varchar[], $2, $3, \
+                 $4::text[]::task_status_code_value[], $5)",
             )
             .bind(&ids)
             .bind(&tokens)
             .bind(&statuses)
             .bind(&codes)
+            .bind(&delays)
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?

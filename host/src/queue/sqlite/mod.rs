@@ -32,8 +32,8 @@ use super::rules::{check_batch, retry_refusal, successors_outside};
 use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
-    ActorId, Error, OwnedTask, Parade, PerformanceToken, QueueSummary, Result, TaskData,
-    TaskFilter, TaskHintSender, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn,
+    ActorId, Backoff, Error, OwnRequest, OwnedTask, Parade, PerformanceToken, QueueSummary, Result,
+    TaskData, TaskFilter, TaskHintSender, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn,
     TaskStatusCode, Waiter,
 };
 
@@ -44,6 +44,9 @@ const INSERT_CHUNK: usize = 500;
 const TASK_COLUMNS: &str = "id, action, body, status, status_code, num_tries, num_failures, \
      max_tries, num_signals, total_dependencies, actor_id, action_deadline, performance_token, \
      to_signal_after, notify_channel_after, priority, run_after";
+
+/// Expired ownerships still in their backoff that owning looks past, beyond the batch.
+const EXPIRED_LOOKAHEAD: i64 = 1000;
 
 /// Due delayed tasks made runnable per `own_tasks` call (as on PostgreSQL).
 const DUE_PER_OWN: i64 = 1000;
@@ -189,6 +192,31 @@ fn micros_after(now: i64, duration: Duration) -> i64 {
     now.saturating_add(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// Each action's expiry backoff, from an [`OwnRequest`]'s parallel lists.
+fn backoff_by_action<'a>(
+    actions: &'a [String],
+    backoff: &'a [Backoff],
+) -> HashMap<&'a str, &'a Backoff> {
+    actions
+        .iter()
+        .zip(backoff)
+        .filter(|(_, b)| !b.is_immediate())
+        .map(|(a, b)| (a.as_str(), b))
+        .collect()
+}
+
+/// How long an expired ownership of try `try_number` of task `id` waits past its deadline.
+fn expiry_wait(
+    backoff: &HashMap<&str, &Backoff>,
+    action: &str,
+    id: &str,
+    try_number: i32,
+) -> Duration {
+    backoff.get(action).map_or(Duration::ZERO, |b| {
+        b.delay_for_task(id, u32::try_from(try_number).unwrap_or(0))
+    })
+}
+
 /// `e`, or for a unique violation [`Error::DuplicateTask`] naming the stored task of `chunk`
 /// it collided with (the batch's own ids are unique: [`check_batch`] saw to that).
 async fn duplicate_or(e: sqlx::Error, chunk: &[TaskData], tx: &mut WriteTx) -> Error {
@@ -313,37 +341,54 @@ impl Parade for SqliteParade {
         Ok(in_batch_order(tasks, stored))
     }
 
-    async fn next_due(&self, actions: &[String]) -> Result<Option<DateTime<Utc>>> {
-        // Each action's earliest delayed task (tasks_delayed_idx), and the earliest deadline of
-        // an ownership (tasks_owned_deadline_idx).
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT min(due) FROM ( \
-               SELECT (SELECT run_after FROM tasks INDEXED BY tasks_delayed_idx \
-                       WHERE action = w.value AND status_code = 'pending' \
-                         AND run_after IS NOT NULL \
-                       ORDER BY run_after LIMIT 1) AS due \
-               FROM json_each(?1) AS w \
-               UNION ALL \
-               SELECT min(action_deadline) FROM tasks INDEXED BY tasks_owned_deadline_idx \
-               WHERE status_code = 'in-progress' \
-                 AND action IN (SELECT value FROM json_each(?1)))",
-        )
-        .bind(json_ids(actions.iter().map(String::as_str)))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)?;
+    async fn next_due(
+        &self,
+        actions: &[String],
+        expiry_backoff: &[Backoff],
+    ) -> Result<Option<DateTime<Utc>>> {
+        let backoff = backoff_by_action(actions, expiry_backoff);
+        let mut due: Option<i64> = None;
+        for action in actions {
+            // The action's earliest delayed task (tasks_delayed_idx) and earliest ownership
+            // deadline (tasks_owned_deadline_idx), the latter plus its expiry backoff.
+            let delayed: Option<i64> = sqlx::query_scalar(
+                "SELECT run_after FROM tasks INDEXED BY tasks_delayed_idx \
+                 WHERE action = ?1 AND status_code = 'pending' AND run_after IS NOT NULL \
+                 ORDER BY run_after LIMIT 1",
+            )
+            .bind(action)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+            let owned: Option<(String, i32, i64)> = sqlx::query_as(
+                "SELECT id, num_tries, action_deadline \
+                 FROM tasks INDEXED BY tasks_owned_deadline_idx \
+                 WHERE status_code = 'in-progress' AND action = ?1 AND action_deadline IS NOT NULL \
+                 ORDER BY action_deadline LIMIT 1",
+            )
+            .bind(action)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+            let reoffered = owned.map(|(id, tries, deadline)| {
+                micros_after(deadline, expiry_wait(&backoff, action, &id, tries))
+            });
+            due = [due, delayed, reoffered].into_iter().flatten().min();
+        }
         Ok(due.and_then(DateTime::<Utc>::from_timestamp_micros))
     }
 
-    async fn own_tasks(
-        &self,
-        actor: &ActorId,
-        max_tasks: u32,
-        actions: &[String],
-        max_duration: Option<Duration>,
-    ) -> Result<Vec<OwnedTask>> {
+    async fn own(&self, request: &OwnRequest<'_>) -> Result<Vec<OwnedTask>> {
+        let OwnRequest {
+            actor,
+            max_tasks,
+            actions,
+            max_duration,
+            ..
+        } = *request;
         let now = now_micros();
         let deadline = max_duration.map(|d| micros_after(now, d));
+        let backoff = backoff_by_action(actions, request.expiry_backoff);
         let wanted: Vec<&str> = {
             let mut seen = HashSet::new();
             actions
@@ -371,19 +416,31 @@ impl Parade for SqliteParade {
         .await
         .map_err(db_error)?;
 
-        // Expired ownerships first, oldest deadline first (tasks_owned_deadline_idx).
-        let mut chosen: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT id FROM tasks INDEXED BY tasks_owned_deadline_idx \
+        // Expired ownerships first, oldest deadline first (tasks_owned_deadline_idx), once
+        // their expiry backoff has passed. Expired tasks are few: those still backing off are
+        // passed over here, up to EXPIRED_LOOKAHEAD of them.
+        let expired: Vec<(String, String, i32, i64)> = sqlx::query_as(&format!(
+            "SELECT id, action, num_tries, action_deadline \
+             FROM tasks INDEXED BY tasks_owned_deadline_idx \
              WHERE status_code = 'in-progress' AND action_deadline < ?1 \
                AND action IN (SELECT value FROM json_each(?2)) AND {RUNNABLE} \
              ORDER BY action_deadline LIMIT ?3"
         ))
         .bind(now)
         .bind(json_ids(wanted.iter().copied()))
-        .bind(max)
+        .bind(max + EXPIRED_LOOKAHEAD)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
+        let mut chosen: Vec<String> = expired
+            .into_iter()
+            .filter(|(id, action, tries, deadline)| {
+                let wait = expiry_wait(&backoff, action, id, *tries);
+                micros_after(*deadline, wait) < now
+            })
+            .map(|(id, ..)| id)
+            .take(max_tasks as usize)
+            .collect();
 
         // Then pending tasks: the head of each action's run of tasks_runnable_idx, merged.
         let remaining = max - chosen.len() as i64;
@@ -412,12 +469,12 @@ impl Parade for SqliteParade {
         }
 
         // One statement for the whole batch; tokens come from SQLite's CSPRNG.
-        let rows: Vec<(String, String, i32, String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(String, String, i32, String, Option<String>, i32)> = sqlx::query_as(
             "UPDATE tasks SET actor_id = ?2, status_code = 'in-progress', \
              num_tries = num_tries + 1, performance_token = lower(hex(randomblob(16))), \
              action_deadline = ?3 \
              WHERE id IN (SELECT value FROM json_each(?1)) \
-             RETURNING id, performance_token, num_failures, action, body",
+             RETURNING id, performance_token, num_failures, action, body, num_tries",
         )
         .bind(json_ids(chosen.iter().map(String::as_str)))
         .bind(actor.as_str())
@@ -432,7 +489,7 @@ impl Parade for SqliteParade {
             .collect();
         let mut owned = rows
             .into_iter()
-            .map(|(id, token, num_failures, action, body)| {
+            .map(|(id, token, num_failures, action, body, num_tries)| {
                 let token = token.parse().map_err(|_| Error::InvalidTask {
                     task_id: TaskId(id.clone()),
                     problem: "stored performance token is unreadable".into(),
@@ -443,6 +500,7 @@ impl Parade for SqliteParade {
                     num_signalled_failures: num_failures,
                     action,
                     body,
+                    num_tries,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -488,6 +546,7 @@ impl Parade for SqliteParade {
             token,
             status: status.to_owned(),
             code,
+            retry_after: None,
         };
         let mut results = self.return_tasks(std::slice::from_ref(&r)).await?;
         results.pop().unwrap_or(Ok(()))

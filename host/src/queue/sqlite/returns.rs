@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::write_turn::WriteTx;
-use super::{db_error, json_ids, stored_token};
+use super::{db_error, json_ids, micros_after, stored_token};
 use crate::queue::rules::check_returns;
 use crate::queue::{Error, Result, TaskOutcome, TaskReturn, TaskStatusCode};
 
@@ -162,11 +162,17 @@ pub(super) async fn return_batch(
             TaskStatusCode::Pending if exhausted => TaskStatusCode::Aborted,
             code => code,
         };
+        // Another try waits out its delay, if the return asks for one.
+        let run_after = match (final_code, r.retry_after) {
+            (TaskStatusCode::Pending, Some(delay)) => Some(micros_after(now, delay)),
+            _ => None,
+        };
         updates.push(serde_json::json!({
             "id": r.id.as_str(),
             "status": r.status,
             "code": final_code.as_str(),
             "finished": final_code.is_final().then_some(now),
+            "run_after": run_after,
         }));
         if !final_code.is_final() {
             effects.runnable = true;
@@ -199,7 +205,8 @@ pub(super) async fn return_batch(
         sqlx::query(
             "UPDATE tasks SET status = json_extract(r.value, '$.status'), \
              status_code = json_extract(r.value, '$.code'), actor_id = NULL, \
-             performance_token = NULL, finished_at = json_extract(r.value, '$.finished') \
+             performance_token = NULL, finished_at = json_extract(r.value, '$.finished'), \
+             run_after = json_extract(r.value, '$.run_after') \
              FROM json_each(?1) AS r WHERE tasks.id = json_extract(r.value, '$.id')",
         )
         .bind(serde_json::Value::from(updates).to_string())
