@@ -1121,11 +1121,11 @@ async fn task_list_and_show_strip_terminal_control_sequences() -> anyhow::Result
         .return_task(&task.id, task.token, "st\x1b[1mbold\x08\x1bc", TaskStatusCode::Aborted)
         .await?;
     let listed = parade(&url, &["task", "list"]).await?.exits(0);
-    assert_eq!(terminal_controls(&listed.stdout), [], "{:?}", listed.stdout);
+    assert_eq!(terminal_controls(&listed.stdout), Vec::<char>::new(), "{:?}", listed.stdout);
     assert!(listed.stdout.contains("evil"), "{:?}", listed.stdout);
     assert!(listed.stdout.contains("stbold"), "{:?}", listed.stdout);
     let shown = parade(&url, &["task", "show", id]).await?.exits(0);
-    assert_eq!(terminal_controls(&shown.stdout), [], "{:?}", shown.stdout);
+    assert_eq!(terminal_controls(&shown.stdout), Vec::<char>::new(), "{:?}", shown.stdout);
     assert!(shown.stdout.contains("body: bred\n"), "{:?}", shown.stdout);
     assert!(shown.stdout.contains("action: act\n"), "{:?}", shown.stdout);
     // JSON escapes them: the stored values come back whole.

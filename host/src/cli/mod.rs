@@ -5,6 +5,7 @@
 //! aborted).
 
 mod plugin;
+mod redact;
 mod run;
 mod task;
 

@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
+use super::redact::redact;
 use crate::admin::{self, AdminState};
 use crate::config::{AdminConfig, NodeConfig, Overrides, DEFAULT_ADMIN_LISTEN};
 use crate::manager::{ActionManager, ActionStats};
@@ -248,20 +249,6 @@ fn default_actor_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "parade".into());
     format!("{host}-{}", std::process::id())
-}
-
-/// A URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// What `--check` prints: the store and each plugin with its actions and limits.
