@@ -54,6 +54,9 @@ pub struct ActorResult {
     pub status: String,
     /// `Completed` or `Aborted` end the task; `Pending` tries it again (within `max_tries`).
     pub status_code: TaskStatusCode,
+    /// For a `Pending` result: offer the task again no sooner than this long from now
+    /// (`None`: at once). Ignored for the other codes.
+    pub retry_after: Option<Duration>,
 }
 
 impl ActorResult {
@@ -72,10 +75,19 @@ impl ActorResult {
         Self::with(status, TaskStatusCode::Pending)
     }
 
+    /// The task should be tried again, no sooner than `delay` from now (a snooze).
+    pub fn retry_after(status: impl Into<String>, delay: Duration) -> Self {
+        ActorResult {
+            retry_after: Some(delay),
+            ..Self::retry(status)
+        }
+    }
+
     fn with(status: impl Into<String>, status_code: TaskStatusCode) -> Self {
         ActorResult {
             status: status.into(),
             status_code,
+            retry_after: None,
         }
     }
 }

@@ -213,7 +213,7 @@ async fn perform(shared: &Shared, task: OwnedTask, extended_at: Instant) -> Done
             token: task.token,
             status: result.status,
             code: result.status_code,
-            retry_after: None,
+            retry_after: result.retry_after,
         },
         deadline,
     )
