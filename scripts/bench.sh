@@ -3,7 +3,8 @@
 #
 #   scripts/bench.sh [all|queue|manager|guests] [ARGS...]
 #
-# queue: bulk insert rate, own latency at 1,000,000 vs 1,000 pending tasks and its ratio,
+# queue: bulk insert rate, own latency at 1,000,000 vs 1,000 pending tasks and its ratio (and
+# at 1,000,000 of which 900,000 are not due yet),
 # whether own_tasks uses tasks_runnable_idx, own and return rates.
 # manager: the node end to end (host/benches/manager.rs): instantiate-and-call cost, no-op
 # tasks/s native vs WebAssembly and their ratio, CPU per task of the node and of PostgreSQL,

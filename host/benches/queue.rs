@@ -1,5 +1,5 @@
 //! Queue benchmark: bulk insert rate, own latency at 1,000, 20,000 and N (default 1,000,000)
-//! pending tasks, own and return rates (one worker and four), and, on PostgreSQL, whether
+//! pending tasks and at N pending of which nine in ten are not due yet, own and return rates (one worker and four), and, on PostgreSQL, whether
 //! own_tasks finds pending work through `tasks_runnable_idx` and updates it through the primary
 //! key. Prints one figure per line with its conditions.
 //!
@@ -244,6 +244,22 @@ fn tasks(prefix: &str, range: std::ops::Range<usize>) -> Vec<TaskData> {
             ..TaskData::new(format!("{prefix}-{i}"), ACTION)
         })
         .collect()
+}
+
+/// Inserts `count` tasks of which nine in ten are due a day from now, in batches of
+/// [`INSERT_BATCH`]: a queue deep in delayed work (retries backing off, scheduled tasks).
+async fn insert_mostly_future(parade: &dyn Parade, count: usize) -> anyhow::Result<()> {
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    for start in (0..count).step_by(INSERT_BATCH) {
+        let mut batch = tasks("f", start..(start + INSERT_BATCH).min(count));
+        for (i, task) in batch.iter_mut().enumerate() {
+            if (start + i) % 10 != 0 {
+                task.run_after = Some(tomorrow);
+            }
+        }
+        parade.insert_tasks(&batch).await?;
+    }
+    Ok(())
 }
 
 /// Inserts `count` tasks in batches of [`INSERT_BATCH`]; returns the time spent in
@@ -572,6 +588,11 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
     );
     depths.push(n);
     stores.push(deep);
+    // The same depth, nine in ten of it not due yet: owning must skip those by the index.
+    let future = Store::fresh(backend, &dir).await?;
+    insert_mostly_future(&*future.parade, n).await?;
+    future.analyze().await?;
+    stores.push(future);
 
     if let Raw::Postgres { pool, .. } = &stores.last().expect("deep store").raw {
         let checks = explain_own(pool).await?;
@@ -601,7 +622,8 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
     }
 
     let parades: Vec<&dyn Parade> = stores.iter().map(|s| &*s.parade).collect();
-    let latencies = own_latencies(&parades, samples).await?;
+    let mut latencies = own_latencies(&parades, samples).await?;
+    let future_latency = latencies.pop().expect("the mostly-future store's latency");
     let conditions = format!(
         "own {OWN_BATCH}, median of {samples} interleaved across depths, returned completed one \
          by one and refilled"
@@ -628,6 +650,22 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
             latency.median.as_secs_f64() / latencies[0].median.as_secs_f64()
         );
     }
+    println!(
+        "own_latency_{}_mostly_future: {:.3} ms ({name}, {n} pending of which {} due a day from \
+         now, {conditions}; p90 {:.3} ms)",
+        depth_label(n),
+        ms(future_latency.median),
+        n / 10 * 9,
+        ms(future_latency.p90)
+    );
+    println!(
+        "own_latency_ratio_{}_mostly_future_vs_{}: {:.2} ({name}, median at {n} pending, 90% \
+         not yet due, vs {SHALLOW} pending; target <= 1.5)",
+        depth_label(n),
+        depth_label(SHALLOW),
+        future_latency.median.as_secs_f64() / latencies[0].median.as_secs_f64()
+    );
+    stores.pop().expect("the mostly-future store").close().await?;
     let deep = stores.pop().expect("deep store");
     for store in stores {
         store.close().await?;
