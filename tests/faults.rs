@@ -375,6 +375,74 @@ impl Drop for Tmpfs {
     }
 }
 
+/// The waiters' shared listening connection is cut by a PostgreSQL restart. Every waiter
+/// must still hear of its task: those ended before the restart, and those ended by another
+/// connection right after it, while the listener may not be listening again yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_miss_no_task_across_a_postgres_restart() -> anyhow::Result<()> {
+    let cluster = OwnCluster::start().await?;
+    let url = cluster.admin_url.clone();
+    queue::migrate(&url).await?;
+    let waited = queue::open(&url).await?;
+    let tasks: Vec<TaskData> = (0..40)
+        .map(|i| TaskData {
+            notify_channel_after: Some("restart".into()),
+            ..TaskData::new(format!("w{i}"), "wait")
+        })
+        .collect();
+    waited.insert_tasks(&tasks).await?;
+    let mut waiters = Vec::new();
+    for task in &tasks {
+        waiters.push(waited.new_waiter(&task.id).await?);
+    }
+    let owned = waited
+        .own_tasks(&"owner".into(), 40, &["wait".into()], None)
+        .await?;
+    ensure!(owned.len() == 40, "owned {} of 40", owned.len());
+    let (before, after) = owned.split_at(20);
+    for task in before {
+        waited
+            .return_task(&task.id, task.token, "before", TaskStatusCode::Completed)
+            .await?;
+    }
+    cluster.outage(Duration::from_millis(500)).await?;
+    // Another client ends the rest as soon as the server answers again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let finisher = loop {
+        match queue::open(&url).await {
+            Ok(store) => break store,
+            Err(e) => {
+                ensure!(
+                    Instant::now() < deadline,
+                    "PostgreSQL did not come back: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    for task in after {
+        finisher
+            .return_task(&task.id, task.token, "after", TaskStatusCode::Aborted)
+            .await?;
+    }
+    for (i, waiter) in waiters.iter().enumerate() {
+        let outcome = tokio::time::timeout(Duration::from_secs(30), waiter.wait())
+            .await
+            .with_context(|| format!("waiter of w{i} missed its task"))??;
+        let expected = if before.iter().any(|t| t.id == *waiter.task_id()) {
+            ("before", TaskStatusCode::Completed)
+        } else {
+            ("after", TaskStatusCode::Aborted)
+        };
+        ensure!(
+            (outcome.status.as_str(), outcome.status_code) == expected,
+            "waiter of {} heard {outcome:?}",
+            waiter.task_id()
+        );
+    }
+    Ok(())
+}
+
 /// Writes `path` until the file system is full.
 fn fill(path: &Path) -> anyhow::Result<()> {
     use std::io::Write;
