@@ -12,6 +12,7 @@
 mod support;
 
 mod batch;
+mod cancel;
 mod common;
 mod delete;
 mod dependencies;
@@ -25,6 +26,7 @@ mod waiters;
 
 // The scenarios, by name, for the macro below.
 use batch::*;
+use cancel::*;
 use delete::*;
 use dependencies::*;
 use hostile::*;
@@ -123,6 +125,9 @@ conformance!(
     insert_if_absent_adds_only_new_ids_and_names_them,
     a_pending_return_with_a_delay_waits_it_out,
     an_expired_ownership_backs_off_by_its_actions_policy,
+    // cancel
+    cancel_answers_each_id_and_ends_what_has_not_ended,
+    cancel_with_cascade_reaches_every_waiting_successor,
     ],
     prefixed_stores: [
         prefix_hides_other_namespaces_and_strips_names,

@@ -131,6 +131,15 @@ impl Parade for MockQueue {
         unsupported()
     }
 
+    async fn cancel_tasks(
+        &self,
+        _: &[TaskId],
+        _: &str,
+        _: bool,
+    ) -> Result<Vec<crate::queue::Cancellation>> {
+        unsupported()
+    }
+
     async fn next_due(
         &self,
         _: &[String],

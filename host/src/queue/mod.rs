@@ -21,6 +21,7 @@
 //! decoding); `waiter.rs` and `hints.rs` the wake-ups every backend hands out; `prefix.rs`
 //! the namespace wrapper; `postgres/` and `sqlite/` the backends themselves.
 
+mod cancels;
 mod error;
 mod hints;
 mod open;
@@ -37,6 +38,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub(crate) use cancels::CancelSender;
+pub use cancels::TaskCancellations;
 pub use error::{DatabaseError, Error, Result};
 pub(crate) use hints::TaskHintSender;
 pub use hints::TaskHints;
@@ -46,8 +49,9 @@ pub use prefix::Prefixed;
 pub use rules::{MAX_ACTION_BYTES, MAX_CHANNEL_BYTES, MAX_ID_BYTES};
 pub use sqlite::SqliteParade;
 pub use types::{
-    ActorId, Backoff, OwnRequest, OwnedTask, OwnerCount, PerformanceToken, QueueSummary, TaskCount,
-    TaskData, TaskFilter, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode,
+    ActorId, Backoff, CancelOutcome, Cancellation, OwnRequest, OwnedTask, OwnerCount,
+    PerformanceToken, QueueSummary, TaskCount, TaskData, TaskFilter, TaskId, TaskLease,
+    TaskOutcome, TaskReturn, TaskStatusCode,
 };
 pub use waiter::Waiter;
 pub(crate) use waiter::WaiterHandle;
@@ -178,6 +182,26 @@ pub trait Parade: Send + Sync {
 
     /// Task counts by action and status code, and the actors owning tasks now.
     async fn summary(&self) -> Result<QueueSummary>;
+
+    /// Cancels tasks: each listed task that has not ended — pending, waiting on
+    /// dependencies, delayed or running — ends `aborted` with status `cancelled: REASON`, as
+    /// any abort does (successors signalled with a failure, waiters woken); a running task's
+    /// token stops working, and its node hears of it through [`Parade::task_cancellations`].
+    /// With `cascade`, every task that transitively waits on a cancelled one (through
+    /// `to_signal_after`, not past tasks that ended) is cancelled too. One answer per task:
+    /// the listed ids in order (each once), then those the cascade reached.
+    async fn cancel_tasks(
+        &self,
+        ids: &[TaskId],
+        reason: &str,
+        cascade: bool,
+    ) -> Result<Vec<Cancellation>>;
+
+    /// The ids of running tasks that are cancelled from now on, if the backend announces
+    /// them (`None`: it does not; a node then learns it at its next deadline extension).
+    async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {
+        Ok(None)
+    }
 
     /// Succeeds iff the store answers and holds the queue's schema ([`Error::NotMigrated`]
     /// otherwise): a health check.

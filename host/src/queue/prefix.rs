@@ -13,8 +13,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    ActorId, Backoff, Error, OwnRequest, OwnedTask, Parade, PerformanceToken, QueueSummary, Result,
-    TaskData, TaskFilter, TaskHints, TaskId, TaskLease, TaskReturn, TaskStatusCode, Waiter,
+    ActorId, Backoff, Cancellation, Error, OwnRequest, OwnedTask, Parade, PerformanceToken,
+    QueueSummary, Result, TaskCancellations, TaskData, TaskFilter, TaskHints, TaskId, TaskLease,
+    TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Namespaces every task id and action of `base` under `prefix`.
@@ -269,6 +270,32 @@ impl<P: Parade> Parade for Prefixed<P> {
             .map_err(|e| self.strip_error(e))
     }
 
+    async fn cancel_tasks(
+        &self,
+        ids: &[TaskId],
+        reason: &str,
+        cascade: bool,
+    ) -> Result<Vec<Cancellation>> {
+        let ids: Vec<TaskId> = ids.iter().map(|id| self.add_prefix_task(id)).collect();
+        let answers = self
+            .base
+            .cancel_tasks(&ids, reason, cascade)
+            .await
+            .map_err(|e| self.strip_error(e))?;
+        Ok(answers
+            .into_iter()
+            .map(|c| Cancellation {
+                id: self.strip_prefix_task(&c.id),
+                ..c
+            })
+            .collect())
+    }
+
+    async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {
+        let cancels = self.base.task_cancellations().await?;
+        Ok(cancels.map(|c| c.within(format!("{}.", self.prefix))))
+    }
+
     async fn ping(&self) -> Result<()> {
         self.base.ping().await.map_err(|e| self.strip_error(e))
     }
@@ -350,6 +377,19 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
 
     async fn retry_task(&self, id: &TaskId) -> Result<()> {
         (**self).retry_task(id).await
+    }
+
+    async fn cancel_tasks(
+        &self,
+        ids: &[TaskId],
+        reason: &str,
+        cascade: bool,
+    ) -> Result<Vec<Cancellation>> {
+        (**self).cancel_tasks(ids, reason, cascade).await
+    }
+
+    async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {
+        (**self).task_cancellations().await
     }
 
     async fn ping(&self) -> Result<()> {

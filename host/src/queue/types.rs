@@ -324,6 +324,25 @@ pub struct TaskReturn {
     pub retry_after: Option<Duration>,
 }
 
+/// What cancelling one task did, for [`Parade::cancel_tasks`](super::Parade::cancel_tasks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cancellation {
+    pub id: TaskId,
+    pub outcome: CancelOutcome,
+}
+
+/// Whether a task was cancelled, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome", content = "status_code")]
+pub enum CancelOutcome {
+    /// It was pending, waiting or running, and is aborted now.
+    Cancelled,
+    /// It had already ended, with this code; nothing changed.
+    AlreadyEnded(TaskStatusCode),
+    /// No such task.
+    NotFound,
+}
+
 /// What a finished (or, for a waiter that was woken early, current) task reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskOutcome {

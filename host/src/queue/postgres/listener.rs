@@ -20,7 +20,9 @@ use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::read_outcomes;
-use crate::queue::{Error, Result, TaskHintSender, TaskHints, WaiterHandle};
+use crate::queue::{
+    CancelSender, Error, Result, TaskCancellations, TaskHintSender, TaskHints, TaskId, WaiterHandle,
+};
 
 /// The channel the schema notifies when tasks may have become runnable
 /// (migrations/postgres/0002_manager.sql).
@@ -28,6 +30,9 @@ const HINT_CHANNEL: &str = "parade_tasks";
 
 /// The channel `PgParade::delete_tasks` notifies (empty payload) when it deleted tasks.
 pub(super) const DELETED_CHANNEL: &str = "parade_deleted";
+
+/// The channel `cancel_tasks` notifies with the id of each running task it cancelled.
+const CANCELLED_CHANNEL: &str = "parade_cancelled";
 
 /// How often waiters re-read their tasks even without a notification.
 const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -45,22 +50,41 @@ enum Command {
 pub(super) struct NotificationHub {
     commands: mpsc::UnboundedSender<Command>,
     hints: Arc<TaskHintSender>,
+    cancels: Arc<CancelSender>,
 }
 
 impl NotificationHub {
     /// Connects the listener and starts the hub task.
     pub(super) async fn start(pool: PgPool) -> Result<Self> {
         let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen_all([HINT_CHANNEL, DELETED_CHANNEL]).await?;
+        listener
+            .listen_all([HINT_CHANNEL, DELETED_CHANNEL, CANCELLED_CHANNEL])
+            .await?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let hints = Arc::new(TaskHintSender::default());
-        tokio::spawn(run(pool, listener, receiver, hints.clone()));
-        Ok(NotificationHub { commands, hints })
+        let cancels = Arc::new(CancelSender::default());
+        tokio::spawn(run(
+            pool,
+            listener,
+            receiver,
+            hints.clone(),
+            cancels.clone(),
+        ));
+        Ok(NotificationHub {
+            commands,
+            hints,
+            cancels,
+        })
     }
 
     /// A subscription to new-task hints (NOTIFY on `parade_tasks`).
     pub(super) fn hints(&self) -> TaskHints {
         self.hints.subscribe()
+    }
+
+    /// A subscription to the ids of running tasks cancelled by any client.
+    pub(super) fn cancellations(&self) -> TaskCancellations {
+        self.cancels.subscribe()
     }
 
     /// Adds a waiter on `channel`; returns once the channel is being listened to.
@@ -87,6 +111,7 @@ async fn run(
     mut listener: PgListener,
     mut commands: mpsc::UnboundedReceiver<Command>,
     hints: Arc<TaskHintSender>,
+    cancels: Arc<CancelSender>,
 ) {
     let mut waiters: HashMap<String, Vec<WaiterHandle>> = HashMap::new();
     let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
@@ -114,6 +139,10 @@ async fn run(
                 Ok(Some(notification)) => {
                     if notification.channel() == HINT_CHANNEL {
                         hints.notify();
+                    }
+                    if notification.channel() == CANCELLED_CHANNEL {
+                        cancels.announce(TaskId::from(notification.payload()));
+                        continue;
                     }
                     if notification.channel() == DELETED_CHANNEL {
                         tokio::spawn(resolve_finished(pool.clone(), all(&waiters)));
@@ -171,7 +200,7 @@ async fn forget_finished(
     }
     for channel in idle {
         waiters.remove(&channel);
-        if channel == HINT_CHANNEL || channel == DELETED_CHANNEL {
+        if [HINT_CHANNEL, DELETED_CHANNEL, CANCELLED_CHANNEL].contains(&channel.as_str()) {
             continue;
         }
         if let Err(e) = listener.unlisten(&channel).await {

@@ -26,9 +26,9 @@ use super::rules::{check_batch, check_return, check_returns, retry_refusal, succ
 use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
-    ActorId, Backoff, Error, OwnRequest, OwnedTask, Parade, PerformanceToken, QueueSummary, Result,
-    TaskData, TaskFilter, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode,
-    Waiter,
+    ActorId, Backoff, CancelOutcome, Cancellation, Error, OwnRequest, OwnedTask, Parade,
+    PerformanceToken, QueueSummary, Result, TaskCancellations, TaskData, TaskFilter, TaskHints,
+    TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Per-action backoff policies as the SQL functions take them: one array per field, in the
@@ -530,6 +530,46 @@ impl Parade for PgParade {
             .await
             .map_err(db_error)?;
         Ok(u64::try_from(released).unwrap_or(0))
+    }
+
+    async fn cancel_tasks(
+        &self,
+        ids: &[TaskId],
+        reason: &str,
+        cascade: bool,
+    ) -> Result<Vec<Cancellation>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT task_id::text, outcome FROM cancel_tasks($1::varchar[], $2, $3)",
+        )
+        .bind(&ids)
+        .bind(reason)
+        .bind(cascade)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(id, outcome)| {
+                let outcome = match outcome.as_str() {
+                    "cancelled" => CancelOutcome::Cancelled,
+                    "not found" => CancelOutcome::NotFound,
+                    ended => CancelOutcome::AlreadyEnded(
+                        ended.strip_prefix("ended:").unwrap_or(ended).parse()?,
+                    ),
+                };
+                Ok(Cancellation {
+                    id: TaskId(id),
+                    outcome,
+                })
+            })
+            .collect()
+    }
+
+    async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {
+        Ok(Some(self.hub().await?.cancellations()))
     }
 
     async fn new_task_hints(&self) -> Result<Option<TaskHints>> {

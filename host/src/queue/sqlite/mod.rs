@@ -11,6 +11,7 @@
 //! rules every backend shares are in [`rules`](crate::queue::rules); the semantics, in
 //! `docs/queue-semantics.md`.
 
+mod cancel;
 mod open;
 mod returns;
 mod waiters;
@@ -32,9 +33,9 @@ use super::rules::{check_batch, retry_refusal, successors_outside};
 use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
-    ActorId, Backoff, Error, OwnRequest, OwnedTask, Parade, PerformanceToken, QueueSummary, Result,
-    TaskData, TaskFilter, TaskHintSender, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn,
-    TaskStatusCode, Waiter,
+    ActorId, Backoff, CancelSender, Cancellation, Error, OwnRequest, OwnedTask, Parade,
+    PerformanceToken, QueueSummary, Result, TaskCancellations, TaskData, TaskFilter,
+    TaskHintSender, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Rows per INSERT statement: 18 bound values each, well under SQLite's 32766.
@@ -65,6 +66,7 @@ pub struct SqliteParade {
     write_turn: WriteTurn,
     waiters: Arc<LocalWaiters>,
     hints: TaskHintSender,
+    cancels: CancelSender,
 }
 
 impl SqliteParade {
@@ -82,6 +84,7 @@ impl SqliteParade {
             write_turn: WriteTurn::default(),
             waiters: Arc::default(),
             hints: TaskHintSender::default(),
+            cancels: CancelSender::default(),
         })
     }
 
@@ -583,6 +586,31 @@ impl Parade for SqliteParade {
             self.hints.notify();
         }
         Ok(released)
+    }
+
+    async fn cancel_tasks(
+        &self,
+        ids: &[TaskId],
+        reason: &str,
+        cascade: bool,
+    ) -> Result<Vec<Cancellation>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut effects = Effects::default();
+        let cancelled =
+            cancel::cancel_batch(&mut tx, ids, reason, cascade, now_micros(), &mut effects).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.publish(effects);
+        for id in cancelled.running {
+            self.cancels.announce(id);
+        }
+        Ok(cancelled.answers)
+    }
+
+    async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {
+        Ok(Some(self.cancels.subscribe()))
     }
 
     async fn new_task_hints(&self) -> Result<Option<TaskHints>> {

@@ -15,7 +15,7 @@ const EXPIRED_ABORTS_PER_OWN: i64 = 100;
 
 /// Signals each successor once: one more signal, and one more failure if `failed`.
 /// Ids that do not exist are ignored.
-async fn signal_successors(
+pub(super) async fn signal_successors(
     tx: &mut WriteTx,
     successors: Option<&str>,
     failed: bool,
