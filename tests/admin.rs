@@ -346,7 +346,7 @@ async fn get_as(admin: &str, host: &str, path: &str) -> anyhow::Result<(u16, Str
 #[tokio::test]
 async fn requests_naming_another_host_are_refused() -> anyhow::Result<()> {
     let url = Backend::Sqlite.fresh_url().await?;
-    let dir = node_dir(&["echo"])?;
+    let dir = node_dir(&[])?;
     std::fs::write(
         dir.path().join("parade.toml"),
         "[admin]\nhosts = [\"dash.example.com\"]\n",
@@ -359,11 +359,21 @@ async fn requests_naming_another_host_are_refused() -> anyhow::Result<()> {
         .1
         .to_owned();
     // A DNS-rebinding page reaches the listener under its own name.
-    for path in ["/", "/task?id=x", "/api/overview", "/api/task?id=x", "/metrics", "/healthz"] {
+    for path in [
+        "/",
+        "/task?id=x",
+        "/api/overview",
+        "/api/task?id=x",
+        "/metrics",
+        "/healthz",
+    ] {
         let (status, answer) = get_as(&admin, &format!("evil.example:{port}"), path).await?;
         assert_eq!(status, 421, "{path}: {answer}");
         assert!(answer.contains("[admin] hosts"), "{path}: {answer}");
-        assert!(!answer.contains("parade_"), "{path} leaked metrics: {answer}");
+        assert!(
+            !answer.contains("parade_"),
+            "{path} leaked metrics: {answer}"
+        );
     }
     for host in [
         authority(&admin).to_owned(),
@@ -410,7 +420,7 @@ async fn admin_answers_never_show_performance_tokens() -> anyhow::Result<()> {
         )
         .await?;
     let token = owned.first().context("nothing owned")?.token.to_string();
-    let dir = node_dir(&["echo"])?;
+    let dir = node_dir(&[])?;
     let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
     let admin = node.admin_url().await?;
     for path in [
@@ -423,7 +433,11 @@ async fn admin_answers_never_show_performance_tokens() -> anyhow::Result<()> {
     ] {
         let answer = http("GET", &format!("{admin}{path}"), &[]).await?;
         assert_eq!(answer.status, 200, "{path}: {}", answer.body);
-        assert!(!answer.body.contains(&token), "{path} shows the token: {}", answer.body);
+        assert!(
+            !answer.body.contains(&token),
+            "{path} shows the token: {}",
+            answer.body
+        );
         assert!(
             !answer.body.contains("performance_token"),
             "{path} names the token: {}",
@@ -431,7 +445,11 @@ async fn admin_answers_never_show_performance_tokens() -> anyhow::Result<()> {
         );
     }
     let shown = http("GET", &format!("{admin}/api/task?id=held-1"), &[]).await?;
-    assert!(shown.body.contains("elsewhere"), "the owner is still shown: {}", shown.body);
+    assert!(
+        shown.body.contains("elsewhere"),
+        "the owner is still shown: {}",
+        shown.body
+    );
     node.stop().await?;
     Ok(())
 }
@@ -458,7 +476,10 @@ async fn a_client_that_never_finishes_its_headers_is_dropped() -> anyhow::Result
         "an unfinished request was served: {answer}"
     );
     // The listener still serves others.
-    assert_eq!(http("GET", &format!("{admin}/healthz"), &[]).await?.status, 200);
+    assert_eq!(
+        http("GET", &format!("{admin}/healthz"), &[]).await?.status,
+        200
+    );
     node.stop().await?;
     Ok(())
 }
@@ -487,7 +508,10 @@ async fn connections_over_the_cap_wait_for_a_free_slot() -> anyhow::Result<()> {
     // While every slot is held the request waits (a correctness check, not a speed one:
     // it may only wait longer).
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(!over.is_finished(), "a connection over the cap was served at once");
+    assert!(
+        !over.is_finished(),
+        "a connection over the cap was served at once"
+    );
     drop(silent);
     let answer = tokio::time::timeout(Duration::from_secs(30), over)
         .await
@@ -564,10 +588,20 @@ impl Parade for CountingSummaries {
         self.inner.list_tasks(filter).await
     }
     async fn summary(&self) -> queue::Result<queue::QueueSummary> {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.inner.summary().await
+    }
+    async fn cancel_tasks(
+        &self,
+        ids: &[TaskId],
+        reason: &str,
+        cascade: bool,
+    ) -> queue::Result<Vec<queue::Cancellation>> {
+        self.inner.cancel_tasks(ids, reason, cascade).await
+    }
+    async fn task_cancellations(&self) -> queue::Result<Option<queue::TaskCancellations>> {
+        self.inner.task_cancellations().await
     }
     async fn ping(&self) -> queue::Result<()> {
         self.inner.ping().await
@@ -609,6 +643,9 @@ async fn admin_in_process(
         database: "sqlite://test.db".into(),
         started: Instant::now(),
         ready: std::sync::atomic::AtomicBool::new(true),
+        hosts: Vec::new(),
+        limits: admin::AdminLimits::default(),
+        summary: admin::SummaryCache::default(),
     });
     let (listener, bound) = admin::bind("127.0.0.1:0".parse()?).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -670,7 +707,9 @@ async fn concurrent_scrapes_share_one_summary_query_per_second() -> anyhow::Resu
     let before = calls();
     for _ in 0..5 {
         assert_eq!(
-            http("GET", &format!("{admin}/api/overview"), &[]).await?.status,
+            http("GET", &format!("{admin}/api/overview"), &[])
+                .await?
+                .status,
             200
         );
     }
@@ -729,7 +768,11 @@ async fn the_dashboard_shows_the_database_without_its_password() -> anyhow::Resu
         let answer = http("GET", &format!("{admin}{path}"), &[]).await?;
         assert_eq!(answer.status, 200, "{path}: {}", answer.body);
         assert!(!answer.body.contains("hunter2"), "{path}: {}", answer.body);
-        assert!(answer.body.contains("password=***"), "{path}: {}", answer.body);
+        assert!(
+            answer.body.contains("password=***"),
+            "{path}: {}",
+            answer.body
+        );
     }
     assert!(!node.log().contains("hunter2"), "{}", node.log());
     node.stop().await?;

@@ -978,7 +978,10 @@ async fn task_add_file_refuses_keys_only_the_queue_sets_naming_line_and_key() ->
         ("num_signals", "1"),
         ("actor_id", r#""someone""#),
         ("action_deadline", r#""2030-01-01T00:00:00Z""#),
-        ("performance_token", r#""6f1c8e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b""#),
+        (
+            "performance_token",
+            r#""6f1c8e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b""#,
+        ),
     ] {
         let line = format!(r#"{{"id":"x3","action":"act","{key}":{value}}}"#);
         assert_file_rejected_at_line_3(&line, &format!("\"{key}\"")).await?;
@@ -987,8 +990,7 @@ async fn task_add_file_refuses_keys_only_the_queue_sets_naming_line_and_key() ->
 }
 
 #[tokio::test]
-async fn task_add_file_with_a_line_over_1_mib_names_it_and_inserts_nothing() -> anyhow::Result<()>
-{
+async fn task_add_file_with_a_line_over_1_mib_names_it_and_inserts_nothing() -> anyhow::Result<()> {
     let body = "b".repeat(1 << 20);
     let line = format!(r#"{{"id":"x3","action":"act","body":"{body}"}}"#);
     assert_file_rejected_at_line_3(&line, "longer than 1 MiB").await
@@ -1009,20 +1011,34 @@ fn numbered_lines(count: usize, special: &[(usize, String)]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn task_add_file_inserts_a_large_file_with_successors_anywhere_in_it() -> anyhow::Result<()>
-{
+async fn task_add_file_inserts_a_large_file_with_successors_anywhere_in_it() -> anyhow::Result<()> {
     let url = support::fresh_pg_database().await?;
     let dir = tempfile::tempdir()?;
     let lines = numbered_lines(
         2500,
         &[
             // Forward across every batch boundary: the successor is the last line.
-            (1, r#"{"id":"t1","action":"act","to_signal_after":["t2500"]}"#.into()),
-            (1999, r#"{"id":"t1999","action":"act","to_signal_after":["t2500"]}"#.into()),
-            (2500, r#"{"id":"t2500","action":"act","total_dependencies":3}"#.into()),
+            (
+                1,
+                r#"{"id":"t1","action":"act","to_signal_after":["t2500"]}"#.into(),
+            ),
+            (
+                1999,
+                r#"{"id":"t1999","action":"act","to_signal_after":["t2500"]}"#.into(),
+            ),
+            (
+                2500,
+                r#"{"id":"t2500","action":"act","total_dependencies":3}"#.into(),
+            ),
             // Backward: the successor came long before.
-            (2400, r#"{"id":"t2400","action":"act","to_signal_after":["t2500","t5"]}"#.into()),
-            (5, r#"{"id":"t5","action":"act","total_dependencies":1}"#.into()),
+            (
+                2400,
+                r#"{"id":"t2400","action":"act","to_signal_after":["t2500","t5"]}"#.into(),
+            ),
+            (
+                5,
+                r#"{"id":"t5","action":"act","total_dependencies":1}"#.into(),
+            ),
         ],
     );
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -1034,7 +1050,10 @@ async fn task_add_file_inserts_a_large_file_with_successors_anywhere_in_it() -> 
     let ids = listed_ids(&url, &["--limit", "3000"]).await?;
     let expected: Vec<String> = (1..=2500).map(|n| format!("t{n}")).collect();
     assert_eq!(ids, expected, "every line, in file order");
-    assert_eq!(show_json(&url, "t1").await?["to_signal_after"], json!(["t2500"]));
+    assert_eq!(
+        show_json(&url, "t1").await?["to_signal_after"],
+        json!(["t2500"])
+    );
     Ok(())
 }
 
@@ -1043,7 +1062,11 @@ async fn task_add_file_checks_the_whole_file_before_inserting_any_of_it() -> any
     let url = support::fresh_pg_database().await?;
     let dir = tempfile::tempdir()?;
     for (name, line, problem) in [
-        ("late-json.jsonl", r#"{"id":"t2400","action":"#, "not a task"),
+        (
+            "late-json.jsonl",
+            r#"{"id":"t2400","action":"#,
+            "not a task",
+        ),
         (
             "late-ghost.jsonl",
             r#"{"id":"t2400","action":"act","to_signal_after":["ghost"]}"#,
@@ -1118,18 +1141,36 @@ async fn task_list_and_show_strip_terminal_control_sequences() -> anyhow::Result
         .await?;
     let task = owned.first().context("nothing owned")?;
     queue
-        .return_task(&task.id, task.token, "st\x1b[1mbold\x08\x1bc", TaskStatusCode::Aborted)
+        .return_task(
+            &task.id,
+            task.token,
+            "st\x1b[1mbold\x08\x1bc",
+            TaskStatusCode::Aborted,
+        )
         .await?;
     let listed = parade(&url, &["task", "list"]).await?.exits(0);
-    assert_eq!(terminal_controls(&listed.stdout), Vec::<char>::new(), "{:?}", listed.stdout);
+    assert_eq!(
+        terminal_controls(&listed.stdout),
+        Vec::<char>::new(),
+        "{:?}",
+        listed.stdout
+    );
     assert!(listed.stdout.contains("evil"), "{:?}", listed.stdout);
     assert!(listed.stdout.contains("stbold"), "{:?}", listed.stdout);
     let shown = parade(&url, &["task", "show", id]).await?.exits(0);
-    assert_eq!(terminal_controls(&shown.stdout), Vec::<char>::new(), "{:?}", shown.stdout);
+    assert_eq!(
+        terminal_controls(&shown.stdout),
+        Vec::<char>::new(),
+        "{:?}",
+        shown.stdout
+    );
     assert!(shown.stdout.contains("body: bred\n"), "{:?}", shown.stdout);
     assert!(shown.stdout.contains("action: act\n"), "{:?}", shown.stdout);
     // JSON escapes them: the stored values come back whole.
-    assert_eq!(show_json(&url, id).await?["status"], "st\x1b[1mbold\x08\x1bc");
+    assert_eq!(
+        show_json(&url, id).await?["status"],
+        "st\x1b[1mbold\x08\x1bc"
+    );
     Ok(())
 }
 
@@ -1146,20 +1187,35 @@ async fn database_passwords_never_reach_the_terminal() -> anyhow::Result<()> {
         command
     };
     // Named in an error: a kind of store Parade does not know.
-    let refused = run(in_dir(&["--database", "mysql://u:hunter2@somewhere/db", "task", "list"]))
-        .await?
-        .exits(2)
-        .says("mysql://u:***@somewhere/db");
+    let refused = run(in_dir(&[
+        "--database",
+        "mysql://u:hunter2@somewhere/db",
+        "task",
+        "list",
+    ]))
+    .await?
+    .exits(2)
+    .says("mysql://u:***@somewhere/db");
     assert!(!refused.stderr.contains("hunter2"), "{}", refused.stderr);
-    let migrate = run(in_dir(&["--database", "mysql://u:hunter2@somewhere/db", "migrate"]))
-        .await?
-        .exits(2);
+    let migrate = run(in_dir(&[
+        "--database",
+        "mysql://u:hunter2@somewhere/db",
+        "migrate",
+    ]))
+    .await?
+    .exits(2);
     assert!(!migrate.stderr.contains("hunter2"), "{}", migrate.stderr);
 
     // Printed by `run --check`, every way a URL carries a password.
     for (url, shown) in [
-        ("postgres://u:hunter2@db.example/parade", "postgres://u:***@db.example/parade"),
-        ("postgres://u:hun@t:er2@db.example/parade", "postgres://u:***@db.example/parade"),
+        (
+            "postgres://u:hunter2@db.example/parade",
+            "postgres://u:***@db.example/parade",
+        ),
+        (
+            "postgres://u:hun@t:er2@db.example/parade",
+            "postgres://u:***@db.example/parade",
+        ),
         (
             "postgres://u@db.example/parade?password=hunter2",
             "postgres://u@db.example/parade?password=***",
@@ -1168,13 +1224,20 @@ async fn database_passwords_never_reach_the_terminal() -> anyhow::Result<()> {
             "postgresql://db.example/parade?sslmode=require&password=hunter2&user=u",
             "postgresql://db.example/parade?sslmode=require&password=***&user=u",
         ),
-        ("postgres://u:hun%40ter2@db.example/parade", "postgres://u:***@db.example/parade"),
+        (
+            "postgres://u:hun%40ter2@db.example/parade",
+            "postgres://u:***@db.example/parade",
+        ),
     ] {
         let checked = run(in_dir(&["--database", url, "run", "--check"]))
             .await?
             .exits(0);
         for secret in ["hunter2", "hun@t", "er2@", "hun%40"] {
-            assert!(!checked.stdout.contains(secret), "{url}: {}", checked.stdout);
+            assert!(
+                !checked.stdout.contains(secret),
+                "{url}: {}",
+                checked.stdout
+            );
         }
         assert!(
             checked.stdout.contains(&format!("database  {shown}\n")),
@@ -1183,10 +1246,19 @@ async fn database_passwords_never_reach_the_terminal() -> anyhow::Result<()> {
         );
     }
     // SQLite URLs hold no password: shown as they are.
-    let checked = run(in_dir(&["--database", "sqlite://./a:b@c.db", "run", "--check"]))
-        .await?
-        .exits(0);
-    assert!(checked.stdout.contains("database  sqlite://./a:b@c.db\n"), "{}", checked.stdout);
+    let checked = run(in_dir(&[
+        "--database",
+        "sqlite://./a:b@c.db",
+        "run",
+        "--check",
+    ]))
+    .await?
+    .exits(0);
+    assert!(
+        checked.stdout.contains("database  sqlite://./a:b@c.db\n"),
+        "{}",
+        checked.stdout
+    );
 
     // Named when the store cannot be opened.
     let failed = run(in_dir(&[

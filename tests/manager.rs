@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use parade_host::manager::{ActionManager, ActorResult, ManagerProperties, SimpleActor};
-use parade_host::queue::{ActorId, Parade, TaskData, TaskFilter, TaskId, TaskStatusCode};
+use chrono::{DateTime, Utc};
+use parade_host::manager::{ActionManager, Actor, ActorResult, ManagerProperties, SimpleActor};
+use parade_host::queue::{
+    ActorId, Backoff, OwnRequest, OwnedTask, Parade, TaskData, TaskFilter, TaskId, TaskStatusCode,
+};
 use support::Backend;
 
 /// Performs "work" and "slow" (body `MILLISECONDS/NAME`: sleeps first), recording each body,
@@ -123,6 +126,11 @@ support::on_both_backends!(
     a_result_the_store_refuses_ends_the_task_aborted_with_the_reason,
     a_handler_returning_in_progress_ends_the_task_aborted_with_the_reason,
     tasks_waiting_longer_than_max_duration_run_exactly_once,
+    pending_results_back_off_longer_each_try_up_to_the_cap,
+    an_immediate_policy_offers_a_pending_task_again_at_once,
+    a_snooze_sets_the_next_try_instead_of_the_backoff,
+    an_expired_ownership_waits_its_backoff_past_the_deadline,
+    an_idle_manager_starts_a_delayed_task_on_time,
 );
 
 async fn eight_workers_perform_ten_thousand_tasks_exactly_once(
@@ -547,5 +555,301 @@ async fn tasks_waiting_longer_than_max_duration_run_exactly_once(
         (TASKS as u64, 0),
         "{stats:?}"
     );
+    Ok(())
+}
+
+/// 200 ms after the first try, doubling, at most 400 ms, without jitter: a policy fast
+/// enough for tests, whose cap shows from the third try.
+const FAST: Backoff = Backoff {
+    initial: Duration::from_millis(200),
+    max: Duration::from_millis(400),
+    multiplier: 2.0,
+    jitter: false,
+};
+
+/// How much later than its try's start a return may be stored: the handler is instant, so
+/// this is the worker, the returner and one store round trip on a busy machine. Less than
+/// the 400 ms between the capped wait and an uncapped one.
+const RETURN_SLACK: chrono::TimeDelta = chrono::TimeDelta::milliseconds(350);
+
+/// Records when each try starts. "fail" tasks fail every time; "snooze" tasks ask for 700 ms
+/// on their first try and complete on the next; other tasks complete. Every action backs off
+/// [`FAST`], except "immediate", which backs off not at all and fails every time.
+#[derive(Default)]
+struct RetryActor {
+    tries: Mutex<Vec<(TaskId, i32, DateTime<Utc>)>>,
+}
+
+impl RetryActor {
+    /// When each try of task `id` started, in order.
+    fn starts(&self, id: &str) -> Vec<DateTime<Utc>> {
+        let tries = self.tries.lock().unwrap();
+        tries
+            .iter()
+            .filter(|(task, _, _)| task.as_str() == id)
+            .map(|(_, _, at)| *at)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Actor for RetryActor {
+    fn actions(&self) -> Vec<String> {
+        ["fail", "immediate", "snooze", "work"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn actor_id(&self) -> ActorId {
+        ActorId::from("retry-node")
+    }
+
+    fn backoff(&self, action: &str) -> Backoff {
+        if action == "immediate" {
+            Backoff::IMMEDIATE
+        } else {
+            FAST
+        }
+    }
+
+    async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {
+        self.tries
+            .lock()
+            .unwrap()
+            .push((task.id.clone(), task.num_tries, Utc::now()));
+        Ok(match task.action.as_str() {
+            "fail" | "immediate" => ActorResult::retry(format!("failed try {}", task.num_tries)),
+            "snooze" if task.num_tries == 1 => {
+                ActorResult::retry_after("snoozing for 700ms", Duration::from_millis(700))
+            }
+            _ => ActorResult::completed(format!("done on try {}", task.num_tries)),
+        })
+    }
+}
+
+/// A manager of a [`RetryActor`] that polls only every 10 s: anything that starts sooner
+/// was started by a hint or by the wake timer.
+fn retry_manager(queue: &Arc<dyn Parade>) -> (Arc<RetryActor>, ActionManager) {
+    let actor = Arc::new(RetryActor::default());
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            wait_time: Duration::from_secs(10),
+            ..ManagerProperties::default()
+        },
+    );
+    (actor, manager)
+}
+
+/// Polls task `id` until it is final, and returns it, with the row as it was while it waited
+/// for each next try (pending, `run_after` set), once per try.
+async fn watch_retries(
+    queue: &Arc<dyn Parade>,
+    id: &str,
+) -> anyhow::Result<(TaskData, Vec<TaskData>)> {
+    let mut waiting: Vec<TaskData> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = row(queue, id).await?;
+        if stored.status_code.is_final() {
+            return Ok((stored, waiting));
+        }
+        let seen = waiting.iter().any(|w| w.num_tries == stored.num_tries);
+        if stored.status_code == TaskStatusCode::Pending && stored.num_tries > 0 && !seen {
+            waiting.push(stored);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "task {id} did not finish: {:#?}",
+            row(queue, id).await?
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Asserts that `start` (a try's start) came no sooner than `due` and within a generous
+/// second of it.
+fn assert_started_on_time(start: DateTime<Utc>, due: DateTime<Utc>, what: &str) {
+    let late = start - due;
+    assert!(
+        late >= -chrono::TimeDelta::milliseconds(1) && late <= chrono::TimeDelta::seconds(1),
+        "{what} started {late} after it was due"
+    );
+}
+
+async fn pending_results_back_off_longer_each_try_up_to_the_cap(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    let (actor, manager) = retry_manager(&queue);
+    queue
+        .insert_tasks(&[TaskData {
+            max_tries: Some(4),
+            ..TaskData::new("f", "fail")
+        }])
+        .await?;
+    let (ended, waiting) = watch_retries(&queue, "f").await?;
+    manager.close().await;
+    let starts = actor.starts("f");
+    assert_eq!(starts.len(), 4, "{ended:#?}");
+    assert_eq!(
+        (ended.status_code, ended.num_tries),
+        (TaskStatusCode::Aborted, 4)
+    );
+    let tries: Vec<i32> = waiting.iter().map(|w| w.num_tries).collect();
+    assert_eq!(tries, [1, 2, 3], "{waiting:#?}");
+    for (waited, expected_ms) in waiting.iter().zip([200, 400, 400]) {
+        let try_number = waited.num_tries as usize;
+        let run_after = waited.run_after.expect("a retry waits with a run_after");
+        let ahead = run_after - starts[try_number - 1];
+        let expected = chrono::TimeDelta::milliseconds(expected_ms);
+        assert!(
+            ahead >= expected && ahead <= expected + RETURN_SLACK,
+            "after try {try_number}: run_after {ahead} after the try started, expected {expected}"
+        );
+        let status = waited.status.clone().unwrap_or_default();
+        assert!(
+            status.starts_with(&format!(
+                "failed try {try_number} (try {try_number}; next try in {expected_ms}ms, at "
+            )),
+            "{status}"
+        );
+        assert_started_on_time(
+            starts[try_number],
+            run_after,
+            &format!("try {}", try_number + 1),
+        );
+    }
+    Ok(())
+}
+
+async fn an_immediate_policy_offers_a_pending_task_again_at_once(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    let (actor, manager) = retry_manager(&queue);
+    queue
+        .insert_tasks(&[TaskData {
+            max_tries: Some(3),
+            ..TaskData::new("i", "immediate")
+        }])
+        .await?;
+    let (ended, waiting) = watch_retries(&queue, "i").await?;
+    manager.close().await;
+    assert_eq!(
+        (ended.status_code, ended.num_tries, ended.status.as_deref()),
+        (TaskStatusCode::Aborted, 3, Some("failed try 3"))
+    );
+    for waited in &waiting {
+        assert_eq!(waited.run_after, None, "{waited:#?}");
+        assert!(!waited
+            .status
+            .as_deref()
+            .unwrap_or_default()
+            .contains("next try"));
+    }
+    let starts = actor.starts("i");
+    assert_eq!(starts.len(), 3);
+    for pair in starts.windows(2) {
+        // Offered again by the return itself: nothing waits for a timer or a poll.
+        assert_started_on_time(pair[1], pair[0], "the next try");
+    }
+    Ok(())
+}
+
+async fn a_snooze_sets_the_next_try_instead_of_the_backoff(backend: Backend) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    let (actor, manager) = retry_manager(&queue);
+    queue.insert_tasks(&[TaskData::new("s", "snooze")]).await?;
+    let (ended, waiting) = watch_retries(&queue, "s").await?;
+    manager.close().await;
+    assert_eq!(
+        (ended.status_code, ended.num_tries, ended.status.as_deref()),
+        (TaskStatusCode::Completed, 2, Some("done on try 2"))
+    );
+    let [waited] = waiting.as_slice() else {
+        panic!("one wait expected: {waiting:#?}")
+    };
+    // The actor's status says when; the manager adds nothing to it.
+    assert_eq!(waited.status.as_deref(), Some("snoozing for 700ms"));
+    let starts = actor.starts("s");
+    let run_after = waited
+        .run_after
+        .expect("a snoozed task waits with a run_after");
+    let ahead = run_after - starts[0];
+    let asked = chrono::TimeDelta::milliseconds(700);
+    assert!(
+        ahead >= asked && ahead <= asked + RETURN_SLACK,
+        "run_after {ahead} after the try started"
+    );
+    assert_started_on_time(starts[1], run_after, "the snoozed task's next try");
+    Ok(())
+}
+
+async fn an_expired_ownership_waits_its_backoff_past_the_deadline(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    queue.insert_tasks(&[TaskData::new("e", "work")]).await?;
+    // A node that owns the task and dies: its ownership lapses after 300 ms.
+    let dead = queue
+        .own(&OwnRequest {
+            actor: &ActorId::from("dead-node"),
+            max_tasks: 1,
+            actions: &["work".into()],
+            max_duration: Some(Duration::from_millis(300)),
+            expiry_backoff: &[FAST],
+        })
+        .await?;
+    assert_eq!(dead.len(), 1);
+    let deadline = row(&queue, "e")
+        .await?
+        .action_deadline
+        .expect("an owned task has a deadline");
+    let (actor, manager) = retry_manager(&queue);
+    eventually(
+        Duration::from_secs(30),
+        "the task to be taken over",
+        || async { Ok(row(&queue, "e").await?.status_code == TaskStatusCode::Completed) },
+    )
+    .await?;
+    manager.close().await;
+    let [taken_over] = actor.starts("e")[..] else {
+        panic!("one try expected: {:?}", actor.starts("e"))
+    };
+    // Try 1 lapsed: it waits the first try's backoff, 200 ms, past its deadline.
+    assert_started_on_time(
+        taken_over,
+        deadline + chrono::TimeDelta::milliseconds(200),
+        "the taken-over task",
+    );
+    assert_eq!(row(&queue, "e").await?.num_tries, 2);
+    Ok(())
+}
+
+async fn an_idle_manager_starts_a_delayed_task_on_time(backend: Backend) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    let (actor, manager) = retry_manager(&queue);
+    tokio::time::timeout(Duration::from_secs(20), manager.wait_idle()).await?;
+    let due = Utc::now() + chrono::TimeDelta::seconds(1);
+    queue
+        .insert_tasks(&[TaskData {
+            run_after: Some(due),
+            ..TaskData::new("d", "work")
+        }])
+        .await?;
+    eventually(
+        Duration::from_secs(30),
+        "the delayed task to run",
+        || async { Ok(row(&queue, "d").await?.status_code == TaskStatusCode::Completed) },
+    )
+    .await?;
+    manager.close().await;
+    let [started] = actor.starts("d")[..] else {
+        panic!("one try expected: {:?}", actor.starts("d"))
+    };
+    // With a 10 s poll interval, only the wake timer starts it this close to its time.
+    assert_started_on_time(started, due, "the delayed task");
     Ok(())
 }

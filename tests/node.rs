@@ -602,3 +602,362 @@ async fn a_reload_granting_the_node_s_own_files_is_rejected() -> anyhow::Result<
     node.stop().await?;
     Ok(())
 }
+
+// Periodic tasks: `[[schedule]]` entries enqueue one task per slot. The actions are served by
+// no plugin, so every task stays pending where the test can count it.
+
+/// The slots of schedule `name` that have a task in the store, in order, read from the
+/// task ids (`schedule:NAME:SLOT`); fails on an id that does not name a whole-second slot.
+async fn schedule_slots(
+    queue: &Arc<dyn Parade>,
+    name: &str,
+) -> anyhow::Result<Vec<chrono::DateTime<chrono::Utc>>> {
+    let prefix = format!("schedule:{name}:");
+    let tasks = queue
+        .list_tasks(&TaskFilter {
+            id_prefix: Some(prefix.clone()),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let mut slots = Vec::with_capacity(tasks.len());
+    for t in &tasks {
+        let slot =
+            t.id.as_str()
+                .strip_prefix(&prefix)
+                .context("not a slot id")?;
+        let slot: chrono::DateTime<chrono::Utc> = slot
+            .parse()
+            .with_context(|| format!("{} does not name a slot", t.id))?;
+        ensure!(
+            slot.timestamp_subsec_nanos() == 0,
+            "{} is not a whole second",
+            t.id
+        );
+        slots.push(slot);
+    }
+    slots.sort();
+    Ok(slots)
+}
+
+/// Waits until schedule `name` has at least `n` tasks; their slots.
+async fn until_slots(
+    queue: &Arc<dyn Parade>,
+    name: &str,
+    n: usize,
+    node: &Node,
+) -> anyhow::Result<Vec<chrono::DateTime<chrono::Utc>>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let slots = schedule_slots(queue, name).await?;
+        if slots.len() >= n {
+            return Ok(slots);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "schedule {name} has {} tasks, not {n}, after 30 s; log:\n{}",
+            slots.len(),
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whole seconds from one slot to the next, for each pair.
+fn gaps(slots: &[chrono::DateTime<chrono::Utc>]) -> Vec<i64> {
+    slots
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_seconds())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_on_two_nodes_sharing_postgres_enqueues_each_slot_once() -> anyhow::Result<()> {
+    let url = Backend::Postgres.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let dir = node_dir(&[])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        "[[schedule]]\nname = \"tick\"\nevery = \"1s\"\naction = \"tick\"\nbody = \"{}\"\n\
+         max_tries = 2\npriority = 7\n",
+    )?;
+    let a = Node::start(dir.path(), &url, &[])?;
+    let b = Node::start(dir.path(), &url, &[])?;
+    for node in [&a, &b] {
+        node.until_logged("schedule started", Duration::from_secs(60))
+            .await?;
+    }
+    let both_running = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let stopping = chrono::Utc::now();
+    let (log_a, log_b) = (a.log(), b.log());
+    a.stop().await?;
+    b.stop().await?;
+
+    let slots = schedule_slots(&queue, "tick").await?;
+    // Every slot while both nodes ran has its task (a second of slack at each end for the
+    // insert), and no slot has two: the ids are the slots, one task each, one second apart.
+    let covered = slots
+        .iter()
+        .filter(|s| **s > both_running + chrono::TimeDelta::seconds(1))
+        .filter(|s| **s < stopping - chrono::TimeDelta::seconds(1))
+        .count();
+    let expected = (stopping - both_running).num_seconds() - 2;
+    assert!(
+        covered as i64 >= expected - 1,
+        "{covered} slots of the {expected} seconds both nodes ran: {slots:?}"
+    );
+    assert!(gaps(&slots).iter().all(|g| *g >= 1), "{slots:?}");
+    assert!(slots.len() <= 12, "more tasks than seconds: {slots:?}");
+    for log in [&log_a, &log_b] {
+        assert!(!log.contains("cannot enqueue"), "{log}");
+    }
+    let tasks = all_tasks(&queue).await?;
+    assert_eq!(tasks.len(), slots.len(), "{tasks:#?}");
+    for t in &tasks {
+        assert_eq!(
+            (
+                t.action.as_str(),
+                t.body.as_deref(),
+                t.max_tries,
+                t.priority
+            ),
+            ("tick", Some("{}"), Some(2), 7),
+            "{t:#?}"
+        );
+        assert_eq!(t.status_code, TaskStatusCode::Pending, "{t:#?}");
+    }
+    Ok(())
+}
+
+async fn a_restarted_node_enqueues_one_missed_schedule_slot(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    const PERIOD: i64 = 2;
+    let url = backend.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let dir = node_dir(&[])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        format!("[[schedule]]\nname = \"beat\"\nevery = \"{PERIOD}s\"\naction = \"beat\"\n"),
+    )?;
+    // First start on an empty store: the first slot is the next one, not a past one.
+    let first_start = chrono::Utc::now();
+    let node = Node::start(dir.path(), &url, &[])?;
+    let before = until_slots(&queue, "beat", 2, &node).await?;
+    node.stop().await?;
+    assert!(
+        before[0] > first_start,
+        "{before:?} started before {first_start}"
+    );
+    let before = schedule_slots(&queue, "beat").await?;
+
+    // Down across four or more slots.
+    tokio::time::sleep(Duration::from_secs(4 * PERIOD as u64 + 1)).await;
+    let node = Node::start(dir.path(), &url, &[])?;
+    node.until_logged("enqueued the latest slot missed", Duration::from_secs(60))
+        .await?;
+    until_slots(&queue, "beat", before.len() + 2, &node).await?;
+    let log = node.log();
+    node.stop().await?;
+
+    // One task for the missed slots, the latest at the restart: between the last slot
+    // before and the slots after the restart, one gap of several periods and nothing in it.
+    let after = schedule_slots(&queue, "beat")
+        .await?
+        .split_off(before.len());
+    let missed = after[0];
+    assert_eq!(
+        log.matches("enqueued the latest slot missed").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("slot={}", missed.format("%Y-%m-%dT%H:%M:%SZ"))),
+        "the node enqueued {missed} as the missed slot? log:\n{log}"
+    );
+    let down = (missed - *before.last().unwrap()).num_seconds();
+    assert!(down >= 4 * PERIOD, "{before:?} then {after:?}");
+    assert!(gaps(&before).iter().all(|g| *g == PERIOD), "{before:?}");
+    assert!(gaps(&after).iter().all(|g| *g == PERIOD), "{after:?}");
+    Ok(())
+}
+
+async fn a_reload_adds_and_removes_schedules(backend: Backend) -> anyhow::Result<()> {
+    let url = backend.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let dir = node_dir(&[])?;
+    let toml = dir.path().join("parade.toml");
+    let entry = |name: &str| {
+        format!("[[schedule]]\nname = \"{name}\"\nevery = \"1s\"\naction = \"{name}\"\n")
+    };
+    std::fs::write(&toml, entry("old"))?;
+    let node = Node::start(dir.path(), &url, &[])?;
+    until_slots(&queue, "old", 1, &node).await?;
+
+    // Replace `old` by `new`: `new` enqueues, and `old` enqueues no more.
+    replace_file(&toml, entry("new").as_bytes())?;
+    node.until_logged("schedule removed", Duration::from_secs(30))
+        .await?;
+    until_slots(&queue, "new", 1, &node).await?;
+    let old = schedule_slots(&queue, "old").await?;
+    let log = node.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("schedule added") && l.contains("new")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("schedule removed") && l.contains("old")),
+        "{log}"
+    );
+
+    // An invalid schedule rejects the whole reload: `new` keeps running, and the error
+    // names the file, the line and the key.
+    replace_file(
+        &toml,
+        format!(
+            "{}\n[[schedule]]\nname = \"bad\"\ncron = \"0 25 * * *\"\naction = \"x\"\n",
+            entry("new")
+        )
+        .as_bytes(),
+    )?;
+    node.until_logged("reload rejected", Duration::from_secs(30))
+        .await?;
+    let log = node.log();
+    let rejected = log
+        .lines()
+        .find(|l| l.contains("reload rejected"))
+        .context("no rejection")?;
+    assert!(
+        rejected.contains("parade.toml:8: key `schedule[1].cron`: invalid cron expression"),
+        "{rejected}"
+    );
+    let new_before = schedule_slots(&queue, "new").await?.len();
+    until_slots(&queue, "new", new_before + 2, &node).await?;
+
+    node.stop().await?;
+    assert_eq!(
+        schedule_slots(&queue, "old").await?,
+        old,
+        "a removed schedule enqueued again"
+    );
+    assert!(schedule_slots(&queue, "bad").await?.is_empty());
+    Ok(())
+}
+
+crate::support::instantiate!(schedules_on_postgres (crate::Backend::Postgres) [
+    a_restarted_node_enqueues_one_missed_schedule_slot,
+    a_reload_adds_and_removes_schedules,
+]);
+crate::support::instantiate!(schedules_on_sqlite (crate::Backend::Sqlite) [
+    a_restarted_node_enqueues_one_missed_schedule_slot,
+    a_reload_adds_and_removes_schedules,
+]);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_under_an_actor_prefix_enqueues_in_its_namespace() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let dir = node_dir(&[])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        "[actor]\nprefix = \"tenant1\"\n\n[[schedule]]\nname = \"tick\"\nevery = \"1s\"\naction = \"tick\"\n",
+    )?;
+    // The store is created before the node starts, so the two do not both migrate it.
+    let store = queue::open(&url).await?;
+    let tenant: Arc<dyn Parade> = Arc::new(queue::Prefixed::new(store.clone(), "tenant1"));
+    let node = Node::start(dir.path(), &url, &[])?;
+    let slots = until_slots(&tenant, "tick", 1, &node).await?;
+    node.stop().await?;
+    let stored = all_tasks(&store).await?;
+    let id = format!(
+        "tenant1.schedule:tick:{}",
+        slots[0].format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let task = stored
+        .iter()
+        .find(|t| t.id.as_str() == id)
+        .with_context(|| format!("no task {id} in {stored:#?}"))?;
+    assert_eq!(task.action, "tenant1.tick");
+    Ok(())
+}
+
+#[tokio::test]
+async fn schedules_do_not_keep_an_until_idle_node_running() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let dir = node_dir(&[])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        "[[schedule]]\nname = \"tick\"\nevery = \"1s\"\naction = \"tick\"\n",
+    )?;
+    // `finish` fails if the node has not exited within a minute.
+    let (code, _) = Node::start(dir.path(), &url, &["--until-idle"])?
+        .finish()
+        .await?;
+    assert_eq!(code, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn schedule_list_prints_each_next_slot_in_utc_and_its_time_zone() -> anyhow::Result<()> {
+    let dir = node_dir(&[])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        r#"
+[[schedule]]
+name = "nightly"
+cron = "0 3 * * *"
+timezone = "Asia/Tokyo"
+action = "report"
+
+[[schedule]]
+name = "heartbeat"
+every = "30s"
+action = "ping"
+"#,
+    )?;
+    let (code, out, err) = run(dir.path(), &["schedule", "list"]).await?;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("name"), "{out}");
+    // 03:00 in Tokyo (UTC+9, no daylight saving) is 18:00Z the day before.
+    let nightly = lines[1];
+    assert!(nightly.starts_with("nightly "), "{out}");
+    assert!(
+        nightly.contains("cron \"0 3 * * *\" in Asia/Tokyo"),
+        "{nightly}"
+    );
+    assert!(nightly.contains("T18:00:00Z"), "{nightly}");
+    assert!(nightly.contains("T03:00:00+09:00 Asia/Tokyo"), "{nightly}");
+    let heartbeat = lines[2];
+    assert!(heartbeat.contains("every 30s"), "{heartbeat}");
+    assert!(heartbeat.contains("+00:00 UTC"), "{heartbeat}");
+    // It reads the file only: no store is created.
+    assert!(!dir.path().join("parade.db").exists());
+
+    let (code, out, err) = run(dir.path(), &["schedule", "list", "--json"]).await?;
+    assert_eq!(code, 0, "{err}");
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or(""))?;
+    assert_eq!(first["name"], "nightly");
+    assert_eq!(first["timezone"], "Asia/Tokyo");
+    assert!(
+        first["next"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("T18:00:00Z")),
+        "{first}"
+    );
+
+    // `--config FILE`, and an invalid schedule: exit 2, naming the file, the line and the key.
+    std::fs::write(
+        dir.path().join("other.toml"),
+        "[[schedule]]\nname = \"a\"\naction = \"x\"\nevery = \"10ms\"\n",
+    )?;
+    let (code, _, err) = run(dir.path(), &["--config", "other.toml", "schedule", "list"]).await?;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("other.toml:4: key `schedule[0].every`: invalid period \"10ms\""),
+        "{err}"
+    );
+    Ok(())
+}

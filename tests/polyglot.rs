@@ -18,9 +18,9 @@ use support::Backend;
 const TABLE: &str = "city,temp\nOslo,3.5\nRome,18\nLima,22.5\n";
 const HELLO: &str = "hello from the test server\nsecond line\n";
 
-/// An HTTP server on 127.0.0.1 serving `/table.csv` and `/hello`, counting requests by path,
-/// and `/elsewhere`, which redirects to `/hello` on `localhost` (the same server by a name
-/// the tests do not grant).
+/// An HTTP server on 127.0.0.1 serving `/table.csv` and `/hello`, counting requests by path;
+/// `/elsewhere`, which redirects to `/hello` on `localhost` (the same server by a name the
+/// tests do not grant); and `/unavailable`, always 503.
 struct TestServer {
     port: u16,
     hits: Arc<Mutex<BTreeMap<String, u32>>>,
@@ -51,6 +51,16 @@ impl TestServer {
                 get(move || async move {
                     hello_hit().await;
                     ([("content-type", "text/plain")], HELLO)
+                }),
+            )
+            .route(
+                "/unavailable",
+                get(|| async {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        [("content-type", "text/plain")],
+                        "try later\n",
+                    )
                 }),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -196,10 +206,30 @@ async fn every_language_does_real_work(backend: Backend) -> anyhow::Result<()> {
             },
             task("c-check", "checksum", "123456789"),
             task("c-lines", "checksum", "one\ntwo\n"),
+            // A server error: both HTTP actors snooze 10 s (`retry-after-ms`) before the next
+            // try; the node waits for it, and the second 503 uses up the tries.
+            TaskData {
+                max_tries: Some(2),
+                ..task(
+                    "py-later",
+                    "csv-summary",
+                    &format!(r#"{{"url": "http://{granted}/unavailable"}}"#),
+                )
+            },
+            TaskData {
+                max_tries: Some(2),
+                ..task(
+                    "js-later",
+                    "http-get",
+                    &format!(r#"{{"url": "http://{granted}/unavailable"}}"#),
+                )
+            },
         ])
         .await?;
 
+    let started = std::time::Instant::now();
     let log = run_node(dir.path(), &url).await?;
+    let took = started.elapsed();
 
     let expect = [
         ("rust", TaskStatusCode::Completed, "hello from rust".to_owned()),
@@ -255,6 +285,16 @@ async fn every_language_does_real_work(backend: Backend) -> anyhow::Result<()> {
             TaskStatusCode::Completed,
             "crc32=12ba0be6 bytes=8 lines=2".to_owned(),
         ),
+        (
+            "py-later",
+            TaskStatusCode::Aborted,
+            format!("cannot fetch http://{granted}/unavailable: HTTP 503; next try in 10s"),
+        ),
+        (
+            "js-later",
+            TaskStatusCode::Aborted,
+            "HTTP 503, text/plain, 10 bytes: try later".to_owned(),
+        ),
     ];
     for (id, code, status) in expect {
         assert_eq!(
@@ -263,6 +303,28 @@ async fn every_language_does_real_work(backend: Backend) -> anyhow::Result<()> {
             "task {id}; node log:\n{log}"
         );
     }
+    // Every guest was built against the current contract; the snoozed tasks were tried
+    // twice, the second time no sooner than 10 s after the first.
+    for plugin in ["csv-summary", "http-get", "checksum", "echo"] {
+        ensure!(
+            log.lines().any(|l| l.contains("component loaded")
+                && l.contains(&format!("plugin={plugin}"))
+                && l.contains("contract=parade:actor@0.2.0")),
+            "{plugin} was not loaded as a parade:actor@0.2.0 component:\n{log}"
+        );
+    }
+    for id in ["py-later", "js-later"] {
+        let tried = queue
+            .get_task(&id.into())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("task {id} is gone"))?
+            .num_tries;
+        assert_eq!(tried, 2, "{id}");
+    }
+    assert!(
+        took >= Duration::from_secs(10),
+        "the node stopped after {took:?}"
+    );
     // Each granted fetch reached the server once; the refused ones never left the node, and
     // the redirect was not followed.
     assert_eq!(server.hits("/table.csv"), 1, "{log}");

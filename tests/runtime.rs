@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use parade_host::manager::{ActionManager, ManagerProperties};
 use parade_host::queue::{ActorId, Parade, TaskData, TaskFilter, TaskStatusCode};
-use parade_host::runtime::{ComponentActor, Plugin, PluginLimits, Runtime};
+use parade_host::runtime::{ComponentActor, ContractVersion, Plugin, PluginLimits, Runtime};
 use support::Backend;
 
 fn component_path(name: &str) -> anyhow::Result<PathBuf> {
@@ -89,6 +89,9 @@ support::on_both_backends!(
     extending_a_deadline_by_zero_is_refused,
     extending_a_deadline_grants_at_most_the_time_limit,
     a_nul_in_a_status_is_stored_as_a_replacement_character,
+    components_of_both_contract_versions_run_side_by_side,
+    a_delayed_prioritised_follow_up_task_is_stored_as_asked,
+    a_snoozed_task_waits_in_the_queue_before_its_next_try,
 );
 
 async fn example_plugins_perform_tasks_end_to_end(backend: Backend) -> anyhow::Result<()> {
@@ -1303,5 +1306,296 @@ async fn a_nul_in_a_status_is_stored_as_a_replacement_character(
         .await?
         .context("the task is gone")?;
     assert_eq!(stored.status.as_deref(), Some("before\u{FFFD}after"));
+    Ok(())
+}
+
+/// A component built against `parade:actor@0.1.0` (`legacy`, wit-bindgen on
+/// `wit/0.1.0/`) and ones built against 0.2.0 run side by side in one node: each is
+/// detected at load, and the 0.1.0 one gets every host import it had (log, task id, try
+/// number, enqueue, extend-deadline) with the meaning it had.
+async fn components_of_both_contract_versions_run_side_by_side(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let runtime = Runtime::new(None)?;
+    for (name, version) in [
+        ("legacy", ContractVersion::V0_1),
+        ("echo", ContractVersion::V0_2),
+        ("later", ContractVersion::V0_2),
+    ] {
+        let plugin = load(&runtime, name, PluginLimits::default()).await?;
+        assert_eq!(plugin.contract(), version, "{name}");
+    }
+    assert_eq!(ContractVersion::V0_1.to_string(), "parade:actor@0.1.0");
+
+    let limits = PluginLimits::default();
+    let (queue, manager) = node(
+        backend,
+        &[
+            ("legacy", limits.clone()),
+            ("echo", limits.clone()),
+            ("later", limits.clone()),
+            ("noop", limits.clone()),
+        ],
+    )
+    .await?;
+    queue
+        .insert_tasks(&[
+            TaskData {
+                body: Some("old".into()),
+                ..TaskData::new("l-echo", "legacy-echo")
+            },
+            TaskData {
+                max_tries: Some(3),
+                ..TaskData::new("l-retry", "legacy-retry")
+            },
+            TaskData {
+                body: Some("from 0.1.0".into()),
+                ..TaskData::new("l-enqueue", "legacy-enqueue")
+            },
+            TaskData {
+                body: Some("60".into()),
+                ..TaskData::new("l-extend", "legacy-extend")
+            },
+            TaskData {
+                body: Some("new".into()),
+                ..TaskData::new("n-echo", "echo")
+            },
+            TaskData {
+                body: Some("- 3".into()),
+                ..TaskData::new("n-later", "enqueue-later")
+            },
+        ])
+        .await?;
+    let tasks = settled(&queue, 8).await?;
+    manager.close().await;
+
+    let outcome = |id: &str| {
+        let t = find(&tasks, id);
+        (t.status_code, t.status.clone().unwrap_or_default())
+    };
+    let completed = |status: &str| (TaskStatusCode::Completed, status.to_owned());
+    assert_eq!(outcome("l-echo"), completed("old (try 1, task l-echo)"));
+    assert_eq!(outcome("l-retry"), completed("done on try 2"));
+    assert_eq!(find(&tasks, "l-retry").num_tries, 2);
+    assert_eq!(outcome("l-enqueue"), completed("enqueued l-enqueue.child"));
+    assert_eq!(outcome("l-extend"), completed("extended"));
+    // The 0.1.0 follow-up task: due at once, default priority, its own fields kept.
+    let child = find(&tasks, "l-enqueue.child");
+    assert_eq!(
+        (child.priority, child.run_after, child.max_tries),
+        (0, None, Some(3))
+    );
+    assert_eq!(
+        outcome("l-enqueue.child"),
+        completed("from 0.1.0 (try 1, task l-enqueue.child)")
+    );
+    assert_eq!(outcome("n-echo"), completed("new"));
+    assert_eq!(outcome("n-later"), completed("enqueued n-later.later"));
+    assert_eq!(find(&tasks, "n-later.later").priority, 3);
+    Ok(())
+}
+
+/// Performs one `enqueue-later` task with `body` ("DELAY_MS PRIORITY") on `actor`, returning
+/// its result.
+async fn enqueue_later(
+    queue: &Arc<dyn Parade>,
+    actor: &ComponentActor,
+    id: &str,
+    body: &str,
+) -> anyhow::Result<parade_host::manager::ActorResult> {
+    use parade_host::manager::Actor;
+
+    let task = insert_and_own(queue, id, "enqueue-later", body).await?;
+    Ok(actor.perform(&task).await?)
+}
+
+/// A 0.2.0 guest's `enqueue` stores `delay-ms` as `run_after` (now plus the delay) and
+/// `priority` as the task's priority: the delayed task is not offered before its time. A
+/// delay past 365 days is refused with an error the guest sees, and stores nothing.
+async fn a_delayed_prioritised_follow_up_task_is_stored_as_asked(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    let runtime = Runtime::new(None)?;
+    let later = load(&runtime, "later", PluginLimits::default()).await?;
+    let actor = ComponentActor::new(
+        runtime,
+        vec![later],
+        queue.clone(),
+        ActorId::from("owner"),
+        Duration::from_secs(60),
+    )?;
+    let stored = |id: &str| {
+        let queue = queue.clone();
+        let id = id.to_owned();
+        async move { queue.get_task(&id.as_str().into()).await }
+    };
+
+    let asked = chrono::Utc::now();
+    let result = enqueue_later(&queue, &actor, "hour", "3600000 7").await?;
+    assert_eq!(
+        (result.status_code, result.status.as_str()),
+        (TaskStatusCode::Completed, "enqueued hour.later")
+    );
+    let hour = stored("hour.later")
+        .await?
+        .context("hour.later was not stored")?;
+    assert_eq!(hour.priority, 7);
+    let delay = hour.run_after.context("no run_after")? - asked;
+    assert!(
+        delay >= chrono::Duration::milliseconds(3_600_000 - 1)
+            && delay < chrono::Duration::seconds(3_600 + 30),
+        "stored {delay} after the call for a delay of an hour"
+    );
+    let offered = queue
+        .own_tasks(&ActorId::from("x"), 10, &["noop".to_owned()], None)
+        .await?;
+    assert!(
+        offered.is_empty(),
+        "a task delayed an hour was offered: {offered:?}"
+    );
+
+    // No delay (or 0) is due at once; a negative priority is kept.
+    enqueue_later(&queue, &actor, "now", "0 -5").await?;
+    enqueue_later(&queue, &actor, "plain", "- -").await?;
+    let now = stored("now.later").await?.context("now.later")?;
+    let plain = stored("plain.later").await?.context("plain.later")?;
+    assert_eq!((now.priority, now.run_after), (-5, None));
+    assert_eq!((plain.priority, plain.run_after), (0, None));
+
+    // Exactly a year is allowed; a millisecond more, or u64::MAX, is not.
+    let year = enqueue_later(&queue, &actor, "year", "31536000000 0").await?;
+    assert_eq!(year.status_code, TaskStatusCode::Completed, "{year:?}");
+    for (id, ms) in [
+        ("longer", "31536000001"),
+        ("forever", "18446744073709551615"),
+    ] {
+        let refused = enqueue_later(&queue, &actor, id, &format!("{ms} 0")).await?;
+        assert_eq!(refused.status_code, TaskStatusCode::Aborted, "{refused:?}");
+        assert_eq!(
+            refused.status,
+            format!(
+                "refused: task 0 of this enqueue call: delay-ms {ms} is more than 365 days \
+                 (31536000000 ms): enqueue a task that re-enqueues itself to wait longer"
+            )
+        );
+        assert!(stored(&format!("{id}.later")).await?.is_none(), "{id}");
+    }
+    Ok(())
+}
+
+/// A 0.2.0 guest's pending result with `retry-after-ms` (the `flaky` example with
+/// `retry_after_ms`) makes its task wait in the queue: its status says when the next try
+/// comes, the stored `run_after` is that far ahead, and the next try comes no sooner.
+async fn a_snoozed_task_waits_in_the_queue_before_its_next_try(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (queue, manager) = node(backend, &[("flaky", PluginLimits::default())]).await?;
+    let started = tokio::time::Instant::now();
+    queue
+        .insert_tasks(&[TaskData {
+            body: Some(r#"{"failures": 1, "retry_after_ms": 1500}"#.into()),
+            max_tries: Some(3),
+            ..TaskData::new("snoozer", "flaky")
+        }])
+        .await?;
+    let id = "snoozer".into();
+    let waiting = loop {
+        let task = queue.get_task(&id).await?.context("the task is gone")?;
+        if task.num_tries == 1 && task.status.is_some() {
+            break task;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first try did not end: {task:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let seen = chrono::Utc::now();
+    let status = waiting.status.clone().unwrap_or_default();
+    assert_eq!(waiting.status_code, TaskStatusCode::Pending, "{status}");
+    assert!(
+        status.starts_with("failing on purpose, try 1 of 2; next try in 1.5s (at ")
+            && status.ends_with(" UTC)"),
+        "{status}"
+    );
+    let ahead = waiting
+        .run_after
+        .context("a snoozed task has a run_after")?
+        - seen;
+    assert!(
+        ahead > chrono::Duration::milliseconds(500)
+            && ahead <= chrono::Duration::milliseconds(1500),
+        "run_after is {ahead} ahead"
+    );
+
+    let tasks = settled(&queue, 1).await?;
+    manager.close().await;
+    let done = find(&tasks, "snoozer");
+    assert_eq!(
+        (done.status_code, done.status.as_deref(), done.num_tries),
+        (TaskStatusCode::Completed, Some("succeeded on try 2"), 2)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the second try came after {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// A snooze is kept as asked up to 30 days; a longer one is cut to 30 days and the status
+/// says so. Other results carry no delay.
+#[tokio::test]
+async fn a_snooze_past_thirty_days_is_cut_to_thirty_days() -> anyhow::Result<()> {
+    use parade_host::manager::Actor;
+
+    let runtime = Runtime::new(None)?;
+    let later = load(&runtime, "later", PluginLimits::default()).await?;
+    let echo = load(&runtime, "echo", PluginLimits::default()).await?;
+    let queue: Arc<dyn Parade> =
+        Arc::new(parade_host::queue::SqliteParade::open("sqlite::memory:").await?);
+    let actor = ComponentActor::new(
+        runtime,
+        vec![later, echo],
+        queue,
+        ActorId::from("snooze"),
+        Duration::from_secs(60),
+    )?;
+    let snooze = |ms: &str| {
+        let mut task = owned("snooze");
+        task.body = Some(ms.to_owned());
+        task
+    };
+    let short = actor.perform(&snooze("250")).await?;
+    assert_eq!(
+        (short.status_code, short.status.as_str(), short.retry_after),
+        (
+            TaskStatusCode::Pending,
+            "snoozing for 250 ms",
+            Some(Duration::from_millis(250))
+        )
+    );
+    let month = actor.perform(&snooze("2592000000")).await?;
+    assert_eq!(month.retry_after, Some(Duration::from_secs(30 * 86_400)));
+    assert_eq!(month.status, "snoozing for 2592000000 ms");
+    let forever = actor.perform(&snooze("18446744073709551615")).await?;
+    assert_eq!(
+        (forever.status_code, forever.retry_after),
+        (
+            TaskStatusCode::Pending,
+            Some(Duration::from_secs(30 * 86_400))
+        )
+    );
+    assert_eq!(
+        forever.status,
+        "snoozing for 18446744073709551615 ms (plugin later: retry-after-ms \
+         18446744073709551615 is more than 30 days; trying again in 30 days)"
+    );
+    let echoed = actor.perform(&owned("echo")).await?;
+    assert_eq!(
+        (echoed.status_code, echoed.retry_after),
+        (TaskStatusCode::Completed, None)
+    );
     Ok(())
 }

@@ -30,6 +30,33 @@
 //!
 //! The host functions ([`task_id`], [`try_number`], [`extend_deadline`], [`enqueue`],
 //! [`log`]) act on the task being performed; they exist only inside a Parade node.
+//!
+//! Follow-up tasks are [`NewTask`]s, built from [`NewTask::new`]; a task can wait before it
+//! runs, and a retry can wait before its next try:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use parade_guest::{enqueue, NewTask, Outcome};
+//!
+//! # fn handle() -> Outcome {
+//! // A reminder in an hour, ahead of other due tasks.
+//! let reminder = NewTask::new("remind")
+//!     .body(r#"{"to": "ops"}"#)
+//!     .delay(Duration::from_secs(3600))
+//!     .priority(10);
+//! if let Err(e) = enqueue(&[reminder]) {
+//!     // Say in the status when the next try comes: it is what `parade task list` shows.
+//!     let status = format!("enqueue failed ({e}); next try in 30s");
+//!     return Outcome::retry_after(status, Duration::from_secs(30));
+//! }
+//! Outcome::Completed("reminder set".into())
+//! # }
+//! ```
+//!
+//! This version of the crate implements `parade:actor@0.2.0`. Components built with the
+//! 0.1 crate (`parade:actor@0.1.0`) keep running on newer nodes unchanged; code written for
+//! it builds with this one, except that a `NewTask` written out field by field needs the
+//! new fields too (write `..NewTask::new(action)` after the fields you set).
 
 #[doc(hidden)]
 pub mod bindings {
@@ -42,10 +69,17 @@ pub mod bindings {
     });
 }
 
+use std::time::Duration;
+
 use bindings::parade::actor::host;
 use bindings::parade::actor::types::{ActorResult, StatusCode};
 
+/// A task for [`enqueue`] to add: build one with [`NewTask::new`] and its builder methods
+/// (or set its public fields, as in `wit/actor.wit`'s `new-task`).
 pub use host::NewTask;
+
+/// The version of the `parade:actor` contract this crate builds components for.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// How a task ended this time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,18 +88,43 @@ pub enum Outcome {
     Completed(String),
     /// Failed for good: successors are signalled with a failure.
     Aborted(String),
-    /// Try again later (aborted instead once the task's `max_tries` are used up).
+    /// Try again later (aborted instead once the task's `max_tries` are used up), as soon
+    /// as the node's retry policy allows.
     Retry(String),
+    /// Try again no sooner than this long from now (a "snooze"; aborted instead once the
+    /// task's `max_tries` are used up). The task waits in the queue without taking a worker;
+    /// its status is what waiters see meanwhile, so say there when the next try comes. At
+    /// millisecond precision, and at most 30 days (a node cuts a longer wait to 30 days).
+    RetryAfter(String, Duration),
+}
+
+impl Outcome {
+    /// [`Outcome::RetryAfter`]: try again no sooner than `delay` from now.
+    pub fn retry_after(status: impl Into<String>, delay: Duration) -> Self {
+        Outcome::RetryAfter(status.into(), delay)
+    }
+}
+
+/// Whole milliseconds of `duration`, rounded up (so a wait is never shorter than asked), at
+/// most `u64::MAX`.
+fn millis(duration: Duration) -> u64 {
+    let ms = duration.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 impl From<Outcome> for ActorResult {
     fn from(outcome: Outcome) -> Self {
-        let (status, code) = match outcome {
-            Outcome::Completed(s) => (s, StatusCode::Completed),
-            Outcome::Aborted(s) => (s, StatusCode::Aborted),
-            Outcome::Retry(s) => (s, StatusCode::Pending),
+        let (status, code, retry_after_ms) = match outcome {
+            Outcome::Completed(s) => (s, StatusCode::Completed, None),
+            Outcome::Aborted(s) => (s, StatusCode::Aborted, None),
+            Outcome::Retry(s) => (s, StatusCode::Pending, None),
+            Outcome::RetryAfter(s, delay) => (s, StatusCode::Pending, Some(millis(delay))),
         };
-        ActorResult { status, code }
+        ActorResult {
+            status,
+            code,
+            retry_after_ms,
+        }
     }
 }
 
@@ -121,13 +180,15 @@ pub fn extend_deadline(seconds: u32) -> Result<(), String> {
     host::extend_deadline(seconds)
 }
 
-/// Adds tasks to the queue, all or none; returns their ids.
+/// Adds tasks to the queue, all or none; returns their ids. An error about one task names
+/// it by its index in `tasks`.
 pub fn enqueue(tasks: &[NewTask]) -> Result<Vec<String>, String> {
     host::enqueue(tasks)
 }
 
 impl NewTask {
-    /// A task of `action` with every other field at its default.
+    /// A task of `action` with every other field at its default: a generated id, no body,
+    /// unlimited tries, no successors or dependencies, due at once, priority 0.
     pub fn new(action: impl Into<String>) -> Self {
         NewTask {
             id: None,
@@ -137,7 +198,59 @@ impl NewTask {
             signal_after: Vec::new(),
             total_dependencies: None,
             notify_channel: None,
+            delay_ms: None,
+            priority: None,
         }
+    }
+
+    /// With this id (by default the node generates one).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// With this body.
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Aborted after this many tries.
+    pub fn max_tries(mut self, tries: u32) -> Self {
+        self.max_tries = Some(tries);
+        self
+    }
+
+    /// Signals the task `id` when it ends (a task of the same `enqueue` call, or one this
+    /// run enqueued earlier).
+    pub fn signal_after(mut self, id: impl Into<String>) -> Self {
+        self.signal_after.push(id.into());
+        self
+    }
+
+    /// Waits for this many signals before it may run.
+    pub fn total_dependencies(mut self, signals: u32) -> Self {
+        self.total_dependencies = Some(signals);
+        self
+    }
+
+    /// Notifies this channel when it ends.
+    pub fn notify_channel(mut self, channel: impl Into<String>) -> Self {
+        self.notify_channel = Some(channel.into());
+        self
+    }
+
+    /// Runs no sooner than `delay` from now (at millisecond precision; at most 365 days,
+    /// or `enqueue` refuses it).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay_ms = Some(millis(delay));
+        self
+    }
+
+    /// Offered before due tasks of lower priority (default 0).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = Some(priority);
+        self
     }
 }
 

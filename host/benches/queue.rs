@@ -665,7 +665,11 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
         depth_label(SHALLOW),
         future_latency.median.as_secs_f64() / latencies[0].median.as_secs_f64()
     );
-    stores.pop().expect("the mostly-future store").close().await?;
+    stores
+        .pop()
+        .expect("the mostly-future store")
+        .close()
+        .await?;
     let deep = stores.pop().expect("deep store");
     for store in stores {
         store.close().await?;

@@ -17,8 +17,10 @@
 //!    states the queue's rules.
 //!
 //! Around them, [`cli`] is the `parade` command line (`parade run` wires the five together
-//! into a node; `migrate`, `task` and `plugin check` are the tools beside it), and [`admin`]
-//! is a running node's HTTP listener: health, metrics, a dashboard and operator actions.
+//! into a node; `migrate`, `task`, `plugin check` and `schedule list` are the tools beside
+//! it), [`admin`] is a running node's HTTP listener: health, metrics, a dashboard and
+//! operator actions, and [`schedule`] enqueues the periodic tasks of `[[schedule]]` entries
+//! (one task per slot, however many nodes share the store).
 
 pub mod admin;
 pub mod cli;
@@ -27,3 +29,4 @@ pub mod manager;
 pub mod queue;
 pub mod reload;
 pub mod runtime;
+pub mod schedule;

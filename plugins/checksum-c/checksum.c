@@ -45,6 +45,8 @@ void exports_actor_handle(actor_string_t *action, actor_string_t *maybe_body,
 
   actor_string_dup(&ret->status, status);
   ret->code = PARADE_ACTOR_TYPES_STATUS_CODE_COMPLETED;
+  // Every field of the result must be set: a retry delay only means something for pending.
+  ret->retry_after_ms.is_some = false;
   actor_string_free(action);
   if (maybe_body)
     actor_string_free(maybe_body);

@@ -3,7 +3,8 @@
 Summarises a CSV table: the row count, and for each column its mean, minimum and maximum
 when every value is a number, else its count of distinct values. The body is JSON: either
 `{"csv": "a,b\\n1,2\\n"}`, or `{"url": "http://..."}` to fetch the table over HTTP (the host
-must be in the plugin's `allowed_hosts`).
+must be in the plugin's `allowed_hosts`). A fetch that may succeed later leaves the task
+pending, to try again in 10 seconds.
 """
 
 import csv
@@ -17,6 +18,10 @@ from componentize_py_types import Err
 from wit_world.imports import host, outgoing_handler, streams
 from wit_world.imports import parade_actor_types as actor_types
 from wit_world.imports import wasi_http_types as http
+
+
+# How long a fetch that failed for now waits before its next try.
+RETRY_AFTER_MS = 10_000
 
 
 class FetchError(Exception):
@@ -41,7 +46,9 @@ class WitWorld(wit_world.WitWorld):
             else:
                 return result('the body needs "csv" (the table) or "url" (where to get it)', "aborted")
         except FetchError as e:
-            return result(str(e), "pending" if e.retry else "aborted")
+            if e.retry:
+                return result(f"{e}; next try in {RETRY_AFTER_MS // 1000}s", "pending", RETRY_AFTER_MS)
+            return result(str(e), "aborted")
         except (ValueError, TypeError) as e:
             return result(f"bad body: {e}", "aborted")
         rows = list(csv.DictReader(io.StringIO(text)))
@@ -49,13 +56,14 @@ class WitWorld(wit_world.WitWorld):
         return result(json.dumps({"rows": len(rows), "columns": summarise(rows)}), "completed")
 
 
-def result(status, code):
+def result(status, code, retry_after_ms=None):
+    """An ActorResult; `retry_after_ms` is how long a pending one waits before its next try."""
     codes = {
         "completed": actor_types.StatusCode.COMPLETED,
         "aborted": actor_types.StatusCode.ABORTED,
         "pending": actor_types.StatusCode.PENDING,
     }
-    return actor_types.ActorResult(status, codes[code])
+    return actor_types.ActorResult(status, codes[code], retry_after_ms)
 
 
 def summarise(rows):

@@ -2,9 +2,12 @@
 //
 // GETs the URL in the task's body (`{"url": "http://..."}`) with `fetch` and reports the
 // response: status, content type, size and the first line of the body. The host must be in
-// the plugin's `allowed_hosts`. A server error or a network failure leaves the task pending
-// (another try later); a client error aborts it.
-import { log } from 'parade:actor/host@0.1.0';
+// the plugin's `allowed_hosts`. A server error or a network failure leaves the task pending,
+// to try again in 10 s (`retryAfterMs`, a u64, is a BigInt); a client error aborts it.
+import { log } from 'parade:actor/host@0.2.0';
+
+// How long a failed GET waits before its next try.
+const RETRY_AFTER_MS = 10_000n;
 
 export function actions() {
   return ['http-get'];
@@ -29,6 +32,7 @@ export async function handle(action, body, signalledFailures) {
       status: `GET ${url} failed: ${e.message} (the node's log says why: a refused host is ` +
         'logged as "outbound HTTP refused")',
       code: 'pending',
+      retryAfterMs: RETRY_AFTER_MS,
     };
   }
   const firstLine = text.split('\n', 1)[0].slice(0, 200);
@@ -36,5 +40,6 @@ export async function handle(action, body, signalledFailures) {
   const status = `HTTP ${response.status}, ${response.headers.get('content-type') ?? 'no content type'}, ` +
     `${new TextEncoder().encode(text).length} bytes: ${firstLine}`;
   if (response.ok) return { status, code: 'completed' };
-  return { status, code: response.status >= 500 ? 'pending' : 'aborted' };
+  if (response.status >= 500) return { status, code: 'pending', retryAfterMs: RETRY_AFTER_MS };
+  return { status, code: 'aborted' };
 }

@@ -157,7 +157,8 @@ pub async fn a_pending_return_with_a_delay_waits_it_out(store: Store) -> anyhow:
             token: t.token,
             status: "busy, try later".into(),
             code: TaskStatusCode::Pending,
-            retry_after: Some(Duration::from_millis(700)),
+            // Jittered delays are computed to the nanosecond; the store keeps what it can.
+            retry_after: Some(Duration::from_millis(700) + Duration::from_nanos(123)),
         }])
         .await?;
     assert!(results[0].is_ok(), "{results:?}");

@@ -8,18 +8,31 @@
 //! `parade_plugins_loaded`, `parade_store_up`, the histogram
 //! `parade_wasm_instantiate_seconds`, and `parade_wasm_failures_total` by `kind` (timeout,
 //! stack_overflow, out_of_memory, out_of_fuel, unreachable, trap, invalid_utf8, other).
+//!
+//! Action names come from whoever adds tasks (and guests add tasks), so they are not label
+//! values as they are: an action gets its own `action` label only if a loaded plugin serves
+//! it (the first [`MAX_ACTION_LABELS`] of those, by name), and every other action's samples
+//! are summed under `action="other"`. A scrape's size follows the plugins, not the store.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::AdminState;
-use crate::manager::{Histogram, HISTOGRAM_BOUNDS};
+use crate::manager::{ActionStats, Histogram, HISTOGRAM_BOUNDS};
 use crate::queue::QueueSummary;
+
+/// Most actions with a label of their own.
+pub const MAX_ACTION_LABELS: usize = 100;
+
+/// The label shared by every action without one of its own.
+pub const OTHER_ACTIONS: &str = "other";
 
 /// The text of one scrape; `summary` is `None` when the store did not answer.
 pub(super) fn render(state: &AdminState, summary: Option<&QueueSummary>) -> String {
     let mut out = Metrics::default();
-    let by_action = state.manager.stats_by_action();
+    let labels = ActionLabels::of(state);
+    let by_action = labels.node_stats(state.manager.stats_by_action());
     type Field = fn(&crate::manager::ActionStats) -> u64;
     let per_action: [(&str, &str, Field); 4] = [
         ("parade_tasks_owned_total", "Tasks this node owned.", |s| {
@@ -76,14 +89,16 @@ pub(super) fn render(state: &AdminState, summary: Option<&QueueSummary>) -> Stri
             "Tasks in the store, by action and status.",
             "gauge",
         );
+        let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for count in &summary.counts {
+            let key = (labels.of_action(&count.action), count.status_code.as_str());
+            *counts.entry(key).or_default() += count.count;
+        }
+        for ((action, status), count) in counts {
             out.sample(
                 "parade_queue_tasks",
-                &[
-                    ("action", &count.action),
-                    ("status", count.status_code.as_str()),
-                ],
-                count.count as f64,
+                &[("action", action), ("status", status)],
+                count as f64,
             );
         }
     }
@@ -153,6 +168,60 @@ pub(super) fn render(state: &AdminState, summary: Option<&QueueSummary>) -> Stri
         );
     }
     out.text
+}
+
+/// Which actions have a label of their own.
+struct ActionLabels {
+    own: BTreeSet<String>,
+}
+
+impl ActionLabels {
+    /// The actions the node's plugins serve now, the first [`MAX_ACTION_LABELS`] by name.
+    fn of(state: &AdminState) -> Self {
+        let served: BTreeSet<String> = state
+            .actor
+            .plugins()
+            .iter()
+            .flat_map(|p| p.actions.iter().cloned())
+            .collect();
+        ActionLabels {
+            own: served.into_iter().take(MAX_ACTION_LABELS).collect(),
+        }
+    }
+
+    /// The label of `action`'s samples.
+    fn of_action<'a>(&self, action: &'a str) -> &'a str {
+        if self.own.contains(action) {
+            action
+        } else {
+            OTHER_ACTIONS
+        }
+    }
+
+    /// This node's stats by label: actions no plugin serves any more (since a reload) are
+    /// summed under `other`.
+    fn node_stats(
+        &self,
+        by_action: BTreeMap<String, ActionStats>,
+    ) -> BTreeMap<String, ActionStats> {
+        let mut labelled: BTreeMap<String, ActionStats> = BTreeMap::new();
+        for (action, stats) in by_action {
+            let sum = labelled
+                .entry(self.of_action(&action).to_owned())
+                .or_default();
+            sum.owned += stats.owned;
+            sum.completed += stats.completed;
+            sum.aborted += stats.aborted;
+            sum.retried += stats.retried;
+            let (into, from) = (&mut sum.durations, &stats.durations);
+            for (bucket, n) in into.buckets.iter_mut().zip(from.buckets) {
+                *bucket += n;
+            }
+            into.count += from.count;
+            into.sum_seconds += from.sum_seconds;
+        }
+        labelled
+    }
 }
 
 #[derive(Default)]

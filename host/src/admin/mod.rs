@@ -11,23 +11,36 @@
 //!   actions, refused unless the request carries `Authorization: Bearer TOKEN` with the
 //!   configured `[admin] token` (and refused outright when none is configured).
 //!
-//! It listens on loopback by default; everything it serves comes from the binary.
+//! It listens on loopback by default; everything it serves comes from the binary. Because a
+//! browser on the operator's machine can be made to reach it, it answers only requests
+//! whose `Host` names it ([`hosts`]: its address, `localhost`, `[admin] hosts`), never shows
+//! a task's performance token, and bounds what slow or numerous clients can hold
+//! ([`AdminLimits`]: a connection cap, header and request timeouts). Counts come from one
+//! queue summary per second however many clients poll ([`summary`]).
 
+mod hosts;
+mod listener;
 mod metrics;
 mod pages;
+mod summary;
+
+pub use listener::AdminLimits;
+pub use summary::{SummaryCache, SUMMARY_TTL};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use tokio::sync::watch;
 
 use crate::manager::{ActionManager, ManagerStats};
@@ -54,14 +67,22 @@ pub struct AdminState {
     pub started: Instant,
     /// Cleared when the node starts shutting down.
     pub ready: AtomicBool,
+    /// `[admin] hosts`: names the listener answers to besides its own address.
+    pub hosts: Vec<String>,
+    /// What slow and numerous clients may hold.
+    pub limits: AdminLimits,
+    /// The queue summary every scrape and dashboard poll shares.
+    pub summary: SummaryCache,
 }
 
 /// Serves the admin endpoints on `listener` until `stop` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AdminState>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let allowed = hosts::AllowedHosts::new(listener.local_addr()?, &state.hosts);
+    let limits = state.limits;
     let router = Router::new()
         .route("/", get(overview_page))
         .route("/task", get(task_page))
@@ -74,12 +95,14 @@ pub async fn serve(
         .route("/api/task/delete", post(delete_task))
         .route("/api/action/pause", post(pause_action))
         .route("/api/action/resume", post(resume_action))
-        .with_state(state);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        })
-        .await
+        .with_state(state)
+        .layer(from_fn_with_state(
+            limits.request_timeout,
+            listener::time_limit,
+        ))
+        // Outermost: a request for another host gets nothing else.
+        .layer(from_fn_with_state(allowed, hosts::refuse_other_hosts));
+    listener::serve(listener, router, limits, stop).await
 }
 
 /// Binds `address`; the address actually bound (with port 0, the port chosen).
@@ -100,7 +123,13 @@ impl IntoResponse for Problem {
 
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
-        let status = match &e {
+        Problem::from(&e)
+    }
+}
+
+impl From<&Error> for Problem {
+    fn from(e: &Error) -> Self {
+        let status = match e {
             Error::TaskNotFound { .. } => StatusCode::NOT_FOUND,
             Error::InvalidTask { .. } | Error::BadStatus(_) => StatusCode::CONFLICT,
             Error::NotMigrated { .. } | Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -131,8 +160,8 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
-    let summary = state.queue.summary().await;
-    let text = metrics::render(&state, summary.as_ref().ok());
+    let summary = state.summary.get(state.queue.as_ref()).await;
+    let text = metrics::render(&state, summary.as_deref().ok());
     (
         [(
             header::CONTENT_TYPE,
@@ -168,7 +197,41 @@ struct Overview {
     manager: ManagerView,
     summary: QueueSummary,
     plugins: Vec<PluginView>,
-    recent_failures: Vec<TaskData>,
+    recent_failures: Vec<ShownTask>,
+}
+
+/// A task row as the admin listener shows it: without its performance token, the secret
+/// with which whoever owns the task extends and returns it.
+#[derive(Debug)]
+struct ShownTask(TaskData);
+
+impl ShownTask {
+    fn new(mut task: TaskData) -> Self {
+        task.performance_token = None;
+        ShownTask(task)
+    }
+
+    fn all(tasks: Vec<TaskData>) -> Vec<ShownTask> {
+        tasks.into_iter().map(ShownTask::new).collect()
+    }
+}
+
+impl Deref for ShownTask {
+    type Target = TaskData;
+    fn deref(&self) -> &TaskData {
+        &self.0
+    }
+}
+
+impl Serialize for ShownTask {
+    /// The row's JSON without the `performance_token` key.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut row = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        if let Some(columns) = row.as_object_mut() {
+            columns.remove("performance_token");
+        }
+        row.serialize(serializer)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -195,7 +258,11 @@ impl From<ManagerStats> for ManagerView {
 }
 
 async fn overview(state: &AdminState) -> Result<Overview, Problem> {
-    let summary = state.queue.summary().await?;
+    let summary = state
+        .summary
+        .get(state.queue.as_ref())
+        .await
+        .map_err(|e| Problem::from(&*e))?;
     let recent_failures = state
         .queue
         .list_tasks(&TaskFilter {
@@ -230,9 +297,9 @@ async fn overview(state: &AdminState) -> Result<Overview, Problem> {
         uptime_seconds: state.started.elapsed().as_secs(),
         paused: state.actor.paused(),
         manager: state.manager.stats().into(),
-        summary,
+        summary: QueueSummary::clone(&summary),
         plugins,
-        recent_failures,
+        recent_failures: ShownTask::all(recent_failures),
     })
 }
 
@@ -247,11 +314,11 @@ async fn overview_page(State(state): State<Arc<AdminState>>) -> Result<Html<Stri
 /// One task with its neighbours in the DAG.
 #[derive(Debug, Serialize)]
 struct TaskView {
-    task: TaskData,
+    task: ShownTask,
     /// Tasks that signal it.
-    predecessors: Vec<TaskData>,
+    predecessors: Vec<ShownTask>,
     /// Tasks it signals (missing ones are left out).
-    successors: Vec<TaskData>,
+    successors: Vec<ShownTask>,
 }
 
 fn id_param(params: &HashMap<String, String>, key: &str) -> Result<String, Problem> {
@@ -281,9 +348,9 @@ async fn task_view(state: &AdminState, id: &str) -> Result<TaskView, Problem> {
         }
     }
     Ok(TaskView {
-        task,
-        predecessors,
-        successors,
+        task: ShownTask::new(task),
+        predecessors: ShownTask::all(predecessors),
+        successors: ShownTask::all(successors),
     })
 }
 

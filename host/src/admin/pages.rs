@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Overview, TaskView};
-use crate::queue::{TaskData, TaskStatusCode};
+use super::{Overview, ShownTask, TaskView};
+use crate::queue::TaskStatusCode;
 
 /// The status columns of the counts table, in lifecycle order.
 const STATUSES: [TaskStatusCode; 4] = [
@@ -181,7 +181,7 @@ pub(super) fn overview(overview: &Overview) -> String {
 /// Refreshes the counts and owners tables in place.
 const LIVE_COUNTS: &str = concat!("<script>", include_str!("live.js"), "</script>");
 
-fn neighbours(title: &str, tasks: &[TaskData], id: &str) -> String {
+fn neighbours(title: &str, tasks: &[ShownTask], id: &str) -> String {
     let mut out = format!("<div><div class=\"muted\">{title}</div><ul id=\"{id}\">");
     for task in tasks {
         let _ = write!(

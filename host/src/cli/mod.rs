@@ -1,13 +1,17 @@
 //! The `parade` command line: `parade run` is the node, `parade migrate` prepares a
 //! database, `parade task ...` adds, inspects, waits for and deletes tasks, `parade plugin
-//! check` loads components. Other tools script against these commands, so their output and
+//! check` loads components, `parade schedule list` shows the periodic tasks of the
+//! configuration. Other tools script against these commands, so their output and
 //! exit codes are stable: 0 success, 2 error (and for `task wait`, 1 if the task ended
 //! aborted).
 
 mod plugin;
 mod redact;
 mod run;
+mod schedule;
 mod task;
+mod task_file;
+mod terminal;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -49,6 +53,9 @@ enum Command {
     /// Check WebAssembly plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// List the configuration's periodic tasks (`[[schedule]]` entries).
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -126,17 +133,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Ok(url)
     };
+    // Errors may quote the database URL (a URL Parade refuses, a store it cannot open):
+    // never with its password.
     match &command {
-        Command::Run(args) => run::run(args, config, database).await,
+        Command::Run(args) => {
+            let url = database_url(database.as_deref(), &config.database);
+            run::run(args, config, database)
+                .await
+                .map_err(|e| redact::hide_in_error(e, &url))
+        }
         Command::Migrate => {
-            crate::queue::migrate(&url()?).await?;
+            let url = url()?;
+            crate::queue::migrate(&url)
+                .await
+                .map_err(|e| redact::hide_in_error(e.into(), &url))?;
             println!("migrated");
             Ok(ExitCode::SUCCESS)
         }
         Command::Task(command) => {
-            let queue = crate::queue::open(&url()?).await?;
-            task::run(command, queue.as_ref()).await
+            let url = url()?;
+            let queue = crate::queue::open(&url)
+                .await
+                .map_err(|e| redact::hide_in_error(e.into(), &url))?;
+            task::run(command, queue.as_ref())
+                .await
+                .map_err(|e| redact::hide_in_error(e, &url))
         }
         Command::Plugin(command) => plugin::run(command).await,
+        Command::Schedule(command) => schedule::run(command, &config),
     }
 }

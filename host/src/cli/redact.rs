@@ -58,41 +58,43 @@ fn scrub(message: &str, url: &str) -> String {
     out
 }
 
-/// The byte ranges of `url` that are passwords.
+/// The byte ranges of `url` that are passwords, in order.
 fn secrets(url: &str) -> Vec<Range<usize>> {
     if url.starts_with("sqlite:") {
         return Vec::new();
     }
     let mut found = Vec::new();
-    let (parameters, separators): (usize, &[char]) = match url.find("://") {
+    let (start, separators): (usize, &[char]) = match url.find("://") {
+        Some(scheme) => (scheme + 3, &['?', '&', '#']),
         // Not a URL: perhaps a `host=... password=...` connection string.
         None => (0, &[' ', '\t', '\n']),
-        Some(scheme) => {
-            let start = scheme + 3;
-            let rest = &url[start..];
-            let mut host = start;
-            if let Some(at) = user_info_end(rest) {
-                if let Some(colon) = rest[..at].find(':') {
-                    found.push(start + colon + 1..start + at);
-                }
-                host = start + at;
-            }
-            match url[host..].find('?') {
-                Some(query) => (host + query + 1, &['&', '#']),
-                None => return found,
+    };
+    let mut user_info = None;
+    if start > 0 {
+        let rest = &url[start..];
+        if let Some(at) = user_info_end(rest) {
+            if let Some(colon) = rest[..at].find(':') {
+                user_info = Some(start + colon + 1..start + at);
             }
         }
-    };
-    let mut at = parameters;
-    for parameter in url[parameters..].split(separators) {
-        if let Some((key, _)) = parameter.split_once('=') {
-            if SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
-                found.push(at + key.len() + 1..at + parameter.len());
+    }
+    // Parameters are looked for everywhere but inside the user info's password, so one is
+    // found even after an `@` in an earlier parameter.
+    let mut at = start;
+    for piece in url[start..].split(separators) {
+        let inside_password = user_info
+            .as_ref()
+            .is_some_and(|p| at < p.end && p.start < at + piece.len());
+        if let Some((key, _)) = piece.split_once('=') {
+            if !inside_password && SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+                found.push(at + key.len() + 1..at + piece.len());
             }
         }
         // Every separator is one byte.
-        at += parameter.len() + 1;
+        at += piece.len() + 1;
     }
+    found.extend(user_info);
+    found.sort_by_key(|r| r.start);
     found
 }
 
@@ -169,6 +171,10 @@ mod tests {
             redact("postgres://db/p?PassWord=hunter2#frag"),
             "postgres://db/p?PassWord=***#frag"
         );
+        assert_eq!(
+            redact("postgres://db/p?application_name=a@b&password=hunter2"),
+            "postgres://db/p?application_name=a@b&password=***"
+        );
     }
 
     #[test]
@@ -189,6 +195,7 @@ mod tests {
             "postgres://parade@db.example/parade",
             "postgres://db.example/parade?user=parade&application_name=a@b",
             "postgres://db.example/parade@odd",
+            "postgres://db.example/parade?passwords=none",
             "mysql://somewhere/db",
         ] {
             assert_eq!(redact(url), url);
@@ -223,12 +230,18 @@ mod tests {
     fn errors_quoting_the_url_or_its_password_are_scrubbed() {
         let url = "mysql://u:hun%40ter2@somewhere/db";
         assert_eq!(
-            scrub(&format!("bad database URL {url:?}: no; hun@ter2 hun%40ter2"), url),
+            scrub(
+                &format!("bad database URL {url:?}: no; hun@ter2 hun%40ter2"),
+                url
+            ),
             "bad database URL \"mysql://u:***@somewhere/db\": no; *** ***"
         );
         // A short password is hidden in the URL, not searched for in every word.
         assert_eq!(
-            scrub("cannot open postgres://u:a@h/db: bad auth", "postgres://u:a@h/db"),
+            scrub(
+                "cannot open postgres://u:a@h/db: bad auth",
+                "postgres://u:a@h/db"
+            ),
             "cannot open postgres://u:***@h/db: bad auth"
         );
     }

@@ -19,6 +19,7 @@ use crate::manager::{ActionManager, ActionStats};
 use crate::queue::{ActorId, Parade, Prefixed};
 use crate::reload::{self, Reloader};
 use crate::runtime::{ComponentActor, Runtime, RuntimeOptions};
+use crate::schedule::Scheduler;
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
@@ -94,7 +95,7 @@ pub(super) async fn run(
 
     let store = crate::queue::open_with(&url, config.database.pool_size)
         .await
-        .with_context(|| format!("cannot open the queue at {url}"))?;
+        .with_context(|| format!("cannot open the queue at {}", redact(&url)))?;
     let queue: Arc<dyn Parade> = match config.actor.prefix.as_deref() {
         Some(prefix) if !prefix.is_empty() => Arc::new(Prefixed::new(store, prefix)),
         _ => store,
@@ -124,7 +125,13 @@ pub(super) async fn run(
 
     let (stop_watching, watching) = watch::channel(false);
     let admin_config = config.admin.clone();
-    let reloader = Reloader::new(runtime.clone(), actor.clone(), config, overrides, loaded);
+    // Schedules enqueue on the node's queue (prefixed, like the manager's); they do not keep
+    // an `--until-idle` node alive, and stop as soon as shutdown begins.
+    let (stop_scheduling, scheduling) = watch::channel(false);
+    let (schedules, scheduler) =
+        Scheduler::spawn(queue.clone(), config.schedules.clone(), scheduling);
+    let reloader = Reloader::new(runtime.clone(), actor.clone(), config, overrides, loaded)
+        .with_schedules(schedules);
     let reloads = reloader.stats();
     let watcher = tokio::spawn({
         let watching = watching.clone();
@@ -145,6 +152,9 @@ pub(super) async fn run(
         database: redact(&url),
         started,
         ready: AtomicBool::new(true),
+        hosts: admin_config.hosts.clone(),
+        limits: admin::AdminLimits::default(),
+        summary: admin::SummaryCache::default(),
     });
     let admin = start_admin(&admin_config, admin_state.clone(), watching).await?;
 
@@ -156,6 +166,8 @@ pub(super) async fn run(
         _ = manager.wait_idle(), if args.until_idle => false,
     };
     admin_state.ready.store(false, Ordering::Relaxed);
+    stop_scheduling.send_replace(true);
+    let _ = scheduler.await;
     if interrupted {
         tokio::spawn(async {
             let signal = shutdown_signal().await;

@@ -1,15 +1,16 @@
-//! `parade task add|list|show|wait|delete`.
+//! `parade task add|list|show|wait|delete`. What comes from the store is printed through
+//! [`printable`](super::terminal::printable) in text output; `--file` is `task_file.rs`.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use uuid::Uuid;
 
+use super::terminal::printable;
 use crate::queue::{Error, Parade, TaskData, TaskFilter, TaskId, TaskStatusCode};
 
 #[derive(Debug, Subcommand)]
@@ -66,9 +67,23 @@ pub(super) struct AddArgs {
     /// Higher runs first.
     #[arg(long, default_value_t = 0, conflicts_with = "file")]
     priority: i32,
-    /// Insert every task of a JSON-lines file (one object per line, keys named like the
-    /// columns: id, action, body, max_tries, total_dependencies, to_signal_after,
-    /// notify_channel_after, priority, ...). All or nothing.
+    /// Insert every task of a JSON-lines file (one object per line; blank lines are skipped).
+    ///
+    /// A line may set id (default: a new random id), action (required), body, max_tries,
+    /// priority, total_dependencies, to_signal_after, notify_channel_after and run_after. The
+    /// columns the queue keeps (status, status_code, num_tries, num_failures, num_signals,
+    /// actor_id, action_deadline, performance_token) are refused, and so is a line longer
+    /// than 1 MiB. A task's successors (to_signal_after) may be anywhere in the file, or
+    /// stored already.
+    ///
+    /// The whole file is checked first: a bad line, an id used twice or an unknown successor
+    /// inserts nothing, and the error names the line. Then the tasks are inserted in file
+    /// order, about 1,000 per transaction; a batch grows while one of its tasks names a
+    /// successor further down, so no task is stored before its successors. If the store
+    /// refuses a task after some batches went in (an id someone stored meanwhile, say), the
+    /// error names its line and the lines that were inserted. The file is read twice (a
+    /// regular file, not a pipe); memory grows with the number of ids, not with the bodies.
+    /// Prints the number of tasks inserted, and progress on a terminal.
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
 }
@@ -102,7 +117,8 @@ fn parse_status_code(s: &str) -> Result<TaskStatusCode, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
-fn new_task_id() -> String {
+/// A new random task id: 32 lower-case hex digits.
+pub(super) fn new_task_id() -> String {
     Uuid::new_v4().simple().to_string()
 }
 
@@ -122,23 +138,8 @@ pub(super) async fn run(command: &TaskCommand, queue: &dyn Parade) -> anyhow::Re
 
 async fn add(args: &AddArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.file {
-        let tasks = read_task_file(path)?;
-        let progress = std::io::stderr().is_terminal();
-        if progress {
-            eprint!(
-                "inserting {} tasks from {} ...",
-                tasks.len(),
-                path.display()
-            );
-        }
-        queue
-            .insert_tasks(&tasks)
-            .await
-            .with_context(|| format!("{}: nothing was inserted", path.display()))?;
-        if progress {
-            eprintln!(" done");
-        }
-        println!("{}", tasks.len());
+        let inserted = super::task_file::add_file(path, queue).await?;
+        println!("{inserted}");
         return Ok(ExitCode::SUCCESS);
     }
     let Some(action) = &args.action else {
@@ -160,36 +161,6 @@ async fn add(args: &AddArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
     queue.insert_tasks(std::slice::from_ref(&task)).await?;
     println!("{}", task.id);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reads a JSON-lines task file; see [`parse_task_lines`].
-fn read_task_file(path: &Path) -> anyhow::Result<Vec<TaskData>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    parse_task_lines(&path.display().to_string(), BufReader::new(file))
-}
-
-/// Parses JSON lines of tasks (`name` names the source in errors); blank lines are skipped,
-/// a task without an id gets one. The first bad line fails the whole file, naming its line
-/// number.
-fn parse_task_lines(name: &str, lines: impl BufRead) -> anyhow::Result<Vec<TaskData>> {
-    let mut tasks = Vec::new();
-    for (index, line) in lines.lines().enumerate() {
-        let number = index + 1;
-        let line = line.with_context(|| format!("{name}:{number}: cannot read line"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut task: TaskData = serde_json::from_str(&line)
-            .with_context(|| format!("{name}:{number}: not a task; nothing was inserted"))?;
-        if task.action.is_empty() {
-            bail!("{name}:{number}: missing \"action\"; nothing was inserted");
-        }
-        if task.id.0.is_empty() {
-            task.id = TaskId(new_task_id());
-        }
-        tasks.push(task);
-    }
-    Ok(tasks)
 }
 
 async fn list(args: &ListArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
@@ -245,11 +216,11 @@ fn print_tasks(tasks: &[TaskData], json: bool) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "{:<34} {:<20} {:<11} {:>5}  {}",
-                task.id,
-                task.action,
+                printable(task.id.as_str()),
+                printable(&task.action),
                 task.status_code,
                 task.num_tries,
-                task.status.as_deref().unwrap_or("")
+                printable(task.status.as_deref().unwrap_or(""))
             )?;
         }
     }
@@ -277,7 +248,7 @@ async fn show(id: &str, json: bool, queue: &dyn Parade) -> anyhow::Result<ExitCo
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            writeln!(out, "{key}: {text}")?;
+            writeln!(out, "{key}: {}", printable(&text))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -287,7 +258,7 @@ async fn wait(id: &str, timeout: Duration, queue: &dyn Parade) -> anyhow::Result
     let waiter = queue.new_waiter(&TaskId::from(id)).await?;
     match tokio::time::timeout(timeout, waiter.wait()).await {
         Ok(Ok(outcome)) => {
-            println!("{}\t{}", outcome.status_code, outcome.status);
+            println!("{}\t{}", outcome.status_code, printable(&outcome.status));
             Ok(match outcome.status_code {
                 TaskStatusCode::Completed => ExitCode::SUCCESS,
                 _ => ExitCode::from(1),
@@ -300,54 +271,6 @@ async fn wait(id: &str, timeout: Duration, queue: &dyn Parade) -> anyhow::Result
                 "task {id} did not end within {}",
                 humantime::format_duration(timeout)
             )
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::parse_task_lines;
-
-    proptest! {
-        /// Any bytes at all: an error naming a line, or tasks that each have an id and an
-        /// action; never a panic.
-        #[test]
-        fn task_lines_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-            match parse_task_lines("f", bytes.as_slice()) {
-                Ok(tasks) => {
-                    for task in tasks {
-                        prop_assert!(!task.id.0.is_empty() && !task.action.is_empty());
-                    }
-                }
-                Err(e) => prop_assert!(format!("{e:#}").starts_with("f:"), "{e:#}"),
-            }
-        }
-
-        /// Lines shaped like tasks, with values of any kind in their fields.
-        #[test]
-        fn task_like_lines_parse_or_name_their_line(
-            fields in proptest::collection::vec(
-                (
-                    prop::sample::select(vec!["id", "action", "body", "max_tries", "priority",
-                        "to_signal_after", "total_dependencies", "num_tries", "bogus"]),
-                    prop::sample::select(vec!["\"x\"", "1", "-1", "null", "[]", "[\"a\"]",
-                        "{}", "1e400", "\"\\u0000\"", "99999999999"]),
-                ),
-                0..6,
-            ),
-            line_count in 1usize..4,
-        ) {
-            let object = fields
-                .iter()
-                .map(|(k, v)| format!("\"{k}\": {v}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let text = vec![format!("{{{object}}}"); line_count].join("\n");
-            if let Err(e) = parse_task_lines("f", text.as_bytes()) {
-                prop_assert!(format!("{e:#}").starts_with("f:1:"), "{e:#}");
-            }
         }
     }
 }

@@ -4,11 +4,13 @@
 //! refused); [`NodeConfig::plugin_specs`] then lists the plugins it describes: its
 //! `[[plugin]]` entries, and every `NAME.wasm` in the plugins folder, each with the
 //! `NAME.toml` beside it if there is one, and checks that no plugin is granted a directory
-//! overlapping the node's own files (`grants.rs`). Every error names the file, the line and
-//! the key.
+//! overlapping the node's own files (`grants.rs`). Its `[[schedule]]` entries become
+//! [`ScheduleSpec`]s (`schedule.rs`), which the [`schedule`](crate::schedule) module runs.
+//! Every error names the file, the line and the key.
 
 mod grants;
 mod raw;
+mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -17,6 +19,8 @@ use std::time::Duration;
 
 use crate::manager::ManagerProperties;
 use crate::runtime::{DirGrant, PluginGrants, PluginLimits};
+
+pub use schedule::{ScheduleSpec, MAX_SCHEDULE_NAME_BYTES};
 
 /// The file `parade run` reads when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "parade.toml";
@@ -174,10 +178,12 @@ pub struct NodeConfig {
     /// `[[plugin]]` entries.
     pub plugins: Vec<PluginSpec>,
     pub admin: AdminConfig,
+    /// `[[schedule]]` entries: periodic tasks, in the order written.
+    pub schedules: Vec<ScheduleSpec>,
 }
 
 /// One plugin to load: its component and how it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginSpec {
     pub name: String,
     /// The component file.
@@ -256,6 +262,7 @@ impl NodeConfig {
             cache_dir: base_dir.join(DEFAULT_CACHE_DIR),
             plugins: Vec::new(),
             admin: AdminConfig::default(),
+            schedules: Vec::new(),
         }
     }
 
@@ -293,6 +300,7 @@ impl NodeConfig {
         if let Some(dir) = raw.plugins.cache_dir {
             config.cache_dir = base_dir.join(dir);
         }
+        config.schedules = schedule::schedules(file, raw.schedule, &lines)?;
         let mut names: HashMap<String, Location> = HashMap::new();
         for (index, entry) in raw.plugin.into_iter().enumerate() {
             let key = |field: &str| format!("plugin[{index}].{field}");
@@ -400,8 +408,8 @@ impl NodeConfig {
 type KeepRunning = fn(&mut NodeConfig, &NodeConfig) -> bool;
 
 /// The settings a node reads only when it starts, named as warnings name them. Live reload
-/// applies everything else (the plugins and the plugins folder); these it keeps as they
-/// were and reports as needing a restart. The one list both
+/// applies everything else (the plugins, the plugins folder and the schedules); these it
+/// keeps as they were and reports as needing a restart. The one list both
 /// [`NodeConfig::restart_only_changes`] and [`NodeConfig::keep_restart_only_from`] read.
 const RESTART_ONLY_SECTIONS: [(&str, KeepRunning); 5] = [
     ("database", |config, running| {

@@ -11,7 +11,8 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use super::{ConfigError, Location, PluginSpec};
-use crate::manager::ManagerProperties;
+use crate::manager::{ManagerProperties, MAX_RETRY_DELAY};
+use crate::queue::Backoff;
 use crate::runtime::{FailurePolicy, PluginLimits, MAX_PLUGIN_MEMORY};
 
 /// Parses `text` (from `file`) into `T`; an error names the line and the key.
@@ -89,6 +90,85 @@ pub(super) struct Config {
     pub plugin: Vec<Spanned<Plugin>>,
     #[serde(default)]
     pub admin: Admin,
+    #[serde(default)]
+    pub schedule: Vec<Spanned<Schedule>>,
+}
+
+/// A `[[schedule]]` entry. Each value is checked as it is read (so its error names its key);
+/// what concerns the entry as a whole (required keys, `cron` or `every`) in `schedule.rs`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Schedule {
+    pub name: Option<Spanned<ScheduleName>>,
+    pub cron: Option<Spanned<CronExpression>>,
+    pub every: Option<Spanned<Every>>,
+    pub timezone: Option<Spanned<TimeZone>>,
+    pub action: Option<Spanned<Action>>,
+    pub body: Option<Body>,
+    pub max_tries: Option<MaxTries>,
+    pub priority: Option<i32>,
+}
+
+/// Implements `Deserialize` for a newtype read from a string by `$parse`.
+macro_rules! from_text {
+    ($name:ident, $parse:path) => {
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                $parse(&text).map($name).map_err(D::Error::custom)
+            }
+        }
+    };
+}
+
+/// A schedule's name, safe inside a task id.
+#[derive(Debug, Clone)]
+pub(super) struct ScheduleName(pub String);
+from_text!(ScheduleName, super::schedule::parse_name);
+
+/// A cron expression as written, and parsed.
+#[derive(Debug, Clone)]
+pub(super) struct CronExpression(pub (String, croner::Cron));
+from_text!(CronExpression, super::schedule::parse_cron);
+
+/// An `every` period: whole seconds, at least one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Every(pub i64);
+from_text!(Every, super::schedule::parse_every);
+
+/// An IANA time zone.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TimeZone(pub chrono_tz::Tz);
+from_text!(TimeZone, crate::schedule::parse_timezone);
+
+/// The action of a schedule's tasks.
+#[derive(Debug, Clone)]
+pub(super) struct Action(pub String);
+from_text!(Action, super::schedule::parse_action);
+
+/// The body of a schedule's tasks.
+#[derive(Debug, Clone)]
+pub(super) struct Body(pub String);
+from_text!(Body, super::schedule::parse_body);
+
+/// A task's `max_tries`: at least 1.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MaxTries(pub i32);
+
+impl<'de> Deserialize<'de> for MaxTries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let tries = i64::deserialize(deserializer)?;
+        i32::try_from(tries)
+            .ok()
+            .filter(|t| *t >= 1)
+            .map(MaxTries)
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "max_tries must be between 1 and {} (leave it out for unlimited tries)",
+                    i32::MAX
+                ))
+            })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +272,7 @@ pub(super) struct Plugin {
     pub timeout: Option<Dur>,
     pub fuel: Option<NonZeroU64>,
     pub on_failure: Option<OnFailure>,
+    pub retry: Option<Retry>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -248,6 +329,7 @@ impl Plugin {
                     Some(OnFailure::Retry) => FailurePolicy::Retry,
                     Some(OnFailure::Abort) => FailurePolicy::Abort,
                 },
+                retry: self.retry.map_or(defaults.retry, |r| r.0),
             },
             grants: super::grants(self.env, self.dirs, self.allowed_hosts, base_dir),
             origin,
@@ -272,6 +354,138 @@ pub(super) struct Dir {
 pub(super) enum OnFailure {
     Retry,
     Abort,
+}
+
+/// A plugin's `retry` policy: `"immediate"` (the next try at once, as in the seed), or a
+/// table `{ initial = "500ms", max = "1h", multiplier = 2.0, jitter = true }` whose missing
+/// keys keep [`Backoff::default`]'s values (1 s, 10 min, 2, jitter on).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retry(pub Backoff);
+
+/// How a `retry` policy may be written, for messages.
+const RETRY_FORMS: &str = "write \"immediate\", or a table such as \
+     { initial = \"500ms\", max = \"1h\", multiplier = 2.0, jitter = true }";
+
+impl<'de> Deserialize<'de> for Retry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Written;
+
+        impl<'de> serde::de::Visitor<'de> for Written {
+            type Value = Retry;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a retry policy: {RETRY_FORMS}")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Retry, E> {
+                match text {
+                    "immediate" => Ok(Retry(Backoff::IMMEDIATE)),
+                    other => Err(E::custom(format!(
+                        "unknown retry policy {other:?}: {RETRY_FORMS}"
+                    ))),
+                }
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Retry, A::Error> {
+                // Through the map itself, so an error inside names its key (`retry.max`).
+                let table =
+                    RetryTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                table.into_backoff().map(Retry).map_err(A::Error::custom)
+            }
+        }
+
+        deserializer.deserialize_any(Written)
+    }
+}
+
+/// The table form of `retry`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryTable {
+    initial: Option<Dur>,
+    max: Option<Dur>,
+    multiplier: Option<Multiplier>,
+    jitter: Option<bool>,
+}
+
+impl RetryTable {
+    /// The policy, with [`Backoff::default`]'s values for missing keys; what concerns two
+    /// keys at once (`max` below `initial`) is checked here.
+    fn into_backoff(self) -> Result<Backoff, String> {
+        let defaults = Backoff::default();
+        let backoff = Backoff {
+            initial: self.initial.map_or(defaults.initial, |d| d.0),
+            max: self.max.map_or(defaults.max, |d| d.0),
+            multiplier: self.multiplier.map_or(defaults.multiplier, |m| m.0),
+            jitter: self.jitter.unwrap_or(defaults.jitter),
+        };
+        if backoff.initial.is_zero() {
+            return Err(
+                "initial must be more than zero; for no wait at all write retry = \"immediate\""
+                    .into(),
+            );
+        }
+        if backoff.max < backoff.initial {
+            let shown = |value: Duration, written: bool| {
+                let text = humantime::format_duration(value).to_string();
+                if written {
+                    text
+                } else {
+                    format!("{text} (the default)")
+                }
+            };
+            return Err(format!(
+                "max {} is less than initial {}: the wait grows from initial up to max",
+                shown(backoff.max, self.max.is_some()),
+                shown(backoff.initial, self.initial.is_some())
+            ));
+        }
+        if backoff.max > MAX_RETRY_DELAY {
+            return Err(format!(
+                "max may be at most {} days, the longest a task waits for its next try",
+                MAX_RETRY_DELAY.as_secs() / 86_400
+            ));
+        }
+        Ok(backoff)
+    }
+}
+
+/// A backoff `multiplier`: a finite number, at least 1 (1 keeps the wait at `initial`).
+#[derive(Debug, Clone, Copy)]
+struct Multiplier(f64);
+
+impl<'de> Deserialize<'de> for Multiplier {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Written;
+
+        impl serde::de::Visitor<'_> for Written {
+            type Value = Multiplier;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of at least 1, such as 2.0")
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Multiplier, E> {
+                if !value.is_finite() || value < 1.0 {
+                    return Err(E::custom(format!(
+                        "multiplier must be a number of at least 1 (1 keeps the wait at \
+                         `initial`, 2 doubles it every try), not {value}"
+                    )));
+                }
+                Ok(Multiplier(value))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Multiplier, E> {
+                self.visit_f64(value as f64)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Multiplier, E> {
+                self.visit_f64(value as f64)
+            }
+        }
+
+        deserializer.deserialize_any(Written)
+    }
 }
 
 /// A duration written as text: "250ms", "30s", "5m".

@@ -228,10 +228,21 @@ fn admin_hosts_are_read_in_lower_case_and_bad_ones_name_their_key() {
     assert!(parse("").unwrap().admin.hosts.is_empty());
     let config = parse("[admin]\nhosts = [\"Dash.Example.com\", \"proxy:8443\"]\n").unwrap();
     assert_eq!(config.admin.hosts, ["dash.example.com", "proxy:8443"]);
-    for bad in ["https://dash.example.com", "dash.example.com/", "a b", "", "x:port"] {
+    for bad in [
+        "https://dash.example.com",
+        "dash.example.com/",
+        "a b",
+        "",
+        "x:port",
+    ] {
         let e = error(&format!("[admin]\nhosts = [\"ok\", {bad:?}]\n"));
         assert_eq!(e.line, Some(2), "{bad:?}: {e}");
-        assert!(e.key.as_deref().is_some_and(|k| k.starts_with("admin.hosts")), "{e}");
+        assert!(
+            e.key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("admin.hosts")),
+            "{e}"
+        );
         assert!(e.problem.contains("invalid host"), "{e}");
     }
 }
@@ -372,13 +383,19 @@ mod fuzz {
             entries in proptest::collection::vec(
                 (
                     prop::sample::select(vec!["[manager]", "[database]", "[admin]", "[plugins]",
-                        "[[plugin]]", "[actor]"]),
+                        "[[plugin]]", "[actor]", "[[schedule]]"]),
                     prop::sample::select(vec!["workers", "wait_time", "url", "pool_size",
                         "listen", "token", "dir", "file", "memory", "timeout", "fuel",
-                        "on_failure", "actions", "env", "dirs", "id", "prefix", "nope"]),
+                        "on_failure", "actions", "env", "dirs", "id", "prefix", "nope",
+                        "name", "cron", "every", "timezone", "action", "body", "max_tries",
+                        "priority", "retry"]),
                     prop::sample::select(vec!["1", "0", "-5", "\"30s\"", "\"64MiB\"",
                         "\"off\"", "[]", "[\"a\"]", "{ K = \"v\" }", "true", "1.5",
-                        "\"x\"", "18446744073709551616", "\"127.0.0.1:0\""]),
+                        "\"x\"", "18446744073709551616", "\"127.0.0.1:0\"",
+                        "\"0 3 * * *\"", "\"*/5 * * * * *\"", "\"0 0 30 2 *\"",
+                        "\"L W # ? /\"", "\"Europe/Paris\"", "\"1s\"", "\"0s\"",
+                        "\"immediate\"", "{ initial = \"2s\", max = \"1s\" }",
+                        "{ multiplier = 0.5 }", "{ max = \"1h\", jitter = false }"]),
                 ),
                 0..8,
             ),
@@ -435,4 +452,407 @@ fn a_grant_overlapping_the_node_s_files_is_refused_at_its_line_and_key() {
     let mut config = config;
     config.plugins[0].grants.dirs.truncate(1);
     assert_eq!(config.plugin_specs().unwrap().len(), 1);
+}
+
+#[test]
+fn schedule_entries_are_read_with_their_defaults() {
+    let config = parse(
+        r#"
+[[schedule]]
+name = "heartbeat"
+every = "30s"
+action = "ping"
+
+[[schedule]]
+name = "nightly-report.v2"
+cron = "0 3 * * MON-FRI"
+timezone = "Europe/Paris"
+action = "report"
+body = '{"kind": "daily"}'
+max_tries = 3
+priority = 5
+"#,
+    )
+    .unwrap();
+    let [heartbeat, report] = config.schedules.as_slice() else {
+        panic!("two schedules expected: {:?}", config.schedules)
+    };
+    assert_eq!(heartbeat.name, "heartbeat");
+    assert_eq!(
+        heartbeat.timing,
+        crate::schedule::Timing::Every { seconds: 30 }
+    );
+    assert_eq!(heartbeat.action, "ping");
+    assert_eq!(
+        (
+            heartbeat.body.as_deref(),
+            heartbeat.max_tries,
+            heartbeat.priority
+        ),
+        (None, None, 0)
+    );
+    assert_eq!(
+        (heartbeat.origin.line, heartbeat.origin.key.as_str()),
+        (3, "schedule[0].name")
+    );
+    assert_eq!(
+        report.timing.to_string(),
+        "cron \"0 3 * * MON-FRI\" in Europe/Paris"
+    );
+    assert_eq!(report.timing.timezone(), chrono_tz::Tz::Europe__Paris);
+    assert_eq!(report.body.as_deref(), Some(r#"{"kind": "daily"}"#));
+    assert_eq!((report.max_tries, report.priority), (Some(3), 5));
+    // Without `timezone`, cron is read in UTC.
+    let config =
+        parse("[[schedule]]\nname = \"a\"\ncron = \"0 3 * * *\"\naction = \"x\"\n").unwrap();
+    assert_eq!(config.schedules[0].timing.timezone(), chrono_tz::Tz::UTC);
+}
+
+/// The error for a `[[schedule]]` entry with `lines` (after the table header, line 1).
+fn schedule_error(lines: &str) -> ConfigError {
+    error(&format!("[[schedule]]\n{lines}"))
+}
+
+#[test]
+fn bad_schedule_values_are_refused_at_their_line_and_key() {
+    let cases: &[(&str, usize, &str, &str)] = &[
+        (
+            "name = \"a\"\naction = \"x\"\ncron = \"61 * * * *\"\n",
+            4,
+            "schedule[0].cron",
+            "invalid cron expression \"61 * * * *\"",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\ncron = \"* * * *\"\n",
+            4,
+            "schedule[0].cron",
+            "write 5 fields",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\nevery = \"500ms\"\n",
+            4,
+            "schedule[0].every",
+            "a whole number of seconds, at least 1s",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\nevery = \"0s\"\n",
+            4,
+            "schedule[0].every",
+            "at least 1s",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\nevery = \"soon\"\n",
+            4,
+            "schedule[0].every",
+            "invalid duration \"soon\"",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\ncron = \"0 3 * * *\"\ntimezone = \"Mars/Olympus\"\n",
+            5,
+            "schedule[0].timezone",
+            "unknown time zone \"Mars/Olympus\"",
+        ),
+        (
+            "name = \"a b\"\naction = \"x\"\nevery = \"1m\"\n",
+            2,
+            "schedule[0].name",
+            "invalid schedule name \"a b\"",
+        ),
+        (
+            "name = \"\"\naction = \"x\"\nevery = \"1m\"\n",
+            2,
+            "schedule[0].name",
+            "invalid schedule name \"\"",
+        ),
+        (
+            "name = \"a:b\"\naction = \"x\"\nevery = \"1m\"\n",
+            2,
+            "schedule[0].name",
+            "letters, digits, '-', '_' or '.'",
+        ),
+        (
+            "name = \"a\"\naction = \"\"\nevery = \"1m\"\n",
+            3,
+            "schedule[0].action",
+            "the action cannot be empty",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\nevery = \"1m\"\nbody = \"a\\u0000b\"\n",
+            5,
+            "schedule[0].body",
+            "NUL",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\nevery = \"1m\"\nmax_tries = 0\n",
+            5,
+            "schedule[0].max_tries",
+            "max_tries must be between 1 and",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\nevery = \"1m\"\npriority = \"high\"\n",
+            5,
+            "schedule[0].priority",
+            "expected i32",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\nevery = \"1m\"\nevry = \"1m\"\n",
+            5,
+            "schedule[0].evry",
+            "unknown field `evry`",
+        ),
+    ];
+    for (lines, line, key, says) in cases {
+        let e = schedule_error(lines);
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(*line), Some(*key)),
+            "{lines:?}: {e}"
+        );
+        assert!(
+            e.problem.contains(says),
+            "{lines:?}: expected {says:?} in {e}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with(&format!("conf/parade.toml:{line}: key `{key}`: ")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_schedule_entry_needs_a_name_an_action_and_one_timing() {
+    let cases: &[(&str, usize, &str, &str)] = &[
+        (
+            "action = \"x\"\nevery = \"1m\"\n",
+            1,
+            "schedule[0]",
+            "needs `name`",
+        ),
+        (
+            "name = \"a\"\nevery = \"1m\"\n",
+            1,
+            "schedule[0]",
+            "needs `action`",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\n",
+            1,
+            "schedule[0]",
+            "needs `cron` (e.g. \"0 3 * * *\") or `every`",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\ncron = \"0 3 * * *\"\nevery = \"1h\"\n",
+            5,
+            "schedule[0].every",
+            "either `cron` or `every`, not both",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\nevery = \"1h\"\ntimezone = \"Europe/Paris\"\n",
+            5,
+            "schedule[0].timezone",
+            "`timezone` applies to `cron` schedules only",
+        ),
+        (
+            "name = \"a\"\naction = \"x\"\ncron = \"0 0 30 2 *\"\n",
+            4,
+            "schedule[0].cron",
+            "never falls due",
+        ),
+    ];
+    for (lines, line, key, says) in cases {
+        let e = schedule_error(lines);
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(*line), Some(*key)),
+            "{lines:?}: {e}"
+        );
+        assert!(
+            e.problem.contains(says),
+            "{lines:?}: expected {says:?} in {e}"
+        );
+    }
+}
+
+#[test]
+fn a_schedule_name_used_twice_is_refused_naming_both() {
+    let e = error(
+        "[[schedule]]\nname = \"a\"\naction = \"x\"\nevery = \"1m\"\n\n\
+         [[schedule]]\nname = \"a\"\naction = \"y\"\nevery = \"2m\"\n",
+    );
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(7), Some("schedule[1].name"))
+    );
+    assert!(
+        e.problem.contains("schedule \"a\" is declared twice"),
+        "{e}"
+    );
+    assert!(
+        e.problem
+            .contains("conf/parade.toml:2: key `schedule[0].name`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn schedules_are_live_not_restart_only() {
+    let running = parse("").unwrap();
+    let mut reread = parse("[[schedule]]\nname = \"a\"\naction = \"x\"\nevery = \"1m\"\n").unwrap();
+    assert!(reread.keep_restart_only_from(&running).is_empty());
+    assert_eq!(reread.schedules.len(), 1);
+}
+
+/// The one plugin of a `[[plugin]]` entry whose other lines are `lines`.
+fn plugin_with(lines: &str) -> PluginSpec {
+    let config = parse(&format!("[[plugin]]\nfile = \"a.wasm\"\n{lines}")).unwrap();
+    config.plugins.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_plugin_s_retry_policy_is_read_with_the_defaults_for_missing_keys() {
+    use crate::queue::Backoff;
+
+    assert_eq!(plugin_with("").limits.retry, Backoff::default());
+    assert_eq!(
+        plugin_with("retry = \"immediate\"\n").limits.retry,
+        Backoff::IMMEDIATE
+    );
+    assert_eq!(
+        plugin_with(
+            "retry = { initial = \"500ms\", max = \"1h\", multiplier = 3, jitter = false }\n"
+        )
+        .limits
+        .retry,
+        Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(3600),
+            multiplier: 3.0,
+            jitter: false,
+        }
+    );
+    assert_eq!(
+        plugin_with("[plugin.retry]\nmax = \"1h\"\n").limits.retry,
+        Backoff {
+            max: Duration::from_secs(3600),
+            ..Backoff::default()
+        }
+    );
+    assert_eq!(plugin_with("retry = {}\n").limits.retry, Backoff::default());
+}
+
+#[test]
+fn a_bad_retry_policy_is_named_with_its_line_and_key() {
+    let cases: &[(&str, usize, &str, &str)] = &[
+        (
+            "retry = { multiplier = 0.5 }",
+            3,
+            "plugin[0].retry.multiplier",
+            "at least 1",
+        ),
+        (
+            "retry = { multiplier = -2.0 }",
+            3,
+            "plugin[0].retry.multiplier",
+            "at least 1",
+        ),
+        (
+            "retry = { multiplier = \"double\" }",
+            3,
+            "plugin[0].retry.multiplier",
+            "expected a number of at least 1",
+        ),
+        (
+            "retry = { initial = \"5s\", max = \"1s\" }",
+            3,
+            "plugin[0].retry",
+            "max 1s is less than initial 5s",
+        ),
+        (
+            "retry = { max = \"500ms\" }",
+            3,
+            "plugin[0].retry",
+            "max 500ms is less than initial 1s (the default)",
+        ),
+        (
+            "retry = { initial = \"0s\" }",
+            3,
+            "plugin[0].retry",
+            "retry = \"immediate\"",
+        ),
+        (
+            "retry = { max = \"90days\" }",
+            3,
+            "plugin[0].retry",
+            "at most 30 days",
+        ),
+        (
+            "retry = { initial = \"soon\" }",
+            3,
+            "plugin[0].retry.initial",
+            "invalid duration",
+        ),
+        (
+            "retry = { intial = \"1s\" }",
+            3,
+            "plugin[0].retry.intial",
+            "unknown field `intial`",
+        ),
+        (
+            "retry = \"never\"",
+            3,
+            "plugin[0].retry",
+            "unknown retry policy \"never\"",
+        ),
+        (
+            "retry = 5",
+            3,
+            "plugin[0].retry",
+            "\"immediate\", or a table",
+        ),
+    ];
+    for (line_text, line, key, says) in cases {
+        let e = error(&format!("[[plugin]]\nfile = \"a.wasm\"\n{line_text}\n"));
+        assert_eq!(
+            (e.file.as_path(), e.line, e.key.as_deref()),
+            (Path::new("conf/parade.toml"), Some(*line), Some(*key)),
+            "{line_text}: {e}"
+        );
+        assert!(
+            e.problem.contains(says),
+            "{line_text}: expected {says:?} in {e}"
+        );
+    }
+}
+
+#[test]
+fn a_sidecar_manifest_sets_retry_and_its_errors_name_the_manifest() {
+    use crate::queue::Backoff;
+
+    let (dir, config) = folder("");
+    let plugins = dir.path().join("plugins");
+    std::fs::write(plugins.join("a.wasm"), b"").unwrap();
+    std::fs::write(plugins.join("a.toml"), "retry = \"immediate\"\n").unwrap();
+    let specs = config.plugin_specs().unwrap();
+    assert_eq!(specs[0].limits.retry, Backoff::IMMEDIATE);
+
+    std::fs::write(
+        plugins.join("a.toml"),
+        "timeout = \"5s\"\n\n[retry]\ninitial = \"1s\"\nmultiplier = 0\n",
+    )
+    .unwrap();
+    let e = config.plugin_specs().unwrap_err();
+    assert_eq!(
+        (e.file.clone(), e.line, e.key.as_deref()),
+        (plugins.join("a.toml"), Some(5), Some("retry.multiplier")),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_changed_retry_policy_is_a_changed_plugin() {
+    let before = plugin_with("");
+    let after = plugin_with("retry = \"immediate\"\n");
+    assert!(!before.same_settings(&after));
+    assert!(before.same_settings(&plugin_with("")));
 }

@@ -6,10 +6,12 @@
 //! against any [`Parade`]:
 //!
 //! - a *fetch loop* owns batches of runnable tasks for the actor's actions (no pause after a
-//!   batch, `wait_time` after an empty answer, `err_wait_time` after an error; a new-task hint
+//!   batch, `err_wait_time` after an error; after an empty answer, until the earliest due
+//!   task of its actions but at most `wait_time`: the wake timer, `wake.rs`; a new-task hint
 //!   from the queue cuts a pause short) and queues them, never owning more than the queue of
 //!   waiting tasks can hold, nor more than the workers will start well within the tasks'
-//!   ownership (`pace.rs`);
+//!   ownership (`pace.rs`). It passes each action's backoff ([`Actor::backoff`]) to `own`,
+//!   so an ownership that lapses waits that long past its deadline (`retry.rs`);
 //! - `workers` tasks run handlers, each in its own tokio task so a panic is caught, and extend
 //!   the running task's deadline every `heartbeat` so long handlers keep their tasks; a task
 //!   that waited in the queue past its ownership is handed back unstarted, and one that waited
@@ -18,15 +20,19 @@
 //!   store is unreachable, until the tasks' ownership expires.
 //!
 //! A handler that fails or panics returns its task `pending` with a status that says why, so
-//! the task's `max_tries` decides whether it runs again; a result the store refuses (a status
-//! with a NUL character, the code in-progress) returns its task `aborted` with the reason.
+//! the task's `max_tries` decides whether it runs again. A pending result waits its action's
+//! backoff for that try before the next (or the `retry_after` it asked for), and its status
+//! says when the next try comes (`retry.rs`). A result the store refuses (a status with a NUL
+//! character, the code in-progress) returns its task `aborted` with the reason.
 //! [`ActionManager::close`] stops owning, lets running handlers finish within
 //! `shutdown_grace`, and hands every other owned task back at once with `release_tasks`.
 
 mod pace;
 mod properties;
+mod retry;
 mod returner;
 mod stats;
+mod wake;
 mod worker;
 
 use std::collections::HashMap;
@@ -39,11 +45,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::queue::{
-    ActorId, Error, OwnedTask, Parade, PerformanceToken, TaskHints, TaskId, TaskLease,
-    TaskStatusCode,
+    ActorId, Backoff, Error, OwnRequest, OwnedTask, Parade, PerformanceToken, TaskHints, TaskId,
+    TaskLease, TaskStatusCode,
 };
 
 pub use properties::ManagerProperties;
+pub use retry::MAX_RETRY_DELAY;
 use stats::Counters;
 pub use stats::{ActionStats, Histogram, ManagerStats, HISTOGRAM_BOUNDS};
 
@@ -52,10 +59,13 @@ pub use stats::{ActionStats, Histogram, ManagerStats, HISTOGRAM_BOUNDS};
 pub struct ActorResult {
     /// Free text stored with the task (and shown to waiters).
     pub status: String,
-    /// `Completed` or `Aborted` end the task; `Pending` tries it again (within `max_tries`).
+    /// `Completed` or `Aborted` end the task; `Pending` tries it again (within `max_tries`),
+    /// after the action's backoff ([`Actor::backoff`]).
     pub status_code: TaskStatusCode,
-    /// For a `Pending` result: offer the task again no sooner than this long from now
-    /// (`None`: at once). Ignored for the other codes.
+    /// For a `Pending` result: offer the task again no sooner than this long from now (a
+    /// snooze, at most [`MAX_RETRY_DELAY`]) instead of after the action's backoff; say in the
+    /// status when, since the manager adds nothing to it then. `None`: the backoff decides.
+    /// Ignored for the other codes.
     pub retry_after: Option<Duration>,
 }
 
@@ -70,7 +80,8 @@ impl ActorResult {
         Self::with(status, TaskStatusCode::Aborted)
     }
 
-    /// The task should be tried again later (aborted instead once `max_tries` is used up).
+    /// The task should be tried again later, once the action's backoff for this try has
+    /// passed (aborted instead once `max_tries` is used up).
     pub fn retry(status: impl Into<String>) -> Self {
         Self::with(status, TaskStatusCode::Pending)
     }
@@ -108,12 +119,23 @@ pub struct Declined {
 /// instead, and is an `Actor` through it.
 #[async_trait]
 pub trait Actor: Send + Sync + 'static {
-    /// The actions this actor performs. Read before every `own_tasks` call, so an actor
-    /// whose set changes (the component runtime, on reload) is followed within one pause.
+    /// The actions this actor performs. Read before every own, so an actor whose set
+    /// changes (the component runtime, on reload) is followed within one pause.
     fn actions(&self) -> Vec<String>;
 
     /// The owner recorded on tasks this actor performs.
     fn actor_id(&self) -> ActorId;
+
+    /// How long a task of `action` waits before its next try: after a `Pending` result
+    /// without a `retry_after` of its own, `backoff.delay(try)` from its return; after an
+    /// ownership that lapsed, as long past its deadline. Read when the set of actions
+    /// changes and otherwise about once a second, not for every own. Default
+    /// [`Backoff::default`] (1 s, doubling, at most 10 minutes, with jitter);
+    /// [`Backoff::IMMEDIATE`] offers the task again at once, as the seed did.
+    fn backoff(&self, action: &str) -> Backoff {
+        let _ = action;
+        Backoff::default()
+    }
 
     /// Performs one owned task. An error that is a [`Declined`] hands the task back
     /// untried; any other returns it pending with the error as its status.
@@ -129,6 +151,12 @@ pub trait SimpleActor: Send + Sync + 'static {
 
     /// The owner recorded on tasks this actor performs.
     fn actor_id(&self) -> ActorId;
+
+    /// The retry policy of `action` (see [`Actor::backoff`]); default [`Backoff::default`].
+    fn backoff(&self, action: &str) -> Backoff {
+        let _ = action;
+        Backoff::default()
+    }
 
     /// Performs one task of `action`; `signalled_failures` counts predecessors that ended
     /// aborted. Errors mean what they mean for [`Actor::perform`].
@@ -148,6 +176,10 @@ impl<T: SimpleActor> Actor for T {
 
     fn actor_id(&self) -> ActorId {
         SimpleActor::actor_id(self)
+    }
+
+    fn backoff(&self, action: &str) -> Backoff {
+        SimpleActor::backoff(self, action)
     }
 
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {
@@ -177,6 +209,9 @@ struct Shared {
     pace: pace::Pace,
     /// Signalled whenever a worker is done with a task and free for the next.
     worker_free: tokio::sync::Notify,
+    /// When the latest retry this node returned with a delay becomes due: until then the
+    /// node is not idle (see [`ActionManager::wait_idle`]).
+    retry_wait: StdMutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -184,12 +219,33 @@ impl Shared {
         // The map stays consistent even if a holder panicked.
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A retry this node returned is due at `due`.
+    fn retry_due_at(&self, due: Instant) {
+        let mut wait = self.retry_wait.lock().unwrap_or_else(|e| e.into_inner());
+        if wait.is_none_or(|latest| latest < due) {
+            *wait = Some(due);
+        }
+    }
+
+    /// How long until every retry this node returned is due, if one is not yet.
+    fn retry_wait_left(&self) -> Option<Duration> {
+        let mut wait = self.retry_wait.lock().unwrap_or_else(|e| e.into_inner());
+        let left = wait.map(|due| due.saturating_duration_since(Instant::now()));
+        match left {
+            Some(left) if !left.is_zero() => Some(left),
+            _ => {
+                *wait = None;
+                None
+            }
+        }
+    }
 }
 
 /// An owned task waiting for a worker.
 struct Queued {
     task: OwnedTask,
-    /// Taken just before the `own_tasks` call, so the store's deadline is no earlier than
+    /// Taken just before the own, so the store's deadline is no earlier than
     /// this plus `max_duration`.
     owned_at: Instant,
 }
@@ -231,6 +287,7 @@ impl ActionManager {
             in_flight: StdMutex::default(),
             pace: pace::Pace::default(),
             worker_free: tokio::sync::Notify::new(),
+            retry_wait: StdMutex::default(),
             props,
         });
         let (stop, stopped) = watch::channel(false);
@@ -271,8 +328,9 @@ impl ActionManager {
     }
 
     /// Waits until this node is idle: every task it owned is settled (its result stored or
-    /// the task handed back), and an `own_tasks` call made after that found nothing runnable
-    /// for its actions. Tasks that other nodes still run may make more runnable later.
+    /// the task handed back), every retry it returned with a delay (a backoff or a snooze)
+    /// is due, and an own made after that found nothing runnable for its actions. Tasks that
+    /// other nodes still run, or delayed tasks not due yet, may make more runnable later.
     pub async fn wait_idle(&self) {
         let mut idle = self.shared.idle.subscribe();
         let _ = idle.wait_for(|idle| *idle).await;
@@ -378,6 +436,8 @@ async fn fetch_loop(
         }
     };
     let mut pause = Duration::ZERO;
+    let mut policies = retry::ActionPolicies::default();
+    let mut wake = wake::WakeTimer::default();
     loop {
         if !pause.is_zero() {
             tokio::select! {
@@ -393,7 +453,7 @@ async fn fetch_loop(
         // whenever a return was in flight, and its workers waited for the return and then
         // for the next own (about 10% fewer no-op tasks/s on PostgreSQL).
         let limit = (props.channel_size + props.workers + props.return_batch) as u64;
-        // Only this loop owns, so `owned` cannot grow before the own_tasks call below, and
+        // Only this loop owns, so `owned` cannot grow before the own below, and
         // settling only shrinks `unsettled`: zero here still holds when owning.
         let unsettled = {
             let stats = shared.counters.snapshot();
@@ -444,7 +504,7 @@ async fn fetch_loop(
             .max(1);
         let actions = shared.actor.actions();
         // If everything owned so far was settled, the successors its results made runnable
-        // are visible to this own_tasks call.
+        // are visible to this own.
         let settled_before = unsettled == 0;
         if actions.is_empty() {
             shared
@@ -453,17 +513,26 @@ async fn fetch_loop(
             pause = props.wait_time;
             continue;
         }
+        let (actions, expiry_backoff) = policies.current(shared.actor.as_ref(), actions);
         let owned_at = Instant::now();
         let owned = shared
             .queue
-            .own_tasks(
-                &shared.actor_id,
+            .own(&OwnRequest {
+                actor: &shared.actor_id,
                 max_tasks,
-                &actions,
-                Some(props.max_duration),
-            )
+                actions,
+                max_duration: Some(props.max_duration),
+                expiry_backoff,
+            })
             .await;
-        let idle = settled_before && matches!(&owned, Ok(owned) if owned.is_empty());
+        let found_none = matches!(&owned, Ok(owned) if owned.is_empty());
+        // Read only after an empty own: the busy path takes no lock for it.
+        let retry_wait = if found_none {
+            shared.retry_wait_left()
+        } else {
+            None
+        };
+        let idle = settled_before && found_none && retry_wait.is_none();
         shared
             .idle
             .send_if_modified(|was| std::mem::replace(was, idle) != idle);
@@ -476,8 +545,21 @@ async fn fetch_loop(
                 tracing::error!(error = %e, "owning tasks failed; retrying in {:?}", props.err_wait_time);
                 props.err_wait_time
             }
-            Ok(owned) if owned.is_empty() => props.wait_time,
+            Ok(owned) if owned.is_empty() => {
+                let due = match shared.queue.next_due(actions, expiry_backoff).await {
+                    Ok(due) => due,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no due time from the queue; polling every {:?}", props.wait_time);
+                        None
+                    }
+                };
+                let until_due = wake.pause(due, chrono::Utc::now(), props.wait_time);
+                // Wake when this node's own retries are due too, to find itself idle then
+                // even if another node took them.
+                retry_wait.map_or(until_due, |left| left.min(until_due))
+            }
             Ok(owned) => {
+                wake.reset();
                 shared.counters.count_owned(&owned);
                 let mut overflow = Vec::new();
                 for task in owned {

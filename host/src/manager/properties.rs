@@ -14,8 +14,8 @@ pub struct ManagerProperties {
     pub channel_size: usize,
     /// Tasks owned per `own_tasks` call. Default 500.
     pub max_tasks: u32,
-    /// Pause after an `own_tasks` call that found nothing (cut short by new-task hints).
-    /// Default 300 ms.
+    /// Longest pause after an own that found nothing: shorter when a task of the actions
+    /// is due sooner (the wake timer), and cut short by new-task hints. Default 300 ms.
     pub wait_time: Duration,
     /// Pause after an `own_tasks` call that failed. Default 3 s.
     pub err_wait_time: Duration,

@@ -161,7 +161,13 @@ fn settle(shared: &Shared, batch: &mut Batch, outcomes: Vec<crate::queue::Result
         .zip(outcomes)
     {
         match outcome {
-            Ok(()) => counters.count_result(&meta.action, result.code),
+            Ok(()) => {
+                counters.count_result(&meta.action, result.code);
+                if let (TaskStatusCode::Pending, Some(delay)) = (result.code, result.retry_after) {
+                    // Stored by now: the store's time is due no later than this.
+                    shared.retry_due_at(Instant::now() + delay);
+                }
+            }
             Err(e @ Error::InvalidToken { .. }) => {
                 tracing::warn!(task = %result.id, error = %e, "result dropped: ownership was lost");
                 Counters::add(&counters.lost, 1);

@@ -9,6 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
 use super::*;
 use crate::queue::{OwnRequest, Result, TaskData, TaskFilter, TaskReturn, Waiter};
 
@@ -24,6 +26,15 @@ struct MockQueue {
     return_calls: AtomicUsize,
     owned: AtomicUsize,
     extended: AtomicUsize,
+    /// Each own's actions and expiry backoff.
+    own_requests: Mutex<Vec<(Vec<String>, Vec<Backoff>)>>,
+    /// Owns that found nothing.
+    empty_owns: AtomicUsize,
+    /// What `next_due` answers.
+    due: Mutex<Option<DateTime<Utc>>>,
+    next_due_calls: AtomicUsize,
+    /// Every return, as sent.
+    returns: Mutex<Vec<TaskReturn>>,
 }
 
 impl MockQueue {
@@ -43,6 +54,11 @@ impl MockQueue {
             return_calls: AtomicUsize::new(0),
             owned: AtomicUsize::new(0),
             extended: AtomicUsize::new(0),
+            own_requests: Mutex::default(),
+            empty_owns: AtomicUsize::new(0),
+            due: Mutex::new(None),
+            next_due_calls: AtomicUsize::new(0),
+            returns: Mutex::default(),
         }
     }
 }
@@ -60,11 +76,18 @@ impl Parade for MockQueue {
     }
 
     async fn own(&self, request: &OwnRequest<'_>) -> Result<Vec<OwnedTask>> {
+        self.own_requests
+            .lock()
+            .unwrap()
+            .push((request.actions.to_vec(), request.expiry_backoff.to_vec()));
         let size = if self.endless {
             request.max_tasks as usize
         } else {
             self.batches.lock().unwrap().pop().unwrap_or(0)
         };
+        if size == 0 {
+            self.empty_owns.fetch_add(1, Ordering::SeqCst);
+        }
         let first = self.owned.fetch_add(size, Ordering::SeqCst);
         Ok((first..first + size)
             .map(|i| OwnedTask {
@@ -112,6 +135,7 @@ impl Parade for MockQueue {
                 waited: Duration::ZERO,
             });
         }
+        self.returns.lock().unwrap().extend_from_slice(returns);
         let mut results = Vec::with_capacity(returns.len());
         for r in returns {
             results.push(self.return_task(&r.id, r.token, &r.status, r.code).await);
@@ -140,12 +164,9 @@ impl Parade for MockQueue {
         unsupported()
     }
 
-    async fn next_due(
-        &self,
-        _: &[String],
-        _: &[crate::queue::Backoff],
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        Ok(None)
+    async fn next_due(&self, _: &[String], _: &[Backoff]) -> Result<Option<DateTime<Utc>>> {
+        self.next_due_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(*self.due.lock().unwrap())
     }
 
     async fn new_waiter(&self, _: &TaskId) -> Result<Waiter> {
@@ -178,6 +199,10 @@ struct MockActor {
     handled: AtomicUsize,
     /// How long each task takes.
     takes: Duration,
+    /// Fail every task (a handler error: pending).
+    fails: bool,
+    /// The backoff of every action; `None`: the default.
+    backoff: Option<Backoff>,
 }
 
 #[async_trait]
@@ -190,9 +215,19 @@ impl SimpleActor for MockActor {
         ActorId::from("mock")
     }
 
+    fn backoff(&self, action: &str) -> Backoff {
+        match (self.backoff, action) {
+            // "two" keeps the seed's behaviour, so the lists passed to own differ per action.
+            (_, "two") => Backoff::IMMEDIATE,
+            (Some(backoff), _) => backoff,
+            (None, _) => Backoff::default(),
+        }
+    }
+
     async fn handle(&self, _: &str, _: Option<&str>, _: i32) -> anyhow::Result<ActorResult> {
         tokio::time::sleep(self.takes).await;
         self.handled.fetch_add(1, Ordering::SeqCst);
+        anyhow::ensure!(!self.fails, "failing on purpose");
         Ok(ActorResult::completed("ok"))
     }
 }
@@ -401,4 +436,136 @@ async fn closing_gives_up_unreturned_results_after_the_shutdown_grace() {
         .await
         .expect("close() waited for the store");
     assert_eq!(manager.stats().return_failures, 1);
+}
+
+/// Backoff without jitter: 300 ms after the first try.
+const FIXED: Backoff = Backoff {
+    initial: Duration::from_millis(300),
+    max: Duration::from_secs(1),
+    multiplier: 2.0,
+    jitter: false,
+};
+
+#[tokio::test]
+async fn every_own_passes_each_action_s_backoff() {
+    let queue = MockQueue::new(&[3, 0]);
+    let actor = Arc::new(MockActor {
+        backoff: Some(FIXED),
+        ..MockActor::default()
+    });
+    let manager = ActionManager::start(actor, queue.clone(), ManagerProperties::default());
+    until(Duration::from_secs(30), "the tasks to be returned", || {
+        queue.returned.load(Ordering::SeqCst) == 3
+    })
+    .await;
+    manager.close().await;
+    let requests = queue.own_requests.lock().unwrap().clone();
+    assert!(!requests.is_empty());
+    for (actions, backoff) in requests {
+        assert_eq!(actions, ["one", "two"]);
+        assert_eq!(backoff, [FIXED, Backoff::IMMEDIATE]);
+    }
+}
+
+/// A failed handler's task goes back pending with its first try's backoff, and the status
+/// says when the next try comes.
+#[tokio::test]
+async fn a_failed_task_is_returned_with_its_backoff_and_a_status_saying_when() {
+    let queue = MockQueue::new(&[1]);
+    let actor = Arc::new(MockActor {
+        fails: true,
+        backoff: Some(FIXED),
+        ..MockActor::default()
+    });
+    let manager = ActionManager::start(actor, queue.clone(), ManagerProperties::default());
+    until(Duration::from_secs(30), "the task to be returned", || {
+        queue.returned.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    manager.close().await;
+    let returned = queue.returns.lock().unwrap()[0].clone();
+    assert_eq!(returned.code, TaskStatusCode::Pending);
+    assert_eq!(returned.retry_after, Some(Duration::from_millis(300)));
+    assert!(
+        returned
+            .status
+            .starts_with("handler failed: failing on purpose (try 1; next try in 300ms, at "),
+        "{}",
+        returned.status
+    );
+}
+
+/// With a poll interval of a minute, only the wake timer can own the task due 300 ms after
+/// the first (empty) own in time.
+#[tokio::test]
+async fn an_idle_node_wakes_for_the_earliest_due_task() {
+    let queue = MockQueue::new(&[0, 1]);
+    *queue.due.lock().unwrap() = Some(Utc::now() + chrono::TimeDelta::milliseconds(300));
+    let actor = Arc::new(MockActor::default());
+    let started = tokio::time::Instant::now();
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            wait_time: Duration::from_secs(60),
+            ..ManagerProperties::default()
+        },
+    );
+    until(Duration::from_secs(20), "the due task to run", || {
+        actor.handled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Not before its time: the first own found nothing, and the second came at the timer.
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    drop(manager);
+}
+
+/// A busy node never asks when tasks are due: only an own that found nothing does.
+#[tokio::test]
+async fn next_due_is_asked_only_after_an_empty_own() {
+    let queue = MockQueue::new(&[40, 30, 20, 0, 10, 0]);
+    let manager = ActionManager::start(
+        Arc::new(MockActor::default()),
+        queue.clone(),
+        ManagerProperties {
+            wait_time: Duration::from_millis(20),
+            ..ManagerProperties::default()
+        },
+    );
+    until(Duration::from_secs(30), "every task to be returned", || {
+        queue.returned.load(Ordering::SeqCst) == 100
+    })
+    .await;
+    manager.close().await;
+    assert_eq!(
+        queue.next_due_calls.load(Ordering::SeqCst),
+        queue.empty_owns.load(Ordering::SeqCst)
+    );
+}
+
+/// A node that returned a task for a later try is not idle before that try is due, even if
+/// the store offers it to someone else: `parade run --until-idle` waits for its retries.
+#[tokio::test]
+async fn a_node_is_not_idle_while_a_retry_it_returned_waits() {
+    let queue = MockQueue::new(&[1]);
+    let actor = Arc::new(MockActor {
+        fails: true,
+        backoff: Some(FIXED),
+        ..MockActor::default()
+    });
+    let started = tokio::time::Instant::now();
+    let manager = ActionManager::start(
+        actor,
+        queue.clone(),
+        ManagerProperties {
+            wait_time: Duration::from_millis(100),
+            ..ManagerProperties::default()
+        },
+    );
+    tokio::time::timeout(Duration::from_secs(20), manager.wait_idle())
+        .await
+        .expect("the node became idle once the retry was due");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(queue.returned.load(Ordering::SeqCst), 1);
+    manager.close().await;
 }

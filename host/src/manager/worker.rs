@@ -208,13 +208,7 @@ async fn perform(shared: &Shared, task: OwnedTask, extended_at: Instant) -> Done
         }
     };
     Done::Return(
-        TaskReturn {
-            id: task.id,
-            token: task.token,
-            status: result.status,
-            code: result.status_code,
-            retry_after: result.retry_after,
-        },
+        super::retry::task_return(shared.actor.as_ref(), task, result, chrono::Utc::now()),
         deadline,
     )
 }

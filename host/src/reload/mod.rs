@@ -5,9 +5,11 @@
 //! component bytes and settings are unchanged (so a reload compiles only what changed).
 //! [`Reloader::watch`] follows the files with `notify`, waits for them to settle (editors
 //! that save by rename and slow copies send bursts of events), rebuilds, and swaps the new
-//! set into the [`ComponentActor`] at once. Anything invalid — unreadable TOML, a file that
-//! is not a component, two plugins claiming one action, a directory grant that overlaps the
-//! node's own files — is logged and changes nothing: the last good set keeps serving.
+//! set into the [`ComponentActor`] at once, then hands the configuration's `[[schedule]]`
+//! entries to the node's [`Scheduler`](crate::schedule::Scheduler). Anything invalid —
+//! unreadable TOML, a bad schedule, a file that is not a component, two plugins claiming one
+//! action, a directory grant that overlaps the node's own files — is logged and changes
+//! nothing: the last good plugins keep serving and the last good schedules keep running.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{NodeConfig, Overrides, PluginSpec};
 use crate::runtime::{check_claims, content_hash, ComponentActor, Plugin, Runtime};
+use crate::schedule::Schedules;
 
 /// Quiet time after the last file event before a reload starts.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -119,6 +122,8 @@ pub struct Reloader {
     config: NodeConfig,
     loaded: Vec<Loaded>,
     stats: Arc<ReloadStats>,
+    /// The node's scheduler, if it runs one: each applied reload replaces its schedules.
+    schedules: Option<Schedules>,
 }
 
 impl Reloader {
@@ -139,7 +144,15 @@ impl Reloader {
             config,
             loaded,
             stats: Arc::default(),
+            schedules: None,
         }
+    }
+
+    /// Has every applied reload replace the schedules of the scheduler `schedules` belongs
+    /// to with the re-read configuration's (a rejected reload leaves them as they were).
+    pub fn with_schedules(mut self, schedules: Schedules) -> Self {
+        self.schedules = Some(schedules);
+        self
     }
 
     /// Counters of applied and rejected reloads.
@@ -148,7 +161,7 @@ impl Reloader {
     }
 
     /// Re-reads the configuration and the plugins folder and, if everything is valid, swaps
-    /// the new set of plugins in. On error nothing changes.
+    /// the new set of plugins in, then the new schedules. On error nothing changes.
     pub async fn reload(&mut self) -> anyhow::Result<()> {
         let mut config = match &self.config_file {
             Some(file) => NodeConfig::load(file)?.with_overrides(&self.overrides),
@@ -177,6 +190,9 @@ impl Reloader {
         }
         log_changes(&self.loaded, &loaded);
         prune_cache(&self.runtime, &loaded);
+        if let Some(schedules) = &self.schedules {
+            schedules.replace(config.schedules.clone());
+        }
         self.loaded = loaded;
         self.config = config;
         Ok(())
@@ -215,7 +231,9 @@ impl Reloader {
                 }
                 Err(e) => {
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!("reload rejected, the previous plugins keep serving: {e:#}");
+                    tracing::error!(
+                        "reload rejected, the previous plugins and schedules stay: {e:#}"
+                    );
                 }
             }
             watched = self.watch_paths(&mut watcher, watched);

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::{Plugin, Runtime};
 use crate::manager::{Actor, ActorResult, Declined};
-use crate::queue::{ActorId, OwnedTask, Parade};
+use crate::queue::{ActorId, Backoff, OwnedTask, Parade};
 
 /// Which plugin serves each action.
 struct Registry {
@@ -148,6 +148,15 @@ impl Actor for ComponentActor {
 
     fn actor_id(&self) -> ActorId {
         self.actor_id.clone()
+    }
+
+    /// The `retry` policy of the plugin serving `action` (the default for an action no
+    /// plugin serves: its tasks are declined anyway).
+    fn backoff(&self, action: &str) -> Backoff {
+        self.registry()
+            .by_action
+            .get(action)
+            .map_or_else(Backoff::default, |plugin| plugin.limits.retry)
     }
 
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {

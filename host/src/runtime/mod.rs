@@ -1,12 +1,14 @@
 //! The WebAssembly runtime: runs tasks in sandboxed components of the `parade:actor` world
-//! (`wit/actor.wit`).
+//! (`wit/actor.wit`, version 0.2.0; components built against 0.1.0 keep running, see
+//! `contract.rs`).
 //!
 //! One [`Runtime`] per process holds the wasmtime `Engine` (async, pooling instance
 //! allocator, epoch interruption) and the `Linker` with WASI preview 2, `wasi:http` (gated by
-//! each plugin's `allowed_hosts`) and Parade's host interface. [`Runtime::load`] compiles a
-//! component once (or loads it from the on-disk cache of `cache.rs`, keyed by its content
-//! hash and the engine's settings), checks it implements the world, and asks it for its
-//! actions: the result is a [`Plugin`]. [`ComponentActor`] is the ActionManager's
+//! each plugin's `allowed_hosts`) and Parade's host interface in every contract version.
+//! [`Runtime::load`] compiles a component once (or loads it from the on-disk cache of
+//! `cache.rs`, keyed by its content hash and the engine's settings), finds which version of
+//! the world it implements ([`ContractVersion`]), and asks it for its actions: the result is
+//! a [`Plugin`]. [`ComponentActor`] is the ActionManager's
 //! [`Actor`](crate::manager::Actor) for a set of plugins.
 //!
 //! Every task runs in a fresh `Store` and instance: nothing survives between tasks and no
@@ -19,6 +21,7 @@
 
 mod actor;
 mod cache;
+mod contract;
 mod http;
 mod limits;
 mod output;
@@ -31,23 +34,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use actor::{check_claims, ComponentActor};
 pub use cache::CACHE_KEEP;
+pub use contract::ContractVersion;
 pub use http::HostPattern;
 pub use plugin::{content_hash, DirGrant, FailurePolicy, Plugin, PluginGrants, PluginLimits};
 use state::TaskState;
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "parade:actor/actor",
-        imports: { default: async | trappable },
-        exports: { default: async },
-    });
-}
 
 /// How often the epoch advances: the granularity of time limits and of fair yielding.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -200,7 +195,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::Actor::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |s| s)?;
+        contract::add_to_linker(&mut linker)?;
 
         let ticking = Arc::new(AtomicBool::new(true));
         std::thread::Builder::new()
@@ -251,7 +246,8 @@ impl Runtime {
     }
 
     /// Compiles (or loads from the cache) the component in `bytes`, checks that it
-    /// implements the `parade:actor/actor` world, and asks it for its actions.
+    /// implements the `parade:actor/actor` world (of any [`ContractVersion`]), and asks it
+    /// for its actions.
     pub async fn load(
         &self,
         name: &str,

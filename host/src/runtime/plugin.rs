@@ -8,16 +8,19 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Trap;
 
-use super::bindings::parade::actor::types::StatusCode;
-use super::bindings::{Actor as ActorWorld, ActorPre};
+use super::contract::v0_2::parade::actor::types::{ActorResult as GuestResult, StatusCode};
+use super::contract::{ActorPre, ContractVersion};
 use super::output::CapturedOutput;
 use super::state::TaskContext;
 use super::Runtime;
 use crate::manager::ActorResult;
-use crate::queue::{OwnedTask, Parade, TaskStatusCode};
+use crate::queue::{Backoff, OwnedTask, Parade, TaskStatusCode};
 
 /// Longest status text kept from a guest; longer ones are cut.
 const MAX_STATUS: usize = 64 * 1024;
+/// Longest a `pending` result may ask its task to wait (`retry-after-ms`): a longer wait is
+/// cut to this, and the status says so.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Longest a component's `actions()` may take at load (less if its `timeout` is shorter):
 /// a plugin that hangs there must not block a node's start or its reloads.
 const ACTIONS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,8 +35,8 @@ pub enum FailurePolicy {
     Abort,
 }
 
-/// Resource limits of a plugin's instances.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Resource limits of a plugin's instances, and what happens to a task that fails in one.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginLimits {
     /// Memory of one task's instance, in bytes: all its linear memories together, and its
     /// tables at 8 bytes an element (default 64 MiB, at most 1 GiB).
@@ -46,6 +49,10 @@ pub struct PluginLimits {
     pub fuel: Option<u64>,
     /// What a failed instance means for its task.
     pub on_failure: FailurePolicy,
+    /// How long a task of this plugin waits before its next try, after a pending result or
+    /// an ownership that lapsed (the manifest's `retry`; default [`Backoff::default`]). See
+    /// [`Actor::backoff`](crate::manager::Actor::backoff).
+    pub retry: Backoff,
 }
 
 impl Default for PluginLimits {
@@ -55,6 +62,7 @@ impl Default for PluginLimits {
             timeout: Duration::from_secs(30 * 60),
             fuel: None,
             on_failure: FailurePolicy::Retry,
+            retry: Backoff::default(),
         }
     }
 }
@@ -101,7 +109,7 @@ pub struct Plugin {
     pub limits: PluginLimits,
     /// What its instances may reach; see [`Plugin::with_grants`].
     pub grants: PluginGrants,
-    pre: ActorPre<super::TaskState>,
+    pre: ActorPre,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -110,6 +118,7 @@ impl std::fmt::Debug for Plugin {
             .field("name", &self.name)
             .field("hash", &self.hash)
             .field("actions", &self.actions)
+            .field("contract", &self.contract())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -166,9 +175,7 @@ impl Plugin {
                 "it imports something a Parade node does not provide (only WASI preview 2, wasi:http \
              and parade:actor/host are available)",
             )?;
-        let pre = ActorPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .context("it does not export the parade:actor/actor world (actions and handle)")?;
+        let pre = ActorPre::detect(instance_pre)?;
         let mut plugin = Plugin {
             name: name.to_owned(),
             hash,
@@ -184,7 +191,7 @@ impl Plugin {
         // call.
         let listed = tokio::time::timeout(limit, async {
             let mut store = runtime.store(&plugin, None, limit, &output)?;
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let instance = plugin.pre.instantiate(&mut store).await?;
             wasmtime::Result::Ok(instance.call_actions(&mut store).await)
         })
         .await;
@@ -205,8 +212,25 @@ impl Plugin {
         if actions.is_empty() {
             bail!("its actions() returned no action");
         }
+        let contract = plugin.contract();
+        tracing::info!(
+            plugin = %name,
+            contract = %contract,
+            actions = ?actions,
+            "component loaded{}",
+            if contract < ContractVersion::CURRENT {
+                " (built against an older contract; it runs unchanged)"
+            } else {
+                ""
+            }
+        );
         plugin.actions = actions;
         Ok(plugin)
+    }
+
+    /// The version of the `parade:actor` contract it was built against.
+    pub fn contract(&self) -> ContractVersion {
+        self.pre.version()
     }
 
     /// Where it came from, for messages: its file, or its name.
@@ -253,7 +277,7 @@ impl Plugin {
         let call = async {
             let started = std::time::Instant::now();
             let mut store = runtime.store(self, Some(context), timeout, &output)?;
-            let instance: ActorWorld = self.pre.instantiate_async(&mut store).await?;
+            let instance = self.pre.instantiate(&mut store).await?;
             runtime.stats.instantiated(started.elapsed());
             instance
                 .call_handle(&mut store, &task.action, task.body.as_deref(), failures)
@@ -269,14 +293,7 @@ impl Plugin {
         };
         output.log(&self.name, &task.action, task.id.as_str());
         match result {
-            Ok(result) => ActorResult {
-                status: super::status_text(result.status, MAX_STATUS),
-                status_code: match result.code {
-                    StatusCode::Completed => TaskStatusCode::Completed,
-                    StatusCode::Aborted => TaskStatusCode::Aborted,
-                    StatusCode::Pending => TaskStatusCode::Pending,
-                },
-            },
+            Ok(result) => self.task_result(result),
             Err(e) => {
                 let (kind, why) = describe_failure(&e, timeout, self.limits.memory);
                 runtime.stats.failed(kind);
@@ -287,8 +304,42 @@ impl Plugin {
                         FailurePolicy::Retry => TaskStatusCode::Pending,
                         FailurePolicy::Abort => TaskStatusCode::Aborted,
                     },
+                    retry_after: None,
                 }
             }
+        }
+    }
+}
+
+impl Plugin {
+    /// What the queue is told of a result the guest returned: its status made storable, and
+    /// for a `pending` one its retry delay, at most [`MAX_RETRY_AFTER`].
+    fn task_result(&self, result: GuestResult) -> ActorResult {
+        let mut status = super::status_text(result.status, MAX_STATUS);
+        let status_code = match result.code {
+            StatusCode::Completed => TaskStatusCode::Completed,
+            StatusCode::Aborted => TaskStatusCode::Aborted,
+            StatusCode::Pending => TaskStatusCode::Pending,
+        };
+        let retry_after = match (status_code, result.retry_after_ms) {
+            (TaskStatusCode::Pending, Some(ms)) => {
+                let asked = Duration::from_millis(ms);
+                if asked > MAX_RETRY_AFTER {
+                    let days = MAX_RETRY_AFTER.as_secs() / 86_400;
+                    status.push_str(&format!(
+                        " (plugin {}: retry-after-ms {ms} is more than {days} days; trying \
+                         again in {days} days)",
+                        self.name
+                    ));
+                }
+                Some(asked.min(MAX_RETRY_AFTER))
+            }
+            _ => None,
+        };
+        ActorResult {
+            status,
+            status_code,
+            retry_after,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The state of one task's store, and the host side of the `parade:actor/host` interface.
+//! The state of one task's store, and the host side of the `parade:actor/host` interface
+//! (of the current contract; `contract.rs` adapts the older ones onto it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +7,7 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::parade::actor::{host, types};
+use super::contract::v0_2::parade::actor::{host, types};
 use crate::queue::{OwnedTask, Parade, TaskData, TaskId};
 
 /// Longest log line a guest can write; longer ones are cut.
@@ -17,6 +18,8 @@ const MAX_ENQUEUE: usize = 10_000;
 const MAX_ENQUEUE_PER_RUN: usize = 10 * MAX_ENQUEUE;
 /// Longest part of a refused id an `enqueue` error quotes.
 const MAX_QUOTED_ID: usize = 200;
+/// Longest `delay-ms` a task may be enqueued with.
+pub(super) const MAX_ENQUEUE_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The task a store performs, and the queue it came from.
 pub(super) struct TaskContext {
@@ -77,6 +80,46 @@ fn check_successors(tasks: &[host::NewTask], enqueued: &Enqueued) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The row `enqueue` stores for `task`, asked for at `now`; or why it is refused.
+fn task_data(task: host::NewTask, now: chrono::DateTime<chrono::Utc>) -> Result<TaskData, String> {
+    let to_count = |n: Option<u32>, field: &str| -> Result<Option<i32>, String> {
+        n.map(|n| i32::try_from(n).map_err(|_| format!("{field} {n} is more than {}", i32::MAX)))
+            .transpose()
+    };
+    let max_tries = to_count(task.max_tries, "max-tries")?;
+    let total_dependencies = to_count(task.total_dependencies, "total-dependencies")?;
+    let run_after = match task.delay_ms {
+        None | Some(0) => None,
+        Some(ms) => {
+            let delay = Duration::from_millis(ms);
+            if delay > MAX_ENQUEUE_DELAY {
+                return Err(format!(
+                    "delay-ms {ms} is more than 365 days ({} ms): enqueue a task that \
+                     re-enqueues itself to wait longer",
+                    MAX_ENQUEUE_DELAY.as_millis()
+                ));
+            }
+            // Within a year, so neither conversion nor the sum can fail.
+            chrono::Duration::from_std(delay)
+                .ok()
+                .and_then(|delay| now.checked_add_signed(delay))
+        }
+    };
+    let id = task
+        .id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    Ok(TaskData {
+        body: task.body,
+        max_tries,
+        total_dependencies,
+        to_signal_after: task.signal_after.into_iter().map(TaskId).collect(),
+        notify_channel_after: task.notify_channel,
+        priority: task.priority.unwrap_or(0),
+        run_after,
+        ..TaskData::new(id, task.action)
+    })
 }
 
 /// Everything one instance may touch: its WASI context (granting nothing by default), its
@@ -151,17 +194,13 @@ impl host::Host for TaskState {
             .unwrap_or_default())
     }
 
+    /// The try number of this ownership, as `own_tasks` handed it over: no store round
+    /// trip, and it stays this run's number even if another node took the task over since.
     async fn try_number(&mut self) -> wasmtime::Result<u32> {
-        let Ok(context) = self.context() else {
-            return Ok(0);
-        };
-        let stored = context
-            .queue
-            .get_task(&context.task.id)
-            .await
-            .ok()
-            .flatten();
-        Ok(stored.map_or(0, |t| u32::try_from(t.num_tries).unwrap_or(0)))
+        Ok(self
+            .context
+            .as_ref()
+            .map_or(0, |c| u32::try_from(c.task.num_tries).unwrap_or(0)))
     }
 
     /// Refuses 0 (the task would be offered again while it runs) and grants at most the
@@ -210,31 +249,13 @@ impl host::Host for TaskState {
         if let Err(e) = check_successors(&tasks, &context.enqueued) {
             return Ok(Err(e));
         }
-        let to_count = |n: Option<u32>, field: &str| -> Result<Option<i32>, String> {
-            n.map(|n| i32::try_from(n).map_err(|_| format!("{field} {n} is too large")))
-                .transpose()
-        };
+        let now = chrono::Utc::now();
         let mut data = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            let max_tries = match to_count(task.max_tries, "max-tries") {
-                Ok(n) => n,
-                Err(e) => return Ok(Err(e)),
-            };
-            let total_dependencies = match to_count(task.total_dependencies, "total-dependencies") {
-                Ok(n) => n,
-                Err(e) => return Ok(Err(e)),
-            };
-            let id = task
-                .id
-                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-            data.push(TaskData {
-                body: task.body,
-                max_tries,
-                total_dependencies,
-                to_signal_after: task.signal_after.into_iter().map(TaskId).collect(),
-                notify_channel_after: task.notify_channel,
-                ..TaskData::new(id, task.action)
-            });
+        for (index, task) in tasks.into_iter().enumerate() {
+            match task_data(task, now) {
+                Ok(task) => data.push(task),
+                Err(e) => return Ok(Err(format!("task {index} of this enqueue call: {e}"))),
+            }
         }
         if let Err(e) = context.queue.insert_tasks(&data).await {
             return Ok(Err(e.to_string()));
@@ -283,6 +304,11 @@ mod tests {
             ),
             total_dependencies in proptest::option::of(any::<u32>()),
             notify_channel in proptest::option::of(text()),
+            delay_ms in proptest::option::of(prop_oneof![
+                3 => 0..=MAX_ENQUEUE_DELAY.as_millis() as u64,
+                1 => any::<u64>(),
+            ]),
+            priority in proptest::option::of(any::<i32>()),
         ) -> host::NewTask {
             host::NewTask {
                 id,
@@ -292,6 +318,8 @@ mod tests {
                 signal_after,
                 total_dependencies,
                 notify_channel,
+                delay_ms,
+                priority,
             }
         }
     }
@@ -371,6 +399,7 @@ mod tests {
 
                 let before = stored(&queue).await.len();
                 let batch = tasks.clone();
+                let asked = chrono::Utc::now();
                 match host::Host::enqueue(&mut state, batch).await.unwrap() {
                     Ok(ids) => {
                         prop_assert_eq!(ids.len(), tasks.len());
@@ -380,6 +409,20 @@ mod tests {
                             let row = all.iter().find(|t| t.id.as_str() == id).unwrap();
                             prop_assert_eq!(&row.action, &task.action);
                             prop_assert_eq!(&row.body, &task.body);
+                            prop_assert_eq!(row.priority, task.priority.unwrap_or(0));
+                            match task.delay_ms.filter(|&ms| ms > 0) {
+                                None => prop_assert_eq!(row.run_after, None),
+                                Some(ms) => {
+                                    prop_assert!(ms <= MAX_ENQUEUE_DELAY.as_millis() as u64);
+                                    let delay = row.run_after.unwrap() - asked;
+                                    // Stores may round the time to the millisecond.
+                                    let ms = ms as i64;
+                                    prop_assert!(
+                                        (ms - 1..ms + 60_000).contains(&delay.num_milliseconds()),
+                                        "delay-ms {} stored as {}", ms, delay
+                                    );
+                                }
+                            }
                         }
                     }
                     Err(message) => {
@@ -399,6 +442,8 @@ mod tests {
                         signal_after: Vec::new(),
                         total_dependencies: None,
                         notify_channel: None,
+                        delay_ms: None,
+                        priority: None,
                     })
                     .collect();
                 let added = host::Host::enqueue(&mut state, flood).await.unwrap();

@@ -31,6 +31,12 @@ use super::{
     TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
 
+/// `duration` as PostgreSQL's `interval` holds it: whole microseconds (sqlx refuses to send a
+/// finer one, and jittered delays are computed to the nanosecond).
+fn interval(duration: Duration) -> Duration {
+    Duration::from_micros(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// Per-action backoff policies as the SQL functions take them: one array per field, in the
 /// order of the actions (NULL where an action has none, or an immediate one).
 struct BackoffArrays {
@@ -46,8 +52,14 @@ impl BackoffArrays {
             .map(|i| backoff.get(i).filter(|b| !b.is_immediate()))
             .collect();
         BackoffArrays {
-            initial: policies.iter().map(|b| b.map(|b| b.initial)).collect(),
-            max: policies.iter().map(|b| b.map(|b| b.max)).collect(),
+            initial: policies
+                .iter()
+                .map(|b| b.map(|b| interval(b.initial)))
+                .collect(),
+            max: policies
+                .iter()
+                .map(|b| b.map(|b| interval(b.max)))
+                .collect(),
             multiplier: policies.iter().map(|b| b.map(|b| b.multiplier)).collect(),
             jitter: policies.iter().map(|b| b.map(|b| b.jitter)).collect(),
         }
@@ -395,7 +407,7 @@ impl Parade for PgParade {
         .bind(max_tasks)
         .bind(request.actions)
         .bind(request.actor.as_str())
-        .bind(request.max_duration)
+        .bind(request.max_duration.map(interval))
         .bind(&policy.initial)
         .bind(&policy.max)
         .bind(&policy.multiplier)
@@ -427,7 +439,7 @@ impl Parade for PgParade {
             sqlx::query_scalar("SELECT extend_task_deadline($1::varchar, $2, $3)")
                 .bind(id.as_str())
                 .bind(token.0)
-                .bind(duration)
+                .bind(interval(duration))
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db_error)?;
@@ -484,7 +496,8 @@ impl Parade for PgParade {
         let tokens: Vec<Uuid> = valid.iter().map(|r| r.token.0).collect();
         let statuses: Vec<&str> = valid.iter().map(|r| r.status.as_str()).collect();
         let codes: Vec<&str> = valid.iter().map(|r| r.code.as_str()).collect();
-        let delays: Vec<Option<Duration>> = valid.iter().map(|r| r.retry_after).collect();
+        let delays: Vec<Option<Duration>> =
+            valid.iter().map(|r| r.retry_after.map(interval)).collect();
         let updated: Vec<i32> = if valid.is_empty() {
             Vec::new()
         } else {
