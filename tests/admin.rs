@@ -603,6 +603,13 @@ impl Parade for CountingSummaries {
     async fn task_cancellations(&self) -> queue::Result<Option<queue::TaskCancellations>> {
         self.inner.task_cancellations().await
     }
+    async fn prune_finished(
+        &self,
+        retention: &queue::Retention,
+        max_rows: u32,
+    ) -> queue::Result<u64> {
+        self.inner.prune_finished(retention, max_rows).await
+    }
     async fn ping(&self) -> queue::Result<()> {
         self.inner.ping().await
     }

@@ -20,6 +20,7 @@ mod hostile;
 mod insert;
 mod operators;
 mod own;
+mod retention;
 mod returns;
 mod time;
 mod waiters;
@@ -33,6 +34,7 @@ use hostile::*;
 use insert::*;
 use operators::*;
 use own::*;
+use retention::*;
 use returns::*;
 use time::*;
 use waiters::*;
@@ -128,6 +130,8 @@ conformance!(
     // cancel
     cancel_answers_each_id_and_ends_what_has_not_ended,
     cancel_with_cascade_reaches_every_waiting_successor,
+    // retention
+    pruning_deletes_exactly_the_expired_finished_tasks_in_batches,
     ],
     prefixed_stores: [
         prefix_hides_other_namespaces_and_strips_names,

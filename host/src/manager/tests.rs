@@ -155,6 +155,10 @@ impl Parade for MockQueue {
         unsupported()
     }
 
+    async fn prune_finished(&self, _: &crate::queue::Retention, _: u32) -> Result<u64> {
+        unsupported()
+    }
+
     async fn cancel_tasks(
         &self,
         _: &[TaskId],

@@ -50,7 +50,7 @@ pub use rules::{MAX_ACTION_BYTES, MAX_CHANNEL_BYTES, MAX_ID_BYTES};
 pub use sqlite::SqliteParade;
 pub use types::{
     ActorId, Backoff, CancelOutcome, Cancellation, OwnRequest, OwnedTask, OwnerCount,
-    PerformanceToken, QueueSummary, TaskCount, TaskData, TaskFilter, TaskId, TaskLease,
+    PerformanceToken, QueueSummary, Retention, TaskCount, TaskData, TaskFilter, TaskId, TaskLease,
     TaskOutcome, TaskReturn, TaskStatusCode,
 };
 pub use waiter::Waiter;
@@ -196,6 +196,14 @@ pub trait Parade: Send + Sync {
         reason: &str,
         cascade: bool,
     ) -> Result<Vec<Cancellation>>;
+
+    /// Deletes at most `max_rows` finished tasks whose retention has passed (`completed` or
+    /// `aborted` for longer than `retention` keeps that outcome), oldest first as far as the
+    /// store can tell cheaply, and returns how many it deleted. Nothing that has not ended is
+    /// ever deleted, and deleting a finished task changes nothing for its successors (it
+    /// already signalled them). Tasks that ended without a `finished_at` (stored so by plain
+    /// SQL) are kept. Call it repeatedly for more: each call is one short transaction.
+    async fn prune_finished(&self, retention: &Retention, max_rows: u32) -> Result<u64>;
 
     /// The ids of running tasks that are cancelled from now on, if the backend announces
     /// them (`None`: it does not; a node then learns it at its next deadline extension).

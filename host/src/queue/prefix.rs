@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     ActorId, Backoff, Cancellation, Error, OwnRequest, OwnedTask, Parade, PerformanceToken,
-    QueueSummary, Result, TaskCancellations, TaskData, TaskFilter, TaskHints, TaskId, TaskLease,
-    TaskReturn, TaskStatusCode, Waiter,
+    QueueSummary, Result, Retention, TaskCancellations, TaskData, TaskFilter, TaskHints, TaskId,
+    TaskLease, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// Namespaces every task id and action of `base` under `prefix`.
@@ -291,6 +291,11 @@ impl<P: Parade> Parade for Prefixed<P> {
             .collect())
     }
 
+    /// Prunes the whole store: retention is a property of the store, not of a namespace.
+    async fn prune_finished(&self, retention: &Retention, max_rows: u32) -> Result<u64> {
+        self.base.prune_finished(retention, max_rows).await
+    }
+
     async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {
         let cancels = self.base.task_cancellations().await?;
         Ok(cancels.map(|c| c.within(format!("{}.", self.prefix))))
@@ -390,6 +395,10 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
 
     async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {
         (**self).task_cancellations().await
+    }
+
+    async fn prune_finished(&self, retention: &Retention, max_rows: u32) -> Result<u64> {
+        (**self).prune_finished(retention, max_rows).await
     }
 
     async fn ping(&self) -> Result<()> {

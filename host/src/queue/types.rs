@@ -324,6 +324,14 @@ pub struct TaskReturn {
     pub retry_after: Option<Duration>,
 }
 
+/// How long finished tasks are kept, per outcome (`None`: forever), for
+/// [`Parade::prune_finished`](super::Parade::prune_finished).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    pub completed: Option<Duration>,
+    pub aborted: Option<Duration>,
+}
+
 /// What cancelling one task did, for [`Parade::cancel_tasks`](super::Parade::cancel_tasks).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cancellation {

@@ -27,8 +27,8 @@ use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
     ActorId, Backoff, CancelOutcome, Cancellation, Error, OwnRequest, OwnedTask, Parade,
-    PerformanceToken, QueueSummary, Result, TaskCancellations, TaskData, TaskFilter, TaskHints,
-    TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
+    PerformanceToken, QueueSummary, Result, Retention, TaskCancellations, TaskData, TaskFilter,
+    TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
 
 /// `duration` as PostgreSQL's `interval` holds it: whole microseconds (sqlx refuses to send a
@@ -579,6 +579,31 @@ impl Parade for PgParade {
                 })
             })
             .collect()
+    }
+
+    async fn prune_finished(&self, retention: &Retention, max_rows: u32) -> Result<u64> {
+        if retention.completed.is_none() && retention.aborted.is_none() {
+            return Ok(0);
+        }
+        // No index on finished_at (it would cost every completion an index entry): the scan
+        // meets the oldest rows first, and stops at max_rows.
+        let deleted = sqlx::query(
+            "DELETE FROM tasks WHERE ctid = ANY(ARRAY( \
+               SELECT ctid FROM tasks \
+               WHERE finished_at IS NOT NULL AND ( \
+                 (status_code = 'completed' AND $1::interval IS NOT NULL \
+                    AND finished_at < now() - $1::interval) \
+                 OR (status_code = 'aborted' AND $2::interval IS NOT NULL \
+                    AND finished_at < now() - $2::interval)) \
+               LIMIT $3 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(retention.completed.map(interval))
+        .bind(retention.aborted.map(interval))
+        .bind(i64::from(max_rows))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(deleted.rows_affected())
     }
 
     async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {

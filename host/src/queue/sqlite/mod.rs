@@ -34,7 +34,7 @@ use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
     ActorId, Backoff, CancelSender, Cancellation, Error, OwnRequest, OwnedTask, Parade,
-    PerformanceToken, QueueSummary, Result, TaskCancellations, TaskData, TaskFilter,
+    PerformanceToken, QueueSummary, Result, Retention, TaskCancellations, TaskData, TaskFilter,
     TaskHintSender, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
 
@@ -607,6 +607,33 @@ impl Parade for SqliteParade {
             self.cancels.announce(id);
         }
         Ok(cancelled.answers)
+    }
+
+    async fn prune_finished(&self, retention: &Retention, max_rows: u32) -> Result<u64> {
+        if retention.completed.is_none() && retention.aborted.is_none() {
+            return Ok(0);
+        }
+        let now = now_micros();
+        let cutoff =
+            |keep: Option<Duration>| keep.map(|keep| now.saturating_sub(micros_after(0, keep)));
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM tasks WHERE rowid IN ( \
+               SELECT rowid FROM tasks \
+               WHERE finished_at IS NOT NULL AND ( \
+                 (status_code = 'completed' AND ?1 IS NOT NULL AND finished_at < ?1) \
+                 OR (status_code = 'aborted' AND ?2 IS NOT NULL AND finished_at < ?2)) \
+               LIMIT ?3)",
+        )
+        .bind(cutoff(retention.completed))
+        .bind(cutoff(retention.aborted))
+        .bind(i64::from(max_rows))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        tx.commit().await.map_err(db_error)?;
+        Ok(deleted)
     }
 
     async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {
