@@ -680,6 +680,7 @@ async fn a_schedule_on_two_nodes_sharing_postgres_enqueues_each_slot_once() -> a
         "[[schedule]]\nname = \"tick\"\nevery = \"1s\"\naction = \"tick\"\nbody = \"{}\"\n\
          max_tries = 2\npriority = 7\n",
     )?;
+    let spawned = chrono::Utc::now();
     let a = Node::start(dir.path(), &url, &[])?;
     let b = Node::start(dir.path(), &url, &[])?;
     for node in [&a, &b] {
@@ -692,10 +693,12 @@ async fn a_schedule_on_two_nodes_sharing_postgres_enqueues_each_slot_once() -> a
     let (log_a, log_b) = (a.log(), b.log());
     a.stop().await?;
     b.stop().await?;
+    let stopped = chrono::Utc::now();
 
     let slots = schedule_slots(&queue, "tick").await?;
     // Every slot while both nodes ran has its task (a second of slack at each end for the
-    // insert), and no slot has two: the ids are the slots, one task each, one second apart.
+    // insert, and one slot may be skipped if both nodes wake late on a loaded machine), and
+    // no slot has two: the ids are the slots, one task each, one second apart.
     let covered = slots
         .iter()
         .filter(|s| **s > both_running + chrono::TimeDelta::seconds(1))
@@ -706,8 +709,12 @@ async fn a_schedule_on_two_nodes_sharing_postgres_enqueues_each_slot_once() -> a
         covered as i64 >= expected - 1,
         "{covered} slots of the {expected} seconds both nodes ran: {slots:?}"
     );
+    // At most one task a second, each for a slot while a node ran.
     assert!(gaps(&slots).iter().all(|g| *g >= 1), "{slots:?}");
-    assert!(slots.len() <= 12, "more tasks than seconds: {slots:?}");
+    assert!(
+        slots.iter().all(|s| *s > spawned && *s <= stopped),
+        "{slots:?} not within {spawned}..{stopped}"
+    );
     for log in [&log_a, &log_b] {
         assert!(!log.contains("cannot enqueue"), "{log}");
     }
