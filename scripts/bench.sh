@@ -8,13 +8,15 @@
 # whether own_tasks uses tasks_runnable_idx, own and return rates.
 # manager: the node end to end (host/benches/manager.rs): instantiate-and-call cost, no-op
 # tasks/s native vs WebAssembly and their ratio, CPU per task of the node and of PostgreSQL,
-# pgbench TPS on the same cluster and the ratio to it, idle insert-to-start latency, CPU-bound
-# scaling 2 vs 1 workers, idle RSS of a node with 10 plugins.
+# pgbench TPS on the same cluster and the ratio to it, idle insert-to-start latency, how late an
+# idle node starts due tasks (the wake timer), CPU-bound scaling 2 vs 1 workers, idle RSS of a
+# node with 10 plugins.
 # guests: per language (Rust, C, Python, JavaScript), the example component's size, its first
 # load (compile) and cached load, and its per-task instantiate and whole-task times.
 # all (the default): all three, each with its defaults (ARGS: only --quick).
 # ARGS go to the benchmark: --backend postgres|sqlite|all, --tasks N, --quick, and for
-# manager --workers N, --actor native|wasm|both, --rounds N.
+# manager --workers N, --actor native|wasm|both, --rounds N, --only FIGURE,... (instantiate,
+# throughput, pgbench, wake, lateness, cpu_scaling, rss).
 #
 # The throwaway cluster keeps PostgreSQL's durable defaults (every commit flushed to disk), as
 # production runs it; the tests' clusters turn that off for speed.

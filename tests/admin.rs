@@ -246,10 +246,281 @@ async fn operator_actions_need_the_token(backend: Backend) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Owns the pending task `id` of action `action` as another node would: its token.
+async fn own_elsewhere(
+    queue: &Arc<dyn Parade>,
+    action: &str,
+    id: &str,
+) -> anyhow::Result<queue::PerformanceToken> {
+    let owned = queue
+        .own_tasks(
+            &queue::ActorId::from("elsewhere"),
+            1,
+            &[action.to_owned()],
+            Some(Duration::from_secs(600)),
+        )
+        .await?;
+    let task = owned.first().context("nothing owned")?;
+    ensure!(task.id.as_str() == id, "owned {} instead of {id}", task.id);
+    Ok(task.token)
+}
+
+/// A store holding, of actions no node serves: `running` (owned by another node),
+/// `waiting` (on `running`), `delayed` (due in an hour), `done` (completed), and `head`
+/// signalling `tail`; a running node with `[admin] token = "s3cret"` on it. The queue, the
+/// node's folder, the node, its admin URL and the running task's token.
+async fn node_with_tasks_to_cancel(
+    backend: Backend,
+) -> anyhow::Result<(
+    Arc<dyn Parade>,
+    tempfile::TempDir,
+    Node,
+    String,
+    queue::PerformanceToken,
+)> {
+    let url = backend.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    queue
+        .insert_tasks(&[
+            TaskData {
+                to_signal_after: vec![TaskId::from("waiting")],
+                ..task("running", "held", "", None)
+            },
+            TaskData {
+                total_dependencies: Some(1),
+                ..task("waiting", "later", "", None)
+            },
+            TaskData {
+                run_after: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+                ..task("delayed", "later", "", None)
+            },
+            task("done", "finished", "", None),
+            TaskData {
+                to_signal_after: vec![TaskId::from("tail")],
+                ..task("head", "later", "", None)
+            },
+            TaskData {
+                total_dependencies: Some(1),
+                ..task("tail", "later", "", None)
+            },
+        ])
+        .await?;
+    let token = own_elsewhere(&queue, "held", "running").await?;
+    let done = own_elsewhere(&queue, "finished", "done").await?;
+    queue
+        .return_task(&TaskId::from("done"), done, "ok", TaskStatusCode::Completed)
+        .await?;
+    let dir = node_dir(&[])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        "[admin]\ntoken = \"s3cret\"\n",
+    )?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    Ok((queue, dir, node, admin, token))
+}
+
+/// A task's status code and status.
+async fn state_of(queue: &Arc<dyn Parade>, id: &str) -> anyhow::Result<(TaskStatusCode, String)> {
+    let task = queue
+        .get_task(&TaskId::from(id))
+        .await?
+        .with_context(|| format!("task {id} is gone"))?;
+    Ok((task.status_code, task.status.unwrap_or_default()))
+}
+
+async fn cancel_needs_the_token_and_answers_per_task(backend: Backend) -> anyhow::Result<()> {
+    let (queue, _dir, node, admin, token) = node_with_tasks_to_cancel(backend).await?;
+    let cancel = |query: &str| format!("{admin}/api/task/cancel?{query}");
+    let bearer = "Authorization: Bearer s3cret";
+
+    let listed = "id=running&id=delayed&id=done&id=ghost&reason=operator%20says%20no";
+    let refused = http("POST", &cancel(listed), &[]).await?;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let wrong = http("POST", &cancel(listed), &["Authorization: Bearer guess"]).await?;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert_eq!(
+        state_of(&queue, "running").await?.0,
+        TaskStatusCode::InProgress,
+        "a refused cancel changed the task"
+    );
+
+    for (query, problem) in [
+        ("reason=x", "missing ?id="),
+        ("id=delayed&cascade=maybe", "cascade is true or false"),
+        ("id=delayed&force=1", "unknown parameter \"force\""),
+        ("id=delayed&reason=a%00b", "NUL"),
+    ] {
+        let answer = http("POST", &cancel(query), &[bearer]).await?;
+        assert_eq!(answer.status, 400, "{query}: {}", answer.body);
+        let error: serde_json::Value = serde_json::from_str(&answer.body)?;
+        let error = error["error"].as_str().unwrap_or_default();
+        assert!(error.contains(problem), "{query}: {}", answer.body);
+    }
+    assert_eq!(
+        state_of(&queue, "delayed").await?.0,
+        TaskStatusCode::Pending
+    );
+
+    let answer = http("POST", &cancel(listed), &[bearer]).await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body)?;
+    assert_eq!(
+        body["tasks"],
+        serde_json::json!([
+            {"id": "running", "outcome": "cancelled", "cascade": false},
+            {"id": "delayed", "outcome": "cancelled", "cascade": false},
+            {"id": "done", "outcome": "already-ended", "status_code": "completed", "cascade": false},
+            {"id": "ghost", "outcome": "not-found", "cascade": false},
+        ])
+    );
+    assert_eq!(body["ok"], "2 cancelled, 1 already ended, 1 not found");
+    for id in ["running", "delayed"] {
+        assert_eq!(
+            state_of(&queue, id).await?,
+            (
+                TaskStatusCode::Aborted,
+                "cancelled: operator says no".into()
+            ),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        state_of(&queue, "done").await?,
+        (TaskStatusCode::Completed, "ok".into())
+    );
+    // The running task's owner can no longer return it, and its successor heard of the end.
+    let late = queue
+        .return_task(
+            &TaskId::from("running"),
+            token,
+            "late",
+            TaskStatusCode::Completed,
+        )
+        .await;
+    assert!(
+        matches!(late, Err(queue::Error::InvalidToken { .. })),
+        "{late:?}"
+    );
+    let waiting = queue
+        .get_task(&TaskId::from("waiting"))
+        .await?
+        .context("gone")?;
+    assert_eq!((waiting.num_signals, waiting.num_failures), (1, 1));
+
+    let cascaded = http("POST", &cancel("id=head&cascade=true"), &[bearer]).await?;
+    assert_eq!(cascaded.status, 200, "{}", cascaded.body);
+    let body: serde_json::Value = serde_json::from_str(&cascaded.body)?;
+    assert_eq!(
+        body["tasks"],
+        serde_json::json!([
+            {"id": "head", "outcome": "cancelled", "cascade": false},
+            {"id": "tail", "outcome": "cancelled", "cascade": true},
+        ])
+    );
+    assert_eq!(
+        state_of(&queue, "tail").await?,
+        (TaskStatusCode::Aborted, "cancelled".into())
+    );
+    assert!(
+        node.log()
+            .contains("admin: cancel head (reason \"\", cascade true)"),
+        "the cancel is logged:\n{}",
+        node.log()
+    );
+    node.stop().await?;
+    Ok(())
+}
+
 support::on_both_backends!(
     metrics_count_what_the_node_did,
-    operator_actions_need_the_token
+    operator_actions_need_the_token,
+    cancel_needs_the_token_and_answers_per_task
 );
+
+#[tokio::test]
+async fn task_pages_show_what_applies_to_the_task_and_cancel_only_with_a_token(
+) -> anyhow::Result<()> {
+    let (queue, _dir, node, admin, _token) = node_with_tasks_to_cancel(Backend::Sqlite).await?;
+    let page = |id: &str| {
+        let admin = admin.clone();
+        let id = id.to_owned();
+        async move {
+            let answer = http("GET", &format!("{admin}/task?id={id}"), &[]).await?;
+            ensure!(answer.status == 200, "{id}: {}", answer.body);
+            anyhow::Ok(answer.body)
+        }
+    };
+    let delayed = queue
+        .get_task(&TaskId::from("delayed"))
+        .await?
+        .context("gone")?;
+    let due_at = delayed
+        .run_after
+        .context("no run_after")?
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+
+    let delayed = page("delayed").await?;
+    assert!(
+        delayed.contains("data-field=\"due\">in ") && delayed.contains(&format!("({due_at})</td>")),
+        "{delayed}"
+    );
+    assert!(!delayed.contains("data-field=\"deadline\""), "{delayed}");
+    let running = page("running").await?;
+    assert!(running.contains("data-field=\"deadline\""), "{running}");
+    assert!(!running.contains("data-field=\"due\""), "{running}");
+    // The cancel controls, for tasks that have not ended; never the token itself.
+    for body in [&delayed, &running] {
+        assert!(body.contains("id=\"operator\""), "{body}");
+        assert!(body.contains("sessionStorage"), "{body}");
+        assert!(!body.contains("s3cret"), "{body}");
+    }
+    let done = page("done").await?;
+    for absent in [
+        "data-field=\"deadline\"",
+        "data-field=\"due\"",
+        "id=\"operator\"",
+    ] {
+        assert!(
+            !done.contains(absent),
+            "{absent} on a finished task's page: {done}"
+        );
+    }
+    // A predecessor's page lists its waiting successor.
+    let head = page("head").await?;
+    assert!(head.contains("/task?id=tail"), "{head}");
+    node.stop().await?;
+
+    // Without a token the node takes no operator actions: no controls.
+    let url = Backend::Sqlite.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    queue
+        .insert_tasks(&[
+            TaskData {
+                to_signal_after: vec![TaskId::from("later")],
+                ..task("first", "held", "", None)
+            },
+            TaskData {
+                total_dependencies: Some(1),
+                run_after: Some(chrono::Utc::now() + chrono::Duration::minutes(5)),
+                ..task("later", "held", "", None)
+            },
+        ])
+        .await?;
+    let dir = node_dir(&[])?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    let first = http("GET", &format!("{admin}/task?id=first"), &[]).await?;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(!first.body.contains("id=\"operator\""), "{}", first.body);
+    assert!(
+        first.body.contains("due <time class=\"due\""),
+        "a delayed successor says when it is due: {}",
+        first.body
+    );
+    node.stop().await?;
+    Ok(())
+}
 
 #[tokio::test]
 async fn without_a_token_operator_actions_are_off() -> anyhow::Result<()> {
@@ -257,14 +528,16 @@ async fn without_a_token_operator_actions_are_off() -> anyhow::Result<()> {
     let dir = node_dir(&["echo"])?;
     let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
     let admin = node.admin_url().await?;
-    let answer = http(
-        "POST",
-        &format!("{admin}/api/action/pause?action=echo"),
-        &["Authorization: Bearer anything"],
-    )
-    .await?;
-    assert_eq!(answer.status, 403);
-    assert!(answer.body.contains("[admin] token"), "{}", answer.body);
+    for action in ["action/pause?action=echo", "task/cancel?id=x"] {
+        let answer = http(
+            "POST",
+            &format!("{admin}/api/{action}"),
+            &["Authorization: Bearer anything"],
+        )
+        .await?;
+        assert_eq!(answer.status, 403, "{action}: {}", answer.body);
+        assert!(answer.body.contains("[admin] token"), "{}", answer.body);
+    }
     node.stop().await?;
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! The `parade` command line against a real PostgreSQL database: the contract other tools
 //! script against. Output (ids, JSON with column names as keys, status lines), exit codes
-//! (0 success, 1 for `task wait` on an aborted task, 2 for every error) and error messages
-//! that name what went wrong (the id, FILE:LINE, `parade migrate`, `PARADE_DATABASE_URL`).
+//! (0 success, 1 for `task wait` on an aborted task and `task cancel` of an unknown id, 2
+//! for every error) and error messages that name what went wrong (the id, FILE:LINE, the
+//! flag, `parade migrate`, `PARADE_DATABASE_URL`).
 //!
 //! Every test runs the real binary against its own fresh database; tasks are finished
-//! through the library, as an actor would.
+//! through the library, as an actor would. Tests of delayed, idempotent and cancelled tasks
+//! run on both backends (SQLite too).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -14,9 +16,11 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
 use parade_host::queue::{ActorId, OwnedTask, Parade, PgParade, TaskData, TaskId, TaskStatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
+use support::Backend;
 use tokio::process::{Child, Command};
 
 /// Every column of the `tasks` table, as `task show --json` must name them.
@@ -158,7 +162,7 @@ fn is_generated_id(id: &str) -> bool {
 /// As an actor would: owns the task `id` (action `act`), returns it with status "done" and
 /// `code`, and gives back any other task it owned on the way.
 async fn finish(url: &str, id: &str, code: TaskStatusCode) -> anyhow::Result<()> {
-    let queue = PgParade::connect(url).await?;
+    let queue = parade_host::queue::open(url).await?;
     let owned = queue
         .own_tasks(
             &ActorId::from("t"),
@@ -790,7 +794,7 @@ async fn task_list_without_json_prints_a_table() -> anyhow::Result<()> {
     assert_eq!(
         rows,
         [
-            vec!["ID", "ACTION", "CODE", "TRIES", "STATUS"],
+            vec!["ID", "ACTION", "CODE", "TRIES", "DUE", "STATUS"],
             vec!["first", "act", "aborted", "1", "done"],
             vec!["second", "act", "pending", "0"],
         ]
@@ -1272,5 +1276,520 @@ async fn database_passwords_never_reach_the_terminal() -> anyhow::Result<()> {
     .exits(2)
     .says("postgres://u:***@127.0.0.1:1/db");
     assert!(!failed.stderr.contains("hunter2"), "{}", failed.stderr);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// task add --delay / --at / run_after, and task list / show saying when a task is due
+
+/// The stored `run_after` of task `id`, from `task show --json`.
+async fn run_after_of(url: &str, id: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    Ok(serde_json::from_value(
+        show_json(url, id).await?["run_after"].clone(),
+    )?)
+}
+
+/// RFC 3339 to the second, as `task list` and `task show` print a time.
+fn to_the_second(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+async fn task_add_delay_and_at_hold_the_task_until_then(backend: Backend) -> anyhow::Result<()> {
+    let url = backend.fresh_url().await?;
+    let before = Utc::now();
+    add(&url, "later", &["--delay", "90s"]).await?;
+    let after = Utc::now();
+    add(&url, "at", &["--at", "2026-12-24T19:00:00+01:00"]).await?;
+    add(&url, "past", &["--at", "2000-01-01T00:00:00Z"]).await?;
+    add(&url, "plain", &[]).await?;
+
+    let later = run_after_of(&url, "later").await?.context("no run_after")?;
+    let ninety = chrono::Duration::seconds(90);
+    assert!(
+        later >= before + ninety && later <= after + ninety,
+        "--delay 90s stored {later}, added between {before} and {after}"
+    );
+    assert_eq!(
+        run_after_of(&url, "at").await?,
+        Some("2026-12-24T18:00:00Z".parse()?),
+        "--at is stored in UTC"
+    );
+    assert_eq!(run_after_of(&url, "plain").await?, None);
+
+    // Only the tasks that are due are offered.
+    let queue = parade_host::queue::open(&url).await?;
+    let owned = queue
+        .own_tasks(
+            &ActorId::from("t"),
+            10,
+            &["act".to_string()],
+            Some(Duration::from_secs(60)),
+        )
+        .await?;
+    let mut owned: Vec<&str> = owned.iter().map(|t| t.id.as_str()).collect();
+    owned.sort_unstable();
+    let mut due = vec!["past", "plain"];
+    if Utc::now() >= "2026-12-24T18:00:00Z".parse::<DateTime<Utc>>()? {
+        due.push("at");
+        due.sort_unstable();
+    }
+    assert_eq!(owned, due);
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_refuses_a_bad_delay_or_time_naming_the_flag() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    for (args, says) in [
+        (
+            &["--delay", "soon"][..],
+            &["--delay", "90s, 5m or 1h30m"][..],
+        ),
+        (&["--delay", "-5s"], &["--delay", "cannot be negative"]),
+        (
+            &["--at", "tomorrow"],
+            &["--at", "RFC 3339", "2026-12-24T18:00:00Z"],
+        ),
+        (&["--at", "2026-12-24 18:00"], &["--at", "RFC 3339"]),
+        (&["--at", "2026-12-24T18:00:00"], &["--at", "RFC 3339"]),
+        (
+            &["--delay", "90s", "--at", "2026-12-24T18:00:00Z"],
+            &["--delay", "--at"],
+        ),
+        (
+            &["--delay", "100000000years"],
+            &["--delay", "too far in the future"],
+        ),
+    ] {
+        let mut all = vec!["task", "add", "--action", "act"];
+        all.extend_from_slice(args);
+        let refused = parade(&url, &all).await?.exits(2);
+        for text in says {
+            assert!(
+                refused.stderr.contains(text),
+                "{args:?}: stderr does not say {text:?}:\n{}",
+                refused.stderr
+            );
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let file = write_file(dir.path(), "one.jsonl", &[r#"{"action":"act"}"#])?;
+    for option in [&["--delay", "5s"][..], &["--at", "2026-12-24T18:00:00Z"]] {
+        let mut args = vec!["task", "add", "--file", path_arg(&file)];
+        args.extend_from_slice(option);
+        parade(&url, &args).await?.exits(2).says(option[0]);
+    }
+    assert!(listed_ids(&url, &[]).await?.is_empty(), "nothing was added");
+    Ok(())
+}
+
+async fn task_add_file_stores_run_after(backend: Backend) -> anyhow::Result<()> {
+    let url = backend.fresh_url().await?;
+    let dir = tempfile::tempdir()?;
+    let file = write_file(
+        dir.path(),
+        "delayed.jsonl",
+        &[
+            r#"{"id":"eve","action":"act","run_after":"2026-12-24T19:00:00+01:00"}"#,
+            r#"{"id":"now","action":"act","run_after":null}"#,
+        ],
+    )?;
+    parade(&url, &["task", "add", "--file", path_arg(&file)])
+        .await?
+        .exits(0);
+    assert_eq!(
+        run_after_of(&url, "eve").await?,
+        Some("2026-12-24T18:00:00Z".parse()?)
+    );
+    assert_eq!(run_after_of(&url, "now").await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_file_with_a_bad_run_after_names_line_and_key() -> anyhow::Result<()> {
+    for value in [r#""tomorrow""#, r#""2026-12-24 18:00""#, "1766599200", "{}"] {
+        let line = format!(r#"{{"id":"x3","action":"act","run_after":{value}}}"#);
+        assert_file_rejected_at_line_3(&line, r#""run_after" must be an RFC 3339 time"#).await?;
+    }
+    Ok(())
+}
+
+async fn task_list_and_show_say_when_a_delayed_task_is_due(backend: Backend) -> anyhow::Result<()> {
+    let url = backend.fresh_url().await?;
+    add(&url, "later", &["--delay", "10m"]).await?;
+    add(&url, "past", &["--at", "2000-01-01T00:00:00Z"]).await?;
+    add(&url, "plain", &[]).await?;
+    let later = run_after_of(&url, "later").await?.context("no run_after")?;
+    let when = format!("({})", to_the_second(later));
+
+    let listed = parade(&url, &["task", "list"]).await?.exits(0);
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["ID", "ACTION", "CODE", "TRIES", "DUE", "STATUS"]);
+    let due_column = lines[0].find("DUE").context("no DUE column")?;
+    let row = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .copied()
+            .with_context(|| format!("no row for {id}:\n{}", listed.stdout))
+    };
+    let later_due = &row("later")?[due_column..];
+    assert!(
+        (later_due.starts_with("in 10m ") || later_due.starts_with("in 9m "))
+            && later_due.trim_end().ends_with(&when),
+        "{:?}",
+        row("later")?
+    );
+    for due_now in ["past", "plain"] {
+        assert_eq!(
+            row(due_now)?.split_whitespace().collect::<Vec<_>>(),
+            [due_now, "act", "pending", "0"],
+            "a task that is due shows no time"
+        );
+    }
+
+    let shown = parade(&url, &["task", "show", "later"]).await?.exits(0);
+    let run_after = shown
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run_after: "))
+        .with_context(|| format!("no run_after line:\n{}", shown.stdout))?;
+    assert!(
+        (run_after.starts_with("in 10m") || run_after.starts_with("in 9m "))
+            && run_after.ends_with(&when),
+        "{run_after:?}"
+    );
+    let shown = parade(&url, &["task", "show", "past"]).await?.exits(0);
+    assert!(
+        shown.stdout.lines().any(|l| l == "run_after: now"),
+        "{}",
+        shown.stdout
+    );
+    let shown = parade(&url, &["task", "show", "plain"]).await?.exits(0);
+    assert!(
+        shown.stdout.lines().any(|l| l == "run_after: "),
+        "{}",
+        shown.stdout
+    );
+
+    // JSON keeps the stored time exactly.
+    let tasks = list(&url, &[]).await?;
+    assert_eq!(tasks[0].run_after, Some(later));
+    assert_eq!(tasks[2].run_after, None);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// task add --if-absent
+
+async fn task_add_if_absent_reports_which_ids_were_new(backend: Backend) -> anyhow::Result<()> {
+    let url = backend.fresh_url().await?;
+    add(&url, "x", &["--body", "first"]).await?;
+    let again = parade(
+        &url,
+        &[
+            "task",
+            "add",
+            "--if-absent",
+            "--action",
+            "other",
+            "--id",
+            "x",
+            "--body",
+            "second",
+        ],
+    )
+    .await?
+    .exits(0);
+    assert_eq!(again.out(), "x\talready exists");
+    let row = show_json(&url, "x").await?;
+    assert_eq!(
+        (row["action"].clone(), row["body"].clone()),
+        (json!("act"), json!("first"))
+    );
+    let new = parade(
+        &url,
+        &["task", "add", "--if-absent", "--action", "act", "--id", "y"],
+    )
+    .await?
+    .exits(0);
+    assert_eq!(new.out(), "y\tadded");
+
+    let dir = tempfile::tempdir()?;
+    let file = write_file(
+        dir.path(),
+        "slots.jsonl",
+        &[
+            r#"{"id":"x","action":"act","body":"from the file"}"#,
+            r#"{"id":"z","action":"act","to_signal_after":["w"]}"#,
+            r#"{"id":"y","action":"act"}"#,
+            r#"{"id":"w","action":"act","total_dependencies":1}"#,
+        ],
+    )?;
+    let added = parade(
+        &url,
+        &["task", "add", "--file", path_arg(&file), "--if-absent"],
+    )
+    .await?
+    .exits(0);
+    assert_eq!(
+        added.out(),
+        "x\talready exists\nz\tadded\ny\talready exists\nw\tadded"
+    );
+    assert_eq!(listed_ids(&url, &[]).await?, ["x", "y", "z", "w"]);
+    assert_eq!(show_json(&url, "x").await?["body"], "first");
+    // The same file again adds nothing, and says so.
+    let again = parade(
+        &url,
+        &["task", "add", "--if-absent", "--file", path_arg(&file)],
+    )
+    .await?
+    .exits(0);
+    assert_eq!(again.stdout.matches("\talready exists\n").count(), 4);
+    // Without --if-absent the file is refused, as before.
+    parade(&url, &["task", "add", "--file", path_arg(&file)])
+        .await?
+        .exits(2)
+        .says("already exists")
+        .says("nothing was inserted");
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_add_file_if_absent_still_refuses_an_id_used_twice_in_the_file() -> anyhow::Result<()>
+{
+    let url = Backend::Sqlite.fresh_url().await?;
+    let dir = tempfile::tempdir()?;
+    let file = write_file(
+        dir.path(),
+        "twice.jsonl",
+        &[
+            r#"{"id":"a","action":"act"}"#,
+            r#"{"id":"a","action":"act"}"#,
+        ],
+    )?;
+    parade(
+        &url,
+        &["task", "add", "--if-absent", "--file", path_arg(&file)],
+    )
+    .await?
+    .exits(2)
+    .says(&format!("{}:2", file.display()))
+    .says("already on line 1");
+    assert!(listed_ids(&url, &[]).await?.is_empty());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// task cancel
+
+async fn task_cancel_answers_per_id_and_exits_1_if_any_was_not_found(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let url = backend.fresh_url().await?;
+    add(&url, "waiting", &["--total-dependencies", "1"]).await?;
+    add(&url, "pending", &["--signal-after", "waiting"]).await?;
+    add(&url, "delayed", &["--delay", "1h"]).await?;
+    add(&url, "done", &[]).await?;
+    finish(&url, "done", TaskStatusCode::Completed).await?;
+
+    let cancelled = parade(
+        &url,
+        &[
+            "task",
+            "cancel",
+            "waiting",
+            "delayed",
+            "done",
+            "ghost",
+            "--reason",
+            "bad input",
+        ],
+    )
+    .await?
+    .exits(1);
+    assert_eq!(
+        cancelled.out(),
+        "waiting\tcancelled\ndelayed\tcancelled\ndone\talready ended as completed\nghost\tnot found"
+    );
+    for id in ["waiting", "delayed"] {
+        let row = show_json(&url, id).await?;
+        assert_eq!(row["status_code"], "aborted", "{id}");
+        assert_eq!(row["status"], "cancelled: bad input", "{id}");
+        assert_eq!(row["run_after"], Value::Null, "{id}");
+    }
+    assert_eq!(show_json(&url, "done").await?["status"], "done");
+    assert_eq!(
+        show_json(&url, "pending").await?["status_code"],
+        "pending",
+        "not listed, not cancelled"
+    );
+
+    // Every id found: exit 0, even when all had ended. Without --reason: "cancelled".
+    let again = parade(&url, &["task", "cancel", "waiting", "done", "--json"])
+        .await?
+        .exits(0);
+    let answers: Vec<Value> = again
+        .stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(
+        answers,
+        [
+            json!({"id": "waiting", "outcome": "already-ended", "status_code": "aborted", "cascade": false}),
+            json!({"id": "done", "outcome": "already-ended", "status_code": "completed", "cascade": false}),
+        ]
+    );
+    parade(&url, &["task", "cancel", "pending"]).await?.exits(0);
+    assert_eq!(show_json(&url, "pending").await?["status"], "cancelled");
+    Ok(())
+}
+
+async fn task_cancel_cascade_reaches_the_tasks_waiting_on_it(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let url = backend.fresh_url().await?;
+    add(&url, "last", &["--total-dependencies", "1"]).await?;
+    add(
+        &url,
+        "middle",
+        &["--total-dependencies", "1", "--signal-after", "last"],
+    )
+    .await?;
+    add(&url, "first", &["--signal-after", "middle"]).await?;
+    add(&url, "other", &["--total-dependencies", "1"]).await?;
+    add(&url, "first-2", &["--signal-after", "other"]).await?;
+
+    // Without --cascade a successor is signalled with a failure, and may run.
+    parade(&url, &["task", "cancel", "first-2"]).await?.exits(0);
+    let other = show_json(&url, "other").await?;
+    assert_eq!(
+        (other["status_code"].clone(), other["num_failures"].clone()),
+        (json!("pending"), json!(1))
+    );
+
+    let cancelled = parade(
+        &url,
+        &[
+            "task",
+            "cancel",
+            "first",
+            "--cascade",
+            "--reason",
+            "wrong input",
+        ],
+    )
+    .await?
+    .exits(0);
+    // The listed id first, then those the cascade reached (in no promised order).
+    let mut lines: Vec<&str> = cancelled.out().lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"first\tcancelled"),
+        "{}",
+        cancelled.stdout
+    );
+    lines[1..].sort_unstable();
+    assert_eq!(
+        lines[1..],
+        ["last\tcancelled (cascade)", "middle\tcancelled (cascade)"]
+    );
+    for id in ["first", "middle", "last"] {
+        let row = show_json(&url, id).await?;
+        assert_eq!(row["status_code"], "aborted", "{id}");
+        assert_eq!(row["status"], "cancelled: wrong input", "{id}");
+    }
+    Ok(())
+}
+
+async fn task_cancel_of_a_running_task_refuses_its_late_result(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let url = backend.fresh_url().await?;
+    add(&url, "running", &["--notify", "chan"]).await?;
+    let queue = parade_host::queue::open(&url).await?;
+    let owned = queue
+        .own_tasks(
+            &ActorId::from("elsewhere"),
+            1,
+            &["act".to_string()],
+            Some(Duration::from_secs(600)),
+        )
+        .await?;
+    let task = owned.first().context("nothing owned")?;
+    assert_eq!(
+        show_json(&url, "running").await?["status_code"],
+        "in-progress"
+    );
+
+    let cancelled = parade(&url, &["task", "cancel", "running", "--reason", "stop"])
+        .await?
+        .exits(0);
+    assert_eq!(cancelled.out(), "running\tcancelled");
+    let row = show_json(&url, "running").await?;
+    assert_eq!(row["status_code"], "aborted");
+    assert_eq!(row["status"], "cancelled: stop");
+    // Its owner can neither extend nor return it any more.
+    let extended = queue
+        .extend_task_deadline(&task.id, task.token, Duration::from_secs(60))
+        .await;
+    assert!(
+        matches!(
+            extended,
+            Err(parade_host::queue::Error::InvalidToken { .. })
+        ),
+        "{extended:?}"
+    );
+    let returned = queue
+        .return_task(&task.id, task.token, "late", TaskStatusCode::Completed)
+        .await;
+    assert!(
+        matches!(
+            returned,
+            Err(parade_host::queue::Error::InvalidToken { .. })
+        ),
+        "{returned:?}"
+    );
+    assert_eq!(
+        show_json(&url, "running").await?["status"],
+        "cancelled: stop"
+    );
+    // Whoever waits on it hears that it ended.
+    let waited = parade(&url, &["task", "wait", "running", "--timeout", "5s"])
+        .await?
+        .exits(1);
+    assert_eq!(waited.out(), "aborted\tcancelled: stop");
+    Ok(())
+}
+
+support::on_both_backends!(
+    task_add_delay_and_at_hold_the_task_until_then,
+    task_add_file_stores_run_after,
+    task_list_and_show_say_when_a_delayed_task_is_due,
+    task_add_if_absent_reports_which_ids_were_new,
+    task_cancel_answers_per_id_and_exits_1_if_any_was_not_found,
+    task_cancel_cascade_reaches_the_tasks_waiting_on_it,
+    task_cancel_of_a_running_task_refuses_its_late_result,
+);
+
+#[tokio::test]
+async fn task_cancel_help_teaches_its_exit_codes_and_needs_an_id() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let help = parade(&url, &["task", "cancel", "--help"]).await?.exits(0);
+    for text in [
+        "cancelled: REASON",
+        "0 if every listed id was cancelled or had already ended",
+        "1 if any listed id names no task",
+        "--cascade",
+        "refuses its late result",
+    ] {
+        assert!(help.stdout.contains(text), "{text:?} in\n{}", help.stdout);
+    }
+    parade(&url, &["task", "cancel"])
+        .await?
+        .exits(2)
+        .says("<ID>");
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven through
 //! Playwright (`tests/browser`, both installed by scripts/test.sh) against a running node.
-//! The numbers it shows are checked against the store; screenshots of the overview and a
-//! task page are kept in `target/test-artifacts/`.
+//! The numbers it shows are checked against the store, and an operator cancels a task from
+//! its page; screenshots of the overview, a task page and the cancel are kept in
+//! `target/test-artifacts/`.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -14,6 +15,9 @@ use parade_host::queue::{self, Parade, TaskData, TaskFilter, TaskId};
 use serde_json::Value;
 use support::process::{node_dir, Node};
 use support::Backend;
+
+/// The `[admin] token` of the node under test.
+const OPERATOR_TOKEN: &str = "dash-operator-token";
 
 fn task(id: &str, action: &str, body: &str) -> TaskData {
     TaskData {
@@ -51,11 +55,19 @@ async fn the_dashboard_shows_what_the_store_holds() -> anyhow::Result<()> {
             ..task("join", "echo", "join")
         },
     ]);
-    // An action no node serves: these stay pending.
-    tasks.extend((0..3).map(|i| task(&format!("n{i}"), "nobody", "")));
+    // An action no node serves: these stay pending (n1 delayed by an hour).
+    let delayed_until = chrono::Utc::now() + chrono::Duration::hours(1);
+    tasks.extend((0..3).map(|i| TaskData {
+        run_after: (i == 1).then_some(delayed_until),
+        ..task(&format!("n{i}"), "nobody", "")
+    }));
     queue.insert_tasks(&tasks).await?;
 
     let dir = node_dir(&["echo", "json_transform"])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        format!("[admin]\ntoken = \"{OPERATOR_TOKEN}\"\n"),
+    )?;
     let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
     let admin = node.admin_url().await?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -75,10 +87,13 @@ async fn the_dashboard_shows_what_the_store_holds() -> anyhow::Result<()> {
 
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
     std::fs::create_dir_all(&artifacts)?;
+    // The store as the page shows it, before the browser cancels a task.
+    let summary = queue.summary().await?;
     let output = tokio::process::Command::new("node")
         .arg(browser_dir.join("dashboard.mjs"))
         .arg(&admin)
         .arg(&artifacts)
+        .args([OPERATOR_TOKEN, "n1", "n0"])
         .output()
         .await
         .context("running node (Node.js)")?;
@@ -90,7 +105,6 @@ async fn the_dashboard_shows_what_the_store_holds() -> anyhow::Result<()> {
     let seen: Value = serde_json::from_slice(&output.stdout)?;
 
     // Every count the store has is on the page, and nothing else is.
-    let summary = queue.summary().await?;
     let mut shown = 0;
     for count in &summary.counts {
         let on_page = &seen["counts"][&count.action][count.status_code.as_str()];
@@ -119,7 +133,58 @@ async fn the_dashboard_shows_what_the_store_holds() -> anyhow::Result<()> {
     assert_eq!(page["predecessors"], serde_json::json!([]));
     let stored = queue.get_task(&TaskId::from("left-bad")).await?.unwrap();
     assert_eq!(page["fields"]["status"].as_str(), stored.status.as_deref());
-    for shot in ["dashboard.png", "task.png"] {
+    assert_eq!(page["operator"], false, "an ended task cannot be cancelled");
+    assert!(page["fields"].get("deadline").is_none(), "{page}");
+
+    // A delayed task says when it is due.
+    let due = seen["delayed"]["due"].as_str().context("no due field")?;
+    let at = delayed_until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(
+        due.starts_with("in ") && due.ends_with(&format!("({at})")),
+        "{due}"
+    );
+
+    // The operator's cancel: the button only once the token is entered, a confirmation,
+    // the answer, the page and the store updated; the token never in a URL or a cookie.
+    let cancel = &seen["cancel"];
+    assert_eq!(
+        cancel["beforeToken"],
+        serde_json::json!({"tokenEntry": true, "cancel": false})
+    );
+    assert_eq!(
+        cancel["afterToken"],
+        serde_json::json!({"tokenEntry": false, "cancel": true})
+    );
+    assert_eq!(
+        cancel["dialogs"].as_array().map(Vec::len),
+        Some(1),
+        "{cancel}"
+    );
+    assert!(
+        cancel["dialogs"][0]
+            .as_str()
+            .is_some_and(|d| d.contains("n0")),
+        "{cancel}"
+    );
+    assert_eq!(cancel["answer"], "n0: cancelled");
+    assert_eq!(cancel["fields"]["status code"], "aborted");
+    assert_eq!(cancel["fields"]["status"], "cancelled: from the browser");
+    assert_eq!(cancel["cancelShown"], false);
+    assert_eq!(cancel["tokenKept"], true);
+    assert_eq!(cancel["cookies"], 0);
+    assert_eq!(cancel["urlsWithToken"], serde_json::json!([]));
+    let cancelled = queue
+        .get_task(&TaskId::from("n0"))
+        .await?
+        .context("n0 is gone")?;
+    assert_eq!(
+        (cancelled.status_code, cancelled.status.as_deref()),
+        (
+            queue::TaskStatusCode::Aborted,
+            Some("cancelled: from the browser")
+        )
+    );
+    for shot in ["dashboard.png", "task.png", "cancel.png"] {
         let size = std::fs::metadata(artifacts.join(shot))?.len();
         assert!(size > 10_000, "{shot} is only {size} bytes");
     }

@@ -1406,7 +1406,7 @@ async fn enqueue_later(
     use parade_host::manager::Actor;
 
     let task = insert_and_own(queue, id, "enqueue-later", body).await?;
-    Ok(actor.perform(&task).await?)
+    actor.perform(&task).await
 }
 
 /// A 0.2.0 guest's `enqueue` stores `delay-ms` as `run_after` (now plus the delay) and
@@ -1515,8 +1515,8 @@ async fn a_snoozed_task_waits_in_the_queue_before_its_next_try(
     let status = waiting.status.clone().unwrap_or_default();
     assert_eq!(waiting.status_code, TaskStatusCode::Pending, "{status}");
     assert!(
-        status.starts_with("failing on purpose, try 1 of 2; next try in 1.5s (at ")
-            && status.ends_with(" UTC)"),
+        status.starts_with("failing on purpose, try 1 of 2; next try in 1.5s, at 20")
+            && status.ends_with('Z'),
         "{status}"
     );
     let ahead = waiting

@@ -9,6 +9,9 @@
 //! - `pgbench_tps` (TPC-B, scale 10, `-c 8 -j 2 -T 20`) on the same cluster, and
 //!   `wasm_vs_pgbench_ratio`;
 //! - `insert_to_start_latency`: an idle node's wake-up, measured from before the insert;
+//! - `due_task_lateness`: how late an idle node starts a task inserted to run 50-90 ms later
+//!   (its `run_after` to its handler's start), with a poll interval of a minute: the wake
+//!   timer's precision;
 //! - `cpu_scaling_2_vs_1_workers`: a component burning ~1 ms per task;
 //! - `idle_node_rss`: a `parade run` process with 10 plugins loaded, idle.
 //!
@@ -18,6 +21,12 @@
 //!
 //! cargo bench -p parade-host --bench manager -- [--backend postgres|sqlite|all]
 //!     [--tasks N] [--workers N] [--actor native|wasm|both] [--rounds N] [--quick]
+//!     [--only FIGURE,...]
+//!
+//! `--only` runs some of the figures: `instantiate`, `throughput` (with `cpu_per_task` and
+//! the ratio), `pgbench`, `wake` (insert to start), `lateness` (due tasks), `cpu_scaling`,
+//! `rss`. `--only throughput --rounds 1` is one round of end-to-end rates, for comparing
+//! two builds in alternating runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +41,19 @@ use tokio::sync::mpsc;
 
 /// Wake-ups measured per backend: enough that the p99 is the tenth-worst sample, not the second.
 const LATENCY_SAMPLES: usize = 1000;
+/// Due tasks timed per backend: each takes its 50-90 ms lead, so a few hundred.
+const LATENESS_SAMPLES: usize = 300;
+
+/// The figures `--only` can name.
+const FIGURES: [&str; 7] = [
+    "instantiate",
+    "throughput",
+    "pgbench",
+    "wake",
+    "lateness",
+    "cpu_scaling",
+    "rss",
+];
 
 struct Args {
     backends: Vec<String>,
@@ -41,6 +63,14 @@ struct Args {
     rounds: usize,
     /// Seconds of pgbench.
     pgbench_seconds: u32,
+    /// The figures to measure (all of [`FIGURES`] by default).
+    only: Vec<String>,
+}
+
+impl Args {
+    fn wants(&self, figure: &str) -> bool {
+        self.only.iter().any(|f| f == figure)
+    }
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -51,6 +81,7 @@ fn parse_args() -> anyhow::Result<Args> {
         actors: vec!["native".into(), "wasm".into()],
         rounds: 3,
         pgbench_seconds: 20,
+        only: FIGURES.map(String::from).to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -78,6 +109,13 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.tasks = 10_000;
                 args.rounds = 1;
                 args.pgbench_seconds = 5;
+            }
+            "--only" => {
+                let value = it.next().context("--only needs a value")?;
+                args.only = value.split(',').map(str::to_owned).collect();
+                if let Some(unknown) = args.only.iter().find(|f| !FIGURES.contains(&f.as_str())) {
+                    anyhow::bail!("unknown figure {unknown:?}; --only takes {}", FIGURES.join(","));
+                }
             }
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other:?}"),
@@ -506,18 +544,7 @@ async fn instantiate_and_call(dir: &tempfile::TempDir) -> anyhow::Result<()> {
 }
 
 async fn wake_latency(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<()> {
-    // The throughput rounds before this leave gigabytes of WAL that PostgreSQL's checkpointer
-    // flushes over the next minutes, syncing data files under every commit measured here.
-    // Flush them first: the figure is an idle node's, on an idle cluster. CHECKPOINT needs a
-    // superuser (or pg_checkpoint); without one, say so and go on.
-    let checkpointed = backend == "postgres"
-        && match admin_execute("CHECKPOINT").await {
-            Ok(()) => true,
-            Err(e) => {
-                eprintln!("note: CHECKPOINT failed ({e:#}); the wake-up latency may include the cluster flushing earlier rounds' writes");
-                false
-            }
-        };
+    let checkpointed = checkpoint(backend).await;
     let bench_store = fresh_store(backend, dir).await?;
     let store = bench_store.parade.clone();
     let (started_tx, mut started_rx) = mpsc::unbounded_channel();
@@ -564,17 +591,102 @@ async fn wake_latency(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<
     Ok(())
 }
 
+/// Flushes the throughput rounds' writes before a latency figure on PostgreSQL; says whether
+/// it could.
+async fn checkpoint(backend: &str) -> bool {
+    // The throughput rounds before this leave gigabytes of WAL that PostgreSQL's checkpointer
+    // flushes over the next minutes, syncing data files under every commit measured here.
+    // Flush them first: the figure is an idle node's, on an idle cluster. CHECKPOINT needs a
+    // superuser (or pg_checkpoint); without one, say so and go on.
+    backend == "postgres"
+        && match admin_execute("CHECKPOINT").await {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("note: CHECKPOINT failed ({e:#}); latencies may include the cluster flushing earlier rounds' writes");
+                false
+            }
+        }
+}
+
+/// How late an idle node starts due tasks: each sample is one task inserted to run 50-90 ms
+/// later, timed from its `run_after` to its handler's start. The node polls once a minute,
+/// so each start comes from its wake timer (`next_due` after the insert's hint).
+async fn due_lateness(backend: &str, dir: &tempfile::TempDir) -> anyhow::Result<()> {
+    let checkpointed = checkpoint(backend).await;
+    let bench_store = fresh_store(backend, dir).await?;
+    let store = bench_store.parade.clone();
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel();
+    let manager = ActionManager::start(
+        Arc::new(NoOpActor {
+            started: Some(started_tx),
+        }),
+        store.clone(),
+        ManagerProperties {
+            wait_time: Duration::from_secs(60),
+            ..ManagerProperties::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut late_ms = Vec::with_capacity(LATENESS_SAMPLES);
+    for i in 0..LATENESS_SAMPLES {
+        let lead = Duration::from_millis(50 + 10 * (i % 5) as u64);
+        // The same moment on both clocks: the store compares run_after with the wall clock,
+        // the handler reports a monotonic instant.
+        let (now, wall) = (Instant::now(), chrono::Utc::now());
+        let due = now + lead;
+        store
+            .insert_tasks(&[TaskData {
+                run_after: Some(wall + chrono::TimeDelta::from_std(lead)?),
+                ..TaskData::new(format!("d{i}"), "noop")
+            }])
+            .await?;
+        let start = tokio::time::timeout(Duration::from_secs(10), started_rx.recv())
+            .await
+            .context("a due task did not start within 10 s")?
+            .context("actor gone")?;
+        let late = if start >= due {
+            start.duration_since(due).as_secs_f64()
+        } else {
+            -due.duration_since(start).as_secs_f64()
+        };
+        late_ms.push(late * 1e3);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    manager.close().await;
+    drop((manager, store));
+    bench_store.finish().await?;
+    late_ms.sort_by(f64::total_cmp);
+    let at = |q: f64| late_ms[((late_ms.len() - 1) as f64 * q) as usize];
+    println!(
+        "due_task_lateness: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({backend}, idle node, wait_time 60 s, {LATENESS_SAMPLES} single tasks each due 50-90 ms after its insert, run_after to handler start; target p99 < 100 ms{})",
+        at(0.5),
+        at(0.99),
+        late_ms[late_ms.len() - 1],
+        if checkpointed {
+            "; after a CHECKPOINT of the earlier rounds' writes"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let dir = tempfile::tempdir()?;
-    if args.actors.iter().any(|a| a == "wasm") {
+    if args.wants("instantiate") && args.actors.iter().any(|a| a == "wasm") {
         instantiate_and_call(&dir).await?;
     }
     for backend in &args.backends {
         // Rounds alternate the actors, so a noisy neighbour hurts both alike.
         let mut rates: std::collections::HashMap<&str, Vec<f64>> = Default::default();
-        for _ in 0..args.rounds {
+        let rounds = if args.wants("throughput") {
+            args.rounds
+        } else {
+            0
+        };
+        for _ in 0..rounds {
             for actor in &args.actors {
                 let rate = throughput(backend, actor, &args, &dir).await?;
                 rates.entry(actor.as_str()).or_default().push(rate);
@@ -589,7 +701,7 @@ async fn main() -> anyhow::Result<()> {
                 args.workers
             );
         }
-        if backend == "postgres" {
+        if backend == "postgres" && args.wants("pgbench") {
             let tps = pgbench_tps(args.pgbench_seconds).await?;
             if let Some(wasm) = wasm {
                 println!(
@@ -598,9 +710,18 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        wake_latency(backend, &dir).await?;
+        if args.wants("wake") {
+            wake_latency(backend, &dir).await?;
+        }
+        if args.wants("lateness") {
+            due_lateness(backend, &dir).await?;
+        }
     }
-    cpu_scaling(&dir).await?;
-    idle_node_rss(&dir).await?;
+    if args.wants("cpu_scaling") {
+        cpu_scaling(&dir).await?;
+    }
+    if args.wants("rss") {
+        idle_node_rss(&dir).await?;
+    }
     Ok(())
 }

@@ -7,9 +7,13 @@
 //! - `GET /` and `GET /task?id=ID` — the dashboard, and one task's page;
 //! - `GET /api/overview`, `GET /api/task?id=ID` — the same data as JSON;
 //! - `POST /api/task/retry?id=ID`, `POST /api/task/delete?id=ID`,
+//!   `POST /api/task/cancel?id=ID[&id=ID...][&reason=TEXT][&cascade=true]`,
 //!   `POST /api/action/pause?action=A`, `POST /api/action/resume?action=A` — operator
 //!   actions, refused unless the request carries `Authorization: Bearer TOKEN` with the
-//!   configured `[admin] token` (and refused outright when none is configured).
+//!   configured `[admin] token` (and refused outright when none is configured). A task's
+//!   page offers a Cancel button for a task that has not ended once the operator has entered
+//!   the token, which the page keeps in the tab's `sessionStorage` and sends only as that
+//!   header (`operator.js`).
 //!
 //! It listens on loopback by default; everything it serves comes from the binary. Because a
 //! browser on the operator's machine can be made to reach it, it answers only requests
@@ -43,6 +47,7 @@ use axum::{Json, Router};
 use serde::{Serialize, Serializer};
 use tokio::sync::watch;
 
+use crate::cli::cancel::CancelAnswer;
 use crate::manager::{ActionManager, ManagerStats};
 use crate::queue::{Error, Parade, QueueSummary, TaskData, TaskFilter, TaskId, TaskStatusCode};
 use crate::reload::ReloadStats;
@@ -93,6 +98,7 @@ pub async fn serve(
         .route("/api/task", get(task_json))
         .route("/api/task/retry", post(retry_task))
         .route("/api/task/delete", post(delete_task))
+        .route("/api/task/cancel", post(cancel_tasks))
         .route("/api/action/pause", post(pause_action))
         .route("/api/action/resume", post(resume_action))
         .with_state(state)
@@ -366,7 +372,7 @@ async fn task_page(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, Problem> {
     let view = task_view(&state, &id_param(&params, "id")?).await?;
-    Ok(Html(pages::task(&view)))
+    Ok(Html(pages::task(&view, state.token.is_some())))
 }
 
 /// Refuses unless the request carries the configured token.
@@ -443,6 +449,75 @@ async fn delete_task(
         Ok(format!("task {id} deleted"))
     })
     .await
+}
+
+/// `POST /api/task/cancel?id=ID[&id=ID...][&reason=TEXT][&cascade=true|false]`: cancels the
+/// tasks (see [`Parade::cancel_tasks`]) and answers 200 with one answer per task, the listed
+/// ids first, then those the cascade reached:
+/// `{"ok": "SUMMARY", "tasks": [{"id", "outcome", "status_code"?, "cascade"}]}`, where
+/// `outcome` is `cancelled`, `already-ended` (with the code it ended with) or `not-found`.
+async fn cancel_tasks(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&state, &headers)?;
+    let bad = |problem: String| Problem(StatusCode::BAD_REQUEST, problem);
+    let (mut ids, mut reason, mut cascade) = (Vec::new(), String::new(), false);
+    for (key, value) in params {
+        match key.as_str() {
+            "id" => ids.push(TaskId::from(value)),
+            "reason" if value.contains('\0') => {
+                return Err(bad("the reason contains a NUL character".into()))
+            }
+            "reason" => reason = value,
+            "cascade" => {
+                cascade = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(format!("cascade is true or false, not {value:?}"))),
+                }
+            }
+            _ => {
+                return Err(bad(format!(
+                    "unknown parameter {key:?}: cancel takes id (repeatable), reason and \
+                     cascade"
+                )))
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Err(bad(
+            "missing ?id= (repeat it to cancel several tasks)".into()
+        ));
+    }
+    let answers = CancelAnswer::all(
+        &ids,
+        state.queue.cancel_tasks(&ids, &reason, cascade).await?,
+    );
+    let count = |outcome: &str| answers.iter().filter(|a| a.outcome == outcome).count();
+    let mut summary = format!(
+        "{} cancelled, {} already ended, {} not found",
+        count("cancelled"),
+        count("already-ended"),
+        count("not-found")
+    );
+    let by_cascade = answers.iter().filter(|a| a.cascade).count();
+    if by_cascade > 0 {
+        summary.push_str(&format!(" ({by_cascade} reached by the cascade)"));
+    }
+    let listed: Vec<&str> = ids.iter().take(10).map(TaskId::as_str).collect();
+    let more = ids.len().saturating_sub(listed.len());
+    tracing::info!(
+        "admin: cancel {}{} (reason {reason:?}, cascade {cascade}): {summary}",
+        listed.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    Ok(Json(serde_json::json!({ "ok": summary, "tasks": answers })))
 }
 
 async fn pause_action(

@@ -1,10 +1,16 @@
 //! The dashboard's pages: plain HTML rendered on the server, with a few lines of script on
-//! the overview that refresh its counts from `/api/overview` every two seconds.
+//! the overview that refresh its counts from `/api/overview` every two seconds, and on a
+//! task's page the operator's Cancel button (`operator.js`). A task shows the fields that
+//! apply to its state: when it is due only while it waits for its `run_after`, its deadline
+//! only while it runs.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use chrono::{DateTime, Utc};
+
 use super::{Overview, ShownTask, TaskView};
+use crate::cli::due::{due_text, timestamp, until, waits_until};
 use crate::queue::TaskStatusCode;
 
 /// The status columns of the counts table, in lifecycle order.
@@ -23,7 +29,7 @@ pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;max-width:60em}\
 .graph{display:flex;gap:2em;align-items:center}.graph ul{list-style:none;padding:0}\
 .graph li,.node{border:1px solid #bbb;border-radius:4px;padding:.2em .6em;margin:.3em 0}\
 .node{border-width:2px;font-weight:bold}.muted{color:#777}\
-.aborted{color:#b00}.completed{color:#070}";
+.aborted{color:#b00}.completed{color:#070}#operator{margin-top:1.6em}";
 
 /// Escapes text for HTML content and attribute values.
 pub(super) fn escape(text: &str) -> String {
@@ -181,15 +187,29 @@ pub(super) fn overview(overview: &Overview) -> String {
 /// Refreshes the counts and owners tables in place.
 const LIVE_COUNTS: &str = concat!("<script>", include_str!("live.js"), "</script>");
 
-fn neighbours(title: &str, tasks: &[ShownTask], id: &str) -> String {
+/// When a waiting task is due, as a `<time>` element: "in 4m 10s", the time itself in its
+/// `datetime` and title.
+fn due_element(task: &ShownTask, now: DateTime<Utc>) -> Option<String> {
+    let at = waits_until(task, now)?;
+    Some(format!(
+        "<time class=\"due\" datetime=\"{at}\" title=\"{at}\">in {}</time> ({at})",
+        until(at, now),
+        at = timestamp(at)
+    ))
+}
+
+fn neighbours(title: &str, tasks: &[ShownTask], id: &str, now: DateTime<Utc>) -> String {
     let mut out = format!("<div><div class=\"muted\">{title}</div><ul id=\"{id}\">");
     for task in tasks {
         let _ = write!(
             out,
-            "<li>{} <span class=\"{}\">{}</span></li>",
+            "<li>{} <span class=\"{}\">{}</span>{}</li>",
             task_link(task.id.as_str()),
             task.status_code,
-            task.status_code
+            task.status_code,
+            due_element(task, now)
+                .map(|due| format!(" <span class=\"muted\">due {due}</span>"))
+                .unwrap_or_default()
         );
     }
     if tasks.is_empty() {
@@ -199,18 +219,26 @@ fn neighbours(title: &str, tasks: &[ShownTask], id: &str) -> String {
     out
 }
 
-pub(super) fn task(view: &TaskView) -> String {
+/// A task's page; `operator`: the node takes operator actions (`[admin] token` is set),
+/// so a task that has not ended gets the token entry and, once a token is entered, a
+/// Cancel button.
+pub(super) fn task(view: &TaskView, operator: bool) -> String {
     let task = &view.task;
+    let now = Utc::now();
     let mut body = format!(
         "<p><a href=\"/\">← overview</a></p><h1>Task <code id=\"task-id\">{}</code></h1>",
         escape(task.id.as_str())
     );
     body.push_str("<table id=\"task\">");
-    let deadline = task.action_deadline.map(|d| d.to_rfc3339());
-    let fields: [(&str, String); 11] = [
+    let mut fields: Vec<(&str, String)> = vec![
         ("action", task.action.clone()),
         ("status code", task.status_code.to_string()),
         ("status", task.status.clone().unwrap_or_default()),
+    ];
+    if let Some(due) = due_text(task, now) {
+        fields.push(("due", due));
+    }
+    fields.extend([
         (
             "tries",
             match task.max_tries {
@@ -232,7 +260,16 @@ pub(super) fn task(view: &TaskView) -> String {
                 .as_ref()
                 .map_or(String::new(), |a| a.as_str().to_owned()),
         ),
-        ("deadline", deadline.unwrap_or_default()),
+    ]);
+    if task.status_code == TaskStatusCode::InProgress {
+        if let Some(deadline) = task.action_deadline {
+            fields.push((
+                "deadline",
+                format!("{} ({})", timestamp(deadline), relative(deadline, now)),
+            ));
+        }
+    }
+    fields.extend([
         ("priority", task.priority.to_string()),
         (
             "notify channel",
@@ -246,7 +283,7 @@ pub(super) fn task(view: &TaskView) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
-    ];
+    ]);
     for (name, value) in fields {
         let _ = write!(
             body,
@@ -265,6 +302,7 @@ pub(super) fn task(view: &TaskView) -> String {
         "signalled by",
         &view.predecessors,
         "predecessors",
+        now,
     ));
     body.push_str("<div>→</div>");
     let _ = write!(
@@ -274,10 +312,40 @@ pub(super) fn task(view: &TaskView) -> String {
         escape(task.id.as_str())
     );
     body.push_str("<div>→</div>");
-    body.push_str(&neighbours("signals", &view.successors, "successors"));
+    body.push_str(&neighbours("signals", &view.successors, "successors", now));
     body.push_str("</div>");
+    if operator && !task.status_code.is_final() {
+        let _ = write!(
+            body,
+            "{}<script>{}</script>",
+            OPERATOR_CONTROLS.replace("{id}", &escape(task.id.as_str())),
+            include_str!("operator.js")
+        );
+    }
     page(&format!("task {}", task.id), &body)
 }
+
+/// "in 4m" or "4m ago".
+fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if at > now {
+        format!("in {}", until(at, now))
+    } else {
+        format!("{} ago", until(now, at))
+    }
+}
+
+/// The operator's controls on the page of a task that has not ended, hidden until
+/// `operator.js` shows the token entry or, once a token is entered, the Cancel button. No
+/// `<form>`, and the token field has no name: it can never be sent in a URL.
+const OPERATOR_CONTROLS: &str = "<div id=\"operator\" data-task=\"{id}\">\
+<p id=\"token-entry\" hidden>Operator token <input id=\"token\" type=\"password\" \
+autocomplete=\"off\" aria-label=\"operator token\"> <button type=\"button\" id=\"token-use\">\
+use</button> <span class=\"muted\">kept in this tab only</span></p>\
+<p id=\"cancel-box\" hidden><input id=\"cancel-reason\" placeholder=\"reason (optional)\" \
+aria-label=\"reason\"> <label><input type=\"checkbox\" id=\"cancel-cascade\"> and the tasks \
+waiting on it</label> <button type=\"button\" id=\"cancel\">Cancel task</button> \
+<button type=\"button\" id=\"token-forget\">forget token</button></p>\
+<p id=\"answer\" role=\"status\"></p></div>";
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,15 @@
 //! The `parade` command line: `parade run` is the node, `parade migrate` prepares a
-//! database, `parade task ...` adds, inspects, waits for and deletes tasks, `parade plugin
-//! check` loads components, `parade schedule list` shows the periodic tasks of the
+//! database, `parade task ...` adds, inspects, waits for, cancels and deletes tasks, `parade
+//! plugin check` loads components, `parade schedule list` shows the periodic tasks of the
 //! configuration. Other tools script against these commands, so their output and
-//! exit codes are stable: 0 success, 2 error (and for `task wait`, 1 if the task ended
-//! aborted).
+//! exit codes are stable: 0 success, 2 error (and 1 for `task wait` if the task ended
+//! aborted, for `task cancel` if an id names no task).
+//!
+//! The dashboard (`admin/`) shows tasks as these commands print them: it uses [`due`] for
+//! when a delayed task is due, and `cancel`'s answers for `POST /api/task/cancel`.
 
+pub(crate) mod cancel;
+pub(crate) mod due;
 mod plugin;
 mod redact;
 mod run;
@@ -47,7 +52,7 @@ enum Command {
     Run(run::RunArgs),
     /// Create or upgrade the queue schema in the database.
     Migrate,
-    /// Add, list, show, wait for and delete tasks.
+    /// Add, list, show, wait for, cancel and delete tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
     /// Check WebAssembly plugins.

@@ -1,5 +1,6 @@
-//! `parade task add|list|show|wait|delete`. What comes from the store is printed through
-//! [`printable`](super::terminal::printable) in text output; `--file` is `task_file.rs`.
+//! `parade task add|list|show|wait|cancel|delete`. What comes from the store is printed
+//! through [`printable`](super::terminal::printable) in text output; `--file` is
+//! `task_file.rs`, `cancel` is `cancel.rs`, and when a delayed task is due is `due.rs`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -7,9 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use uuid::Uuid;
 
+use super::due::{due_text, timestamp};
 use super::terminal::printable;
 use crate::queue::{Error, Parade, TaskData, TaskFilter, TaskId, TaskStatusCode};
 
@@ -34,6 +37,10 @@ pub(super) enum TaskCommand {
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+    /// Cancel tasks that have not ended: each ends aborted with status "cancelled: REASON".
+    /// Exit 0 if every id was cancelled or had already ended, 1 if any was not found.
+    #[command(long_about = super::cancel::LONG_ABOUT)]
+    Cancel(super::cancel::CancelArgs),
     /// Delete tasks, and successors left with no unmet dependency.
     Delete {
         #[arg(required = true)]
@@ -67,10 +74,26 @@ pub(super) struct AddArgs {
     /// Higher runs first.
     #[arg(long, default_value_t = 0, conflicts_with = "file")]
     priority: i32,
+    /// Not offered before this long from now ("90s", "5m", "1h30m"). In a file: run_after.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay, allow_hyphen_values = true,
+          conflicts_with_all = ["file", "at"])]
+    delay: Option<Duration>,
+    /// Not offered before this time, in RFC 3339: 2026-12-24T18:00:00Z, or with an offset
+    /// such as 2026-12-24T19:00:00+01:00. A time that has passed is due at once.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "file")]
+    at: Option<DateTime<Utc>>,
+    /// Add only tasks whose id is not stored yet, and leave those that are as they are
+    /// (whatever they hold): an idempotent add, for a producer that may send a task twice.
+    ///
+    /// Prints one line per task instead of the id (or count): ID, a tab, and `added` or
+    /// `already exists`. Exit 0 either way.
+    #[arg(long)]
+    if_absent: bool,
     /// Insert every task of a JSON-lines file (one object per line; blank lines are skipped).
     ///
     /// A line may set id (default: a new random id), action (required), body, max_tries,
-    /// priority, total_dependencies, to_signal_after, notify_channel_after and run_after. The
+    /// priority, total_dependencies, to_signal_after, notify_channel_after and run_after (an
+    /// RFC 3339 time such as "2026-12-24T18:00:00Z": not offered before it). The
     /// columns the queue keeps (status, status_code, num_tries, num_failures, num_signals,
     /// actor_id, action_deadline, performance_token) are refused, and so is a line longer
     /// than 1 MiB. A task's successors (to_signal_after) may be anywhere in the file, or
@@ -83,7 +106,8 @@ pub(super) struct AddArgs {
     /// refuses a task after some batches went in (an id someone stored meanwhile, say), the
     /// error names its line and the lines that were inserted. The file is read twice (a
     /// regular file, not a pipe); memory grows with the number of ids, not with the bodies.
-    /// Prints the number of tasks inserted, and progress on a terminal.
+    /// Prints the number of tasks inserted (with --if-absent, one line per task), and
+    /// progress on a terminal.
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
 }
@@ -117,6 +141,35 @@ fn parse_status_code(s: &str) -> Result<TaskStatusCode, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    // Taken as a value so that "-5s" is refused in these words, not as an unknown flag.
+    if s.strip_prefix('-')
+        .is_some_and(|d| humantime::parse_duration(d).is_ok())
+    {
+        return Err("a delay cannot be negative (to run the task now, leave --delay out)".into());
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; expected a duration such as 90s, 5m or 1h30m"))
+}
+
+/// An RFC 3339 time (as `--at` and a task file's `run_after` take it), in UTC.
+pub(super) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!(
+                "{e}; expected an RFC 3339 time such as 2026-12-24T18:00:00Z \
+                 (or 2026-12-24T19:00:00+01:00)"
+            )
+        })
+}
+
+/// What `--if-absent` prints for a task: whether it was added or was stored already.
+pub(super) fn if_absent_line(id: &TaskId, added: bool) -> String {
+    let outcome = if added { "added" } else { "already exists" };
+    format!("{}\t{outcome}", printable(id.as_str()))
+}
+
 /// A new random task id: 32 lower-case hex digits.
 pub(super) fn new_task_id() -> String {
     Uuid::new_v4().simple().to_string()
@@ -128,6 +181,7 @@ pub(super) async fn run(command: &TaskCommand, queue: &dyn Parade) -> anyhow::Re
         TaskCommand::List(args) => list(args, queue).await,
         TaskCommand::Show { id, json } => show(id, *json, queue).await,
         TaskCommand::Wait { id, timeout } => wait(id, *timeout, queue).await,
+        TaskCommand::Cancel(args) => super::cancel::run(args, queue).await,
         TaskCommand::Delete { ids } => {
             let ids: Vec<TaskId> = ids.iter().map(|id| TaskId::from(id.as_str())).collect();
             queue.delete_tasks(&ids).await?;
@@ -138,12 +192,34 @@ pub(super) async fn run(command: &TaskCommand, queue: &dyn Parade) -> anyhow::Re
 
 async fn add(args: &AddArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.file {
-        let inserted = super::task_file::add_file(path, queue).await?;
-        println!("{inserted}");
+        let added = super::task_file::add_file(path, queue, args.if_absent).await?;
+        let mut out = std::io::stdout().lock();
+        match added.tasks {
+            Some(tasks) => {
+                for (id, new) in tasks {
+                    writeln!(out, "{}", if_absent_line(&id, new))?;
+                }
+            }
+            None => writeln!(out, "{}", added.count)?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let Some(action) = &args.action else {
         bail!("--action or --file is required");
+    };
+    let run_after = match (args.delay, args.at) {
+        (Some(delay), _) => Some(
+            chrono::Duration::from_std(delay)
+                .ok()
+                .and_then(|delay| Utc::now().checked_add_signed(delay))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--delay {} is too far in the future",
+                        humantime::format_duration(delay)
+                    )
+                })?,
+        ),
+        (None, at) => at,
     };
     let task = TaskData {
         body: args.body.clone(),
@@ -156,8 +232,16 @@ async fn add(args: &AddArgs, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
             .collect(),
         notify_channel_after: args.notify.clone(),
         priority: args.priority,
+        run_after,
         ..TaskData::new(args.id.clone().unwrap_or_else(new_task_id), action.as_str())
     };
+    if args.if_absent {
+        let added = queue
+            .insert_tasks_if_absent(std::slice::from_ref(&task))
+            .await?;
+        println!("{}", if_absent_line(&task.id, added.contains(&task.id)));
+        return Ok(ExitCode::SUCCESS);
+    }
     queue.insert_tasks(std::slice::from_ref(&task)).await?;
     println!("{}", task.id);
     Ok(ExitCode::SUCCESS)
@@ -206,25 +290,45 @@ fn print_tasks(tasks: &[TaskData], json: bool) -> anyhow::Result<()> {
         for task in tasks {
             writeln!(out, "{}", serde_json::to_string(task)?)?;
         }
-    } else {
-        writeln!(
-            out,
-            "{:<34} {:<20} {:<11} {:>5}  STATUS",
-            "ID", "ACTION", "CODE", "TRIES"
-        )?;
-        for task in tasks {
-            writeln!(
-                out,
-                "{:<34} {:<20} {:<11} {:>5}  {}",
-                printable(task.id.as_str()),
-                printable(&task.action),
-                task.status_code,
-                task.num_tries,
-                printable(task.status.as_deref().unwrap_or(""))
-            )?;
-        }
+        return Ok(());
+    }
+    // DUE: when a delayed pending task will be offered; empty once it is due.
+    let now = Utc::now();
+    let due: Vec<String> = tasks
+        .iter()
+        .map(|t| due_text(t, now).unwrap_or_default())
+        .collect();
+    let due_width = due.iter().map(String::len).max().unwrap_or(0).max(3);
+    writeln!(
+        out,
+        "{:<34} {:<20} {:<11} {:>5}  {:<due_width$}  STATUS",
+        "ID", "ACTION", "CODE", "TRIES", "DUE"
+    )?;
+    for (task, due) in tasks.iter().zip(due) {
+        let line = format!(
+            "{:<34} {:<20} {:<11} {:>5}  {due:<due_width$}  {}",
+            printable(task.id.as_str()),
+            printable(&task.action),
+            task.status_code,
+            task.num_tries,
+            printable(task.status.as_deref().unwrap_or(""))
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
+}
+
+/// `task show`'s text for `run_after`: when a pending task is due ("in 4m (TIME)", or "now"
+/// once that time has passed), the stored time otherwise, empty if none.
+fn shown_run_after(task: &TaskData) -> String {
+    let Some(at) = task.run_after else {
+        return String::new();
+    };
+    match due_text(task, Utc::now()) {
+        Some(due) => due,
+        None if task.status_code == TaskStatusCode::Pending => "now".into(),
+        None => timestamp(at),
+    }
 }
 
 async fn show(id: &str, json: bool, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
@@ -244,6 +348,7 @@ async fn show(id: &str, json: bool, queue: &dyn Parade) -> anyhow::Result<ExitCo
     if let Some(fields) = value.as_object() {
         for (key, value) in fields {
             let text = match value {
+                _ if key == "run_after" => shown_run_after(&task),
                 serde_json::Value::Null => String::new(),
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),

@@ -9,9 +9,11 @@
 //! file, so every task is stored together with or after its successors: the queue refuses a
 //! successor it does not know yet, and a predecessor that ran before its successor existed
 //! would signal nobody. What only the store can refuse (an id stored meanwhile, say) stops
-//! the second pass; its error names the line and which lines were inserted.
+//! the second pass; its error names the line and which lines were inserted. With
+//! `--if-absent` each batch goes through [`Parade::insert_tasks_if_absent`] instead, and
+//! the caller learns of every task whether it was added or already stored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Seek};
@@ -21,6 +23,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::queue::{Error, Parade, TaskData, TaskId};
 
@@ -61,7 +64,8 @@ struct TaskLine {
     total_dependencies: Option<i32>,
     to_signal_after: Option<Vec<TaskId>>,
     notify_channel_after: Option<String>,
-    run_after: Option<DateTime<Utc>>,
+    /// An RFC 3339 time; read as any JSON value so that a bad one is named in our words.
+    run_after: Option<Value>,
     /// Every other key, refused by name.
     #[serde(flatten)]
     other: BTreeMap<String, IgnoredAny>,
@@ -175,6 +179,7 @@ fn parse_line(text: &str) -> Result<TaskData, String> {
     let Some(action) = line.action.filter(|a| !a.is_empty()) else {
         return Err("missing \"action\"".into());
     };
+    let run_after = line.run_after.map(run_after).transpose()?.flatten();
     let id = line
         .id
         .filter(|id| !id.0.is_empty())
@@ -186,9 +191,23 @@ fn parse_line(text: &str) -> Result<TaskData, String> {
         total_dependencies: line.total_dependencies,
         to_signal_after: line.to_signal_after.unwrap_or_default(),
         notify_channel_after: line.notify_channel_after,
-        run_after: line.run_after,
+        run_after,
         ..TaskData::new(id, action)
     })
+}
+
+/// A line's `run_after`: an RFC 3339 time, or null for none.
+fn run_after(value: Value) -> Result<Option<DateTime<Utc>>, String> {
+    const EXAMPLE: &str = "such as \"2026-12-24T18:00:00Z\"";
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => super::task::parse_time(&text)
+            .map(Some)
+            .map_err(|_| format!("\"run_after\" must be an RFC 3339 time {EXAMPLE}, not {text:?}")),
+        other => Err(format!(
+            "\"run_after\" must be an RFC 3339 time as a string {EXAMPLE}, not {other}"
+        )),
+    }
 }
 
 /// What the first pass found: how many tasks, and how many go into each insert.
@@ -282,15 +301,29 @@ fn batches(sizes: &[usize], mut forward: Vec<(usize, usize)>) -> Vec<usize> {
     batches
 }
 
+/// What adding a file did.
+#[derive(Debug)]
+pub(super) struct Added {
+    /// Tasks stored (with `if_absent`, those that were not stored before).
+    pub count: usize,
+    /// With `if_absent`: every task of the file in order, and whether it was added (`false`:
+    /// it was stored already and is left as it is).
+    pub tasks: Option<Vec<(TaskId, bool)>>,
+}
+
 /// Adds every task of the file at `path` to `queue`: checks it whole, then inserts it in
-/// batches (see the module docs). Returns how many tasks were inserted. On a terminal,
-/// stderr shows how far it got.
-pub(super) async fn add_file(path: &Path, queue: &dyn Parade) -> anyhow::Result<usize> {
+/// batches (see the module docs); with `if_absent`, only the tasks whose ids are not stored
+/// yet. On a terminal, stderr shows how far it got.
+pub(super) async fn add_file(
+    path: &Path,
+    queue: &dyn Parade,
+    if_absent: bool,
+) -> anyhow::Result<Added> {
     let mut progress = Progress {
         shown: std::io::stderr().is_terminal(),
         open: false,
     };
-    let added = add_file_showing(path, queue, &mut progress).await;
+    let added = add_file_showing(path, queue, if_absent, &mut progress).await;
     progress.end();
     added
 }
@@ -298,8 +331,9 @@ pub(super) async fn add_file(path: &Path, queue: &dyn Parade) -> anyhow::Result<
 async fn add_file_showing(
     path: &Path,
     queue: &dyn Parade,
+    if_absent: bool,
     progress: &mut Progress,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Added> {
     let name = path.display().to_string();
     let mut file = File::open(path).with_context(|| format!("cannot open {name}"))?;
     progress.show(format_args!("checking {name} ..."));
@@ -320,7 +354,11 @@ async fn add_file_showing(
         )
     })?;
     let mut lines = TaskLines::new(&name, BufReader::new(&mut file));
-    let mut inserted = Inserted::default();
+    let mut inserted = Inserted {
+        if_absent,
+        ..Inserted::default()
+    };
+    let mut outcomes = if_absent.then(Vec::new);
     for &size in &plan.batches {
         let mut numbers = Vec::with_capacity(size);
         let mut tasks = Vec::with_capacity(size);
@@ -337,15 +375,30 @@ async fn add_file_showing(
         let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
             break;
         };
-        if let Err(e) = queue.insert_tasks(&tasks).await {
-            let refused = refused_task(&e).and_then(|id| tasks.iter().position(|t| &t.id == id));
-            let at = match refused {
-                Some(i) => format!("{name}:{}", numbers[i]),
-                None => format!("{name}: lines {first}-{last}"),
-            };
-            return Err(inserted.stopped(format!("{at}: {e}")));
-        }
+        let stored = match &mut outcomes {
+            None => queue.insert_tasks(&tasks).await.map(|()| tasks.len()),
+            Some(outcomes) => queue.insert_tasks_if_absent(&tasks).await.map(|new| {
+                let new: HashSet<TaskId> = new.into_iter().collect();
+                for task in &tasks {
+                    outcomes.push((task.id.clone(), new.contains(&task.id)));
+                }
+                new.len()
+            }),
+        };
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                let refused =
+                    refused_task(&e).and_then(|id| tasks.iter().position(|t| &t.id == id));
+                let at = match refused {
+                    Some(i) => format!("{name}:{}", numbers[i]),
+                    None => format!("{name}: lines {first}-{last}"),
+                };
+                return Err(inserted.stopped(format!("{at}: {e}")));
+            }
+        };
         inserted.tasks += tasks.len();
+        inserted.new += stored;
         inserted.through_line = last;
         progress.show(format_args!(
             "inserted {} of {} tasks from {name}",
@@ -353,7 +406,10 @@ async fn add_file_showing(
         ));
     }
     match lines.next_task() {
-        Ok(None) if inserted.tasks == plan.tasks => Ok(inserted.tasks),
+        Ok(None) if inserted.tasks == plan.tasks => Ok(Added {
+            count: inserted.new,
+            tasks: outcomes,
+        }),
         _ => Err(inserted.stopped(format!("{name} changed while it was being added"))),
     }
 }
@@ -400,7 +456,11 @@ fn nothing_inserted(problem: String) -> anyhow::Error {
 /// How far the second pass got.
 #[derive(Debug, Default)]
 struct Inserted {
+    /// Tasks of the lines done (with `if_absent`, added or found stored).
     tasks: usize,
+    /// Of those, how many this run stored.
+    new: usize,
+    if_absent: bool,
     /// The last line inserted.
     through_line: usize,
 }
@@ -410,6 +470,15 @@ impl Inserted {
     fn stopped(&self, problem: String) -> anyhow::Error {
         if self.tasks == 0 {
             return nothing_inserted(problem);
+        }
+        if self.if_absent {
+            return anyhow::anyhow!(
+                "{problem}; lines 1-{} ({} tasks) were added or already stored ({} added), \
+                 nothing after them",
+                self.through_line,
+                self.tasks,
+                self.new
+            );
         }
         anyhow::anyhow!(
             "{problem}; lines 1-{} ({} tasks) were inserted, nothing after them",
@@ -523,6 +592,33 @@ mod tests {
         }
         let e = all_tasks(br#"{"action":"x","colour":1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown key \"colour\""), "{e}");
+    }
+
+    #[test]
+    fn run_after_is_an_rfc_3339_time_and_a_bad_one_names_the_line_and_key() {
+        let tasks = all_tasks(
+            b"{\"action\":\"x\",\"run_after\":\"2026-12-24T19:00:00+01:00\"}\n\
+              {\"action\":\"x\",\"run_after\":null}",
+        )
+        .unwrap();
+        assert_eq!(
+            tasks[0].run_after,
+            Some("2026-12-24T18:00:00Z".parse().unwrap())
+        );
+        assert_eq!(tasks[1].run_after, None);
+        for (value, problem) in [
+            ("\"tomorrow\"", "not \"tomorrow\""),
+            ("\"2026-12-24 18:00\"", "not \"2026-12-24 18:00\""),
+            ("1766599200", "as a string"),
+        ] {
+            let text = format!("{{\"action\":\"x\"}}\n{{\"action\":\"x\",\"run_after\":{value}}}");
+            let e = all_tasks(text.as_bytes()).unwrap_err().to_string();
+            assert!(
+                e.starts_with("f:2: \"run_after\" must be an RFC 3339 time"),
+                "{e}"
+            );
+            assert!(e.contains(problem), "{e}");
+        }
     }
 
     proptest! {

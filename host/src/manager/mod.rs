@@ -212,6 +212,10 @@ struct Shared {
     /// When the latest retry this node returned with a delay becomes due: until then the
     /// node is not idle (see [`ActionManager::wait_idle`]).
     retry_wait: StdMutex<Option<Instant>>,
+    /// Signalled when results that try their tasks again were stored: the fetch loop owns
+    /// again (at once, or by the wake timer once the retry is due). The store's hints do not
+    /// cover them on every backend.
+    retry_returned: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -288,6 +292,7 @@ impl ActionManager {
             pace: pace::Pace::default(),
             worker_free: tokio::sync::Notify::new(),
             retry_wait: StdMutex::default(),
+            retry_returned: tokio::sync::Notify::new(),
             props,
         });
         let (stop, stopped) = watch::channel(false);
@@ -444,6 +449,7 @@ async fn fetch_loop(
                 _ = stop_requested(&mut stopped) => return,
                 _ = tokio::time::sleep(pause) => {}
                 _ = next_hint(&mut hints) => {}
+                _ = shared.retry_returned.notified() => {}
             }
         }
         // Hold no more unsettled tasks (owned, and not yet returned or handed back) than the

@@ -154,6 +154,7 @@ fn settle(shared: &Shared, batch: &mut Batch, outcomes: Vec<crate::queue::Result
         Counters::add(&counters.return_failures, (batch.len() - answered) as u64);
     }
     let mut replacements = Vec::new();
+    let mut retrying = false;
     for ((result, meta), outcome) in batch
         .returns
         .drain(..)
@@ -163,9 +164,12 @@ fn settle(shared: &Shared, batch: &mut Batch, outcomes: Vec<crate::queue::Result
         match outcome {
             Ok(()) => {
                 counters.count_result(&meta.action, result.code);
-                if let (TaskStatusCode::Pending, Some(delay)) = (result.code, result.retry_after) {
-                    // Stored by now: the store's time is due no later than this.
-                    shared.retry_due_at(Instant::now() + delay);
+                if result.code == TaskStatusCode::Pending {
+                    retrying = true;
+                    if let Some(delay) = result.retry_after {
+                        // Stored by now: the store's time is due no later than this.
+                        shared.retry_due_at(Instant::now() + delay);
+                    }
                 }
             }
             Err(e @ Error::InvalidToken { .. }) => {
@@ -198,6 +202,9 @@ fn settle(shared: &Shared, batch: &mut Batch, outcomes: Vec<crate::queue::Result
     }
     for (result, meta) in replacements {
         batch.push(result, meta);
+    }
+    if retrying {
+        shared.retry_returned.notify_one();
     }
 }
 

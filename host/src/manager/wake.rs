@@ -6,8 +6,10 @@
 //! deadline plus its backoff) and pauses until then if that comes before `wait_time`. So a
 //! due task starts within milliseconds of its time on an idle node, however long
 //! `wait_time` is. New-task hints still cut any pause short (an insert, a return that makes
-//! tasks runnable, which also brings a fresh due time), and `wait_time` stays the longest
-//! pause, so a store without hints is still polled. Only an empty own asks: a busy node
+//! tasks runnable, which also brings a fresh due time), and so do this node's own returns of
+//! tasks for another try (PostgreSQL sends no hint for those): the fetch loop owns again, at
+//! once or, for a retry that waits, by the timer. `wait_time` stays the longest pause, so a
+//! store without hints is still polled. Only an empty own asks for the due time: a busy node
 //! never pays the round trip.
 
 use std::time::Duration;

@@ -13,14 +13,11 @@ use super::contract::{ActorPre, ContractVersion};
 use super::output::CapturedOutput;
 use super::state::TaskContext;
 use super::Runtime;
-use crate::manager::ActorResult;
+use crate::manager::{ActorResult, MAX_RETRY_DELAY};
 use crate::queue::{Backoff, OwnedTask, Parade, TaskStatusCode};
 
 /// Longest status text kept from a guest; longer ones are cut.
 const MAX_STATUS: usize = 64 * 1024;
-/// Longest a `pending` result may ask its task to wait (`retry-after-ms`): a longer wait is
-/// cut to this, and the status says so.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Longest a component's `actions()` may take at load (less if its `timeout` is shorter):
 /// a plugin that hangs there must not block a node's start or its reloads.
 const ACTIONS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -309,11 +306,10 @@ impl Plugin {
             }
         }
     }
-}
 
-impl Plugin {
     /// What the queue is told of a result the guest returned: its status made storable, and
-    /// for a `pending` one its retry delay, at most [`MAX_RETRY_AFTER`].
+    /// for a `pending` one its retry delay (`retry-after-ms`), at most [`MAX_RETRY_DELAY`]: a
+    /// longer one is cut, and the status says so.
     fn task_result(&self, result: GuestResult) -> ActorResult {
         let mut status = super::status_text(result.status, MAX_STATUS);
         let status_code = match result.code {
@@ -324,15 +320,15 @@ impl Plugin {
         let retry_after = match (status_code, result.retry_after_ms) {
             (TaskStatusCode::Pending, Some(ms)) => {
                 let asked = Duration::from_millis(ms);
-                if asked > MAX_RETRY_AFTER {
-                    let days = MAX_RETRY_AFTER.as_secs() / 86_400;
+                if asked > MAX_RETRY_DELAY {
+                    let days = MAX_RETRY_DELAY.as_secs() / 86_400;
                     status.push_str(&format!(
                         " (plugin {}: retry-after-ms {ms} is more than {days} days; trying \
                          again in {days} days)",
                         self.name
                     ));
                 }
-                Some(asked.min(MAX_RETRY_AFTER))
+                Some(asked.min(MAX_RETRY_DELAY))
             }
             _ => None,
         };

@@ -34,10 +34,9 @@ impl Actor for Later {
             }
             // Body "MS": pending, to try again no sooner than MS milliseconds from now.
             "snooze" => match body.trim().parse::<u64>() {
-                Ok(ms) => Outcome::retry_after(
-                    format!("snoozing for {ms} ms"),
-                    Duration::from_millis(ms),
-                ),
+                Ok(ms) => {
+                    Outcome::retry_after(format!("snoozing for {ms} ms"), Duration::from_millis(ms))
+                }
                 Err(e) => Outcome::Aborted(format!("body must be milliseconds: {e}")),
             },
             other => Outcome::Aborted(format!("unknown action {other}")),

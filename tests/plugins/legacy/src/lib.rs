@@ -21,9 +21,14 @@ fn result(status: impl Into<String>, code: StatusCode) -> ActorResult {
 
 impl Guest for Legacy {
     fn actions() -> Vec<String> {
-        ["legacy-echo", "legacy-retry", "legacy-enqueue", "legacy-extend"]
-            .map(String::from)
-            .to_vec()
+        [
+            "legacy-echo",
+            "legacy-retry",
+            "legacy-enqueue",
+            "legacy-extend",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     fn handle(action: String, body: Option<String>, _signalled_failures: u32) -> ActorResult {
@@ -33,7 +38,11 @@ impl Guest for Legacy {
             "legacy-echo" => {
                 host::log(Level::Info, &format!("legacy echo of {body:?}"));
                 result(
-                    format!("{body} (try {}, task {})", host::try_number(), host::task_id()),
+                    format!(
+                        "{body} (try {}, task {})",
+                        host::try_number(),
+                        host::task_id()
+                    ),
                     StatusCode::Completed,
                 )
             }
