@@ -38,9 +38,9 @@ pub(super) struct CancelArgs {
     /// The tasks to cancel.
     #[arg(required = true, value_name = "ID")]
     ids: Vec<String>,
-    /// Why: stored in the status as "cancelled: REASON".
-    #[arg(long, value_name = "TEXT", default_value = "")]
-    reason: String,
+    /// Why: stored in the status as "cancelled: REASON" (without it, "cancelled").
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
     /// Also cancel every task that waits on a cancelled one (its successors through
     /// to_signal_after, and theirs), except tasks that have ended.
     #[arg(long)]
@@ -109,7 +109,9 @@ pub(super) async fn run(args: &CancelArgs, queue: &dyn Parade) -> anyhow::Result
         .collect();
     let answers = CancelAnswer::all(
         &ids,
-        queue.cancel_tasks(&ids, &args.reason, args.cascade).await?,
+        queue
+            .cancel_tasks(&ids, args.reason.as_deref().unwrap_or(""), args.cascade)
+            .await?,
     );
     let mut out = std::io::stdout().lock();
     for answer in &answers {
