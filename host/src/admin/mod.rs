@@ -139,6 +139,7 @@ impl From<&Error> for Problem {
             Error::TaskNotFound { .. } => StatusCode::NOT_FOUND,
             Error::InvalidTask { .. } | Error::BadStatus(_) => StatusCode::CONFLICT,
             Error::NotMigrated { .. } | Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Problem(status, e.to_string())

@@ -61,6 +61,11 @@ pub enum Error {
     #[error("task {task_id}: {problem}")]
     InvalidTask { task_id: TaskId, problem: String },
 
+    /// An argument of an operation that is not about one task the store cannot accept (a
+    /// cancel reason with a NUL character, say).
+    #[error("{what}: {problem}")]
+    InvalidArgument { what: String, problem: String },
+
     /// The waiter was cancelled before its task finished.
     #[error("wait for task {task_id} cancelled")]
     Cancelled { task_id: TaskId },

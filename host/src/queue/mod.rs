@@ -189,7 +189,8 @@ pub trait Parade: Send + Sync {
     /// token stops working, and its node hears of it through [`Parade::task_cancellations`].
     /// With `cascade`, every task that transitively waits on a cancelled one (through
     /// `to_signal_after`, not past tasks that ended) is cancelled too. One answer per task:
-    /// the listed ids in order (each once), then those the cascade reached.
+    /// the listed ids in order (each once), then those the cascade reached (in no promised
+    /// order). A reason with a NUL character is [`Error::InvalidArgument`].
     async fn cancel_tasks(
         &self,
         ids: &[TaskId],

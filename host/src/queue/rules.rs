@@ -182,6 +182,17 @@ pub(super) fn check_returns(returns: &[TaskReturn]) -> Vec<Result<()>> {
     returns.iter().map(check_return).collect()
 }
 
+/// Checks a cancel's reason, which becomes the cancelled tasks' status.
+pub(super) fn check_cancel_reason(reason: &str) -> Result<()> {
+    if has_nul(reason) {
+        return Err(Error::InvalidArgument {
+            what: "cancel reason".into(),
+            problem: "it contains a NUL character, which cannot be stored".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Why `retry_task` found nothing to retry, from the task's stored status and whether it
 /// signals successors.
 pub(super) fn retry_refusal(id: &TaskId, stored: Option<(TaskStatusCode, bool)>) -> Error {

@@ -22,7 +22,10 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use self::listener::NotificationHub;
-use super::rules::{check_batch, check_return, check_returns, retry_refusal, successors_outside};
+use super::rules::{
+    check_batch, check_cancel_reason, check_return, check_returns, retry_refusal,
+    successors_outside,
+};
 use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
@@ -551,6 +554,7 @@ impl Parade for PgParade {
         reason: &str,
         cascade: bool,
     ) -> Result<Vec<Cancellation>> {
+        check_cancel_reason(reason)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -29,7 +29,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use self::returns::{abort_expired, return_batch, Effects};
 use self::waiters::LocalWaiters;
 use self::write_turn::{WriteTurn, WriteTx};
-use super::rules::{check_batch, retry_refusal, successors_outside};
+use super::rules::{check_batch, check_cancel_reason, retry_refusal, successors_outside};
 use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
@@ -594,6 +594,7 @@ impl Parade for SqliteParade {
         reason: &str,
         cascade: bool,
     ) -> Result<Vec<Cancellation>> {
+        check_cancel_reason(reason)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
