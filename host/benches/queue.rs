@@ -47,7 +47,7 @@ const WORKERS: usize = 4;
 const ACTION: &str = "work";
 const LEASE: Duration = Duration::from_secs(30 * 60);
 
-/// The SELECT of own_tasks step 2 (pending work, migrations/postgres/0001_parade.sql) for
+/// The SELECT of own_tasks step 2 (pending work, migrations/postgres/0009_delayed_tasks.sql) for
 /// one action and 100 tasks. PL/pgSQL does not let EXPLAIN see inside a function, so the
 /// benchmark explains this copy. `$ACTIONS` and `$LIMIT` are filled in per plan kind.
 const OWN_STEP2: &str = "\
@@ -57,6 +57,7 @@ CROSS JOIN LATERAL (
     SELECT p.id, p.priority, p.seq FROM tasks p
     WHERE p.action = w.name
       AND p.status_code = 'pending'
+      AND p.run_after IS NULL
       AND (p.total_dependencies IS NULL OR p.num_signals = p.total_dependencies)
       AND (p.max_tries IS NULL OR p.num_tries < p.max_tries)
     ORDER BY p.priority DESC, p.seq
