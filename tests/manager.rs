@@ -131,6 +131,7 @@ support::on_both_backends!(
     a_snooze_sets_the_next_try_instead_of_the_backoff,
     an_expired_ownership_waits_its_backoff_past_the_deadline,
     an_idle_manager_starts_a_delayed_task_on_time,
+    a_running_task_cancelled_in_the_store_is_stopped_and_frees_its_worker,
 );
 
 async fn eight_workers_perform_ten_thousand_tasks_exactly_once(
@@ -851,5 +852,45 @@ async fn an_idle_manager_starts_a_delayed_task_on_time(backend: Backend) -> anyh
     };
     // With a 10 s poll interval, only the wake timer starts it this close to its time.
     assert_started_on_time(started, due, "the delayed task");
+    Ok(())
+}
+
+/// An operator cancels a runaway task: the node stops it at once (it would have run for an
+/// hour) and its only worker takes the next task.
+async fn a_running_task_cancelled_in_the_store_is_stopped_and_frees_its_worker(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    queue
+        .insert_tasks(&[task("endless", "slow", "3600000")])
+        .await?;
+    let manager = ActionManager::start(
+        Arc::new(TestActor::default()),
+        queue.clone(),
+        ManagerProperties {
+            workers: 1,
+            ..fast_props()
+        },
+    );
+    eventually(Duration::from_secs(10), "the endless task runs", || async {
+        Ok(row(&queue, "endless").await?.status_code == TaskStatusCode::InProgress)
+    })
+    .await?;
+    queue.insert_tasks(&[task("next", "work", "after")]).await?;
+    let answers = queue
+        .cancel_tasks(&[TaskId::from("endless")], "runaway", false)
+        .await?;
+    assert_eq!(answers.len(), 1);
+    eventually(
+        Duration::from_secs(5),
+        "the next task completes on the freed worker",
+        || async { Ok(row(&queue, "next").await?.status_code == TaskStatusCode::Completed) },
+    )
+    .await?;
+    assert_eq!(manager.stats().cancelled, 1);
+    let endless = row(&queue, "endless").await?;
+    assert_eq!(endless.status_code, TaskStatusCode::Aborted);
+    assert_eq!(endless.status.as_deref(), Some("cancelled: runaway"));
+    manager.close().await;
     Ok(())
 }

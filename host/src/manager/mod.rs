@@ -35,7 +35,7 @@ mod stats;
 mod wake;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -212,6 +212,10 @@ struct Shared {
     /// When the latest retry this node returned with a delay becomes due: until then the
     /// node is not idle (see [`ActionManager::wait_idle`]).
     retry_wait: StdMutex<Option<Instant>>,
+    /// Running tasks the store announced as cancelled; their workers stop them. Bumping
+    /// `cancel_epoch` wakes every worker to look.
+    cancelled: StdMutex<HashSet<TaskId>>,
+    cancel_epoch: watch::Sender<u64>,
     /// Signalled when results that try their tasks again were stored: the fetch loop owns
     /// again (at once, or by the wake timer once the retry is due). The store's hints do not
     /// cover them on every backend.
@@ -293,9 +297,12 @@ impl ActionManager {
             worker_free: tokio::sync::Notify::new(),
             retry_wait: StdMutex::default(),
             retry_returned: tokio::sync::Notify::new(),
+            cancelled: StdMutex::default(),
+            cancel_epoch: watch::channel(0).0,
             props,
         });
         let (stop, stopped) = watch::channel(false);
+        tokio::spawn(watch_cancellations(shared.clone(), stopped.clone()));
         let (queue_tx, queue_rx) = mpsc::channel(shared.props.channel_size);
         let queued = Arc::new(Mutex::new(queue_rx));
         let (results_tx, results_rx) = mpsc::unbounded_channel();
@@ -425,6 +432,46 @@ async fn next_hint(hints: &mut Option<TaskHints>) {
 /// True once the manager is told to stop (or was dropped).
 async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Hears which running tasks the store cancelled and tells their workers, which stop the
+/// component at once (dropping its call). A node that misses an announcement finds out at
+/// the task's next heartbeat, when extending its deadline fails.
+async fn watch_cancellations(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let mut cancellations = match shared.queue.task_cancellations().await {
+        Ok(Some(cancellations)) => cancellations,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hear of cancelled tasks; a cancelled task stops at its next heartbeat");
+            return;
+        }
+    };
+    loop {
+        let id = tokio::select! {
+            id = cancellations.next() => id,
+            _ = stopped.changed() => return,
+        };
+        let Some(id) = id else { return };
+        if !shared.in_flight().contains_key(&id) {
+            continue;
+        }
+        shared
+            .cancelled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        shared.cancel_epoch.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl Shared {
+    /// True (once) if running task `id` was cancelled in the store.
+    fn take_cancelled(&self, id: &TaskId) -> bool {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+    }
 }
 
 async fn fetch_loop(

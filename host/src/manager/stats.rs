@@ -18,6 +18,7 @@ pub(super) struct Counters {
     pub released: AtomicU64,
     pub return_failures: AtomicU64,
     pub refused: AtomicU64,
+    pub cancelled: AtomicU64,
     pub heartbeats: AtomicU64,
     /// Per action.
     pub by_action: Mutex<BTreeMap<String, ActionStats>>,
@@ -90,6 +91,9 @@ pub struct ManagerStats {
     /// Results the store refused (a status with a NUL character, the code in-progress); their
     /// tasks were returned aborted with the reason instead (and counted in `aborted`).
     pub refused: u64,
+    /// Running tasks stopped because they were cancelled in the store (their results, had
+    /// they finished, would have been refused).
+    pub cancelled: u64,
     /// Deadlines extended for running tasks.
     pub heartbeats: u64,
 }
@@ -147,6 +151,7 @@ impl Counters {
             released: get(&self.released),
             return_failures: get(&self.return_failures),
             refused: get(&self.refused),
+            cancelled: get(&self.cancelled),
             heartbeats: get(&self.heartbeats),
         }
     }

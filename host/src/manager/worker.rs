@@ -155,9 +155,21 @@ async fn perform(shared: &Shared, task: OwnedTask, extended_at: Instant) -> Done
     let mut heartbeat = tokio::time::interval_at(extended_at + props.heartbeat, props.heartbeat);
     // A tick missed (a slow extension, or a first one already due) is not made up in a burst.
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut cancels = shared.cancel_epoch.subscribe();
+    // A cancel heard between owning and subscribing is in the set already.
+    cancels.mark_changed();
     let joined = loop {
         tokio::select! {
             joined = &mut handler.0 => break Some(joined),
+            Ok(()) = cancels.changed() => {
+                if shared.take_cancelled(&task.id) {
+                    // Dropping the handler stops the component (its call is abandoned); the
+                    // store already ended the task and voided its token.
+                    tracing::info!("cancelled while running: stopped");
+                    Counters::add(&shared.counters.cancelled, 1);
+                    break None;
+                }
+            }
             _ = heartbeat.tick() => {
                 let asked = Instant::now();
                 match shared.queue.extend_task_deadline(&task.id, task.token, props.max_duration).await {
@@ -176,6 +188,8 @@ async fn perform(shared: &Shared, task: OwnedTask, extended_at: Instant) -> Done
         }
     };
     shared.in_flight().remove(&task.id);
+    // A cancel heard as the handler finished is of no use any more.
+    shared.take_cancelled(&task.id);
     let ran = start.elapsed();
     shared.pace.observe(ran);
     shared
