@@ -43,12 +43,17 @@ pub async fn cancel_answers_each_id_and_ends_what_has_not_ended(
     let done = own_one(&q, "actor", &["run-done"], MINUTE).await?;
     finish(&q, &done, TaskStatusCode::Completed).await?;
 
-    let refused = q.cancel_tasks(&ids(&["pending"]), "a NUL \0 here", false).await;
+    let refused = q
+        .cancel_tasks(&ids(&["pending"]), "a NUL \0 here", false)
+        .await;
     assert!(
         matches!(refused, Err(Error::InvalidArgument { .. })),
         "{refused:?}"
     );
-    assert_eq!(row(&q, "pending").await?.status_code, TaskStatusCode::Pending);
+    assert_eq!(
+        row(&q, "pending").await?.status_code,
+        TaskStatusCode::Pending
+    );
     let mut hears = q
         .task_cancellations()
         .await?
