@@ -114,7 +114,10 @@ fn parse_args() -> anyhow::Result<Args> {
                 let value = it.next().context("--only needs a value")?;
                 args.only = value.split(',').map(str::to_owned).collect();
                 if let Some(unknown) = args.only.iter().find(|f| !FIGURES.contains(&f.as_str())) {
-                    anyhow::bail!("unknown figure {unknown:?}; --only takes {}", FIGURES.join(","));
+                    anyhow::bail!(
+                        "unknown figure {unknown:?}; --only takes {}",
+                        FIGURES.join(",")
+                    );
                 }
             }
             "--bench" => {}
