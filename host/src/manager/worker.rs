@@ -156,20 +156,18 @@ async fn perform(shared: &Shared, task: OwnedTask, extended_at: Instant) -> Done
     // A tick missed (a slow extension, or a first one already due) is not made up in a burst.
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut cancels = shared.cancel_epoch.subscribe();
-    // A cancel heard between owning and subscribing is in the set already.
-    cancels.mark_changed();
     let joined = loop {
+        // Checked at the start too: a cancel heard before subscribing is in the set already.
+        if shared.take_cancelled(&task.id) {
+            // Dropping the handler stops the component (its call is abandoned); the store
+            // already ended the task and voided its token.
+            tracing::info!("cancelled while running: stopped");
+            Counters::add(&shared.counters.cancelled, 1);
+            break None;
+        }
         tokio::select! {
             joined = &mut handler.0 => break Some(joined),
-            Ok(()) = cancels.changed() => {
-                if shared.take_cancelled(&task.id) {
-                    // Dropping the handler stops the component (its call is abandoned); the
-                    // store already ended the task and voided its token.
-                    tracing::info!("cancelled while running: stopped");
-                    Counters::add(&shared.counters.cancelled, 1);
-                    break None;
-                }
-            }
+            Ok(()) = cancels.changed() => continue,
             _ = heartbeat.tick() => {
                 let asked = Instant::now();
                 match shared.queue.extend_task_deadline(&task.id, task.token, props.max_duration).await {

@@ -4,12 +4,10 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use super::db_error;
 use super::returns::{signal_successors, Effects};
 use super::write_turn::WriteTx;
-use crate::queue::{
-    CancelOutcome, Cancellation, Error, Result, TaskId, TaskOutcome, TaskStatusCode,
-};
+use super::{db_error, stored_successors};
+use crate::queue::{CancelOutcome, Cancellation, Result, TaskId, TaskOutcome, TaskStatusCode};
 
 /// What a cancel changed besides the rows: the running tasks it ended, whose nodes must stop
 /// them.
@@ -76,11 +74,7 @@ pub(super) async fn cancel_batch(
         effects.runnable |= signal_successors(tx, successors.as_deref(), true).await?;
         if cascade {
             if let Some(successors) = &successors {
-                let successors: Vec<String> =
-                    serde_json::from_str(successors).map_err(|_| Error::InvalidTask {
-                        task_id: TaskId(id.clone()),
-                        problem: "stored to_signal_after is unreadable".into(),
-                    })?;
+                let successors = stored_successors(&id, successors)?;
                 queue.extend(successors.into_iter().filter(|s| seen.insert(s.clone())));
             }
         }

@@ -245,6 +245,14 @@ async fn duplicate_or(e: sqlx::Error, chunk: &[TaskData], tx: &mut WriteTx) -> E
     }
 }
 
+/// The ids of a stored `to_signal_after` (a JSON array) of task `id`.
+fn stored_successors(id: &str, successors: &str) -> Result<Vec<String>> {
+    serde_json::from_str(successors).map_err(|_| Error::InvalidTask {
+        task_id: TaskId::from(id),
+        problem: "stored to_signal_after is unreadable".into(),
+    })
+}
+
 /// A token as stored: 32 lower-case hex digits, as `lower(hex(randomblob(16)))` makes them.
 fn stored_token(token: PerformanceToken) -> String {
     token.0.simple().to_string()

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::write_turn::WriteTx;
-use super::{db_error, json_ids, micros_after, stored_token};
+use super::{db_error, json_ids, micros_after, stored_successors, stored_token};
 use crate::queue::rules::check_returns;
 use crate::queue::{Error, Result, TaskOutcome, TaskReturn, TaskStatusCode};
 
@@ -180,11 +180,7 @@ pub(super) async fn return_batch(
         }
         if let Some(successors) = &task.to_signal_after {
             effects.runnable = true;
-            let successors: Vec<String> =
-                serde_json::from_str(successors).map_err(|_| Error::InvalidTask {
-                    task_id: r.id.clone(),
-                    problem: "stored to_signal_after is unreadable".into(),
-                })?;
+            let successors = stored_successors(r.id.as_str(), successors)?;
             // Each successor once per predecessor, as on PostgreSQL.
             let unique: HashSet<String> = successors.into_iter().collect();
             for successor in unique {
