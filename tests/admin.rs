@@ -918,6 +918,7 @@ async fn admin_in_process(
         actor,
         runtime,
         reloads: Arc::default(),
+        pruned: Arc::default(),
         token: None,
         actor_id: "admin-test".into(),
         database: "sqlite://test.db".into(),

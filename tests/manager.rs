@@ -801,6 +801,7 @@ async fn an_expired_ownership_waits_its_backoff_past_the_deadline(
             actions: &["work".into()],
             max_duration: Some(Duration::from_millis(300)),
             expiry_backoff: &[FAST],
+            max_in_progress: None,
         })
         .await?;
     assert_eq!(dead.len(), 1);

@@ -1,5 +1,6 @@
 //! Queue benchmark: bulk insert rate, own latency at 1,000, 20,000 and N (default 1,000,000)
-//! pending tasks and at N pending of which nine in ten are not due yet, own and return rates (one worker and four), and, on PostgreSQL, whether
+//! pending tasks and at N pending of which nine in ten are not due yet, own latency within a
+//! concurrency limit (at the limit, and with room) vs unlimited, own and return rates (one worker and four), and, on PostgreSQL, whether
 //! own_tasks finds pending work through `tasks_runnable_idx` and updates it through the primary
 //! key. Prints one figure per line with its conditions.
 //!
@@ -27,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use parade_host::queue::{
-    ActorId, OwnedTask, Parade, PgParade, SqliteParade, TaskData, TaskReturn, TaskStatusCode,
+    ActorId, OwnRequest, OwnedTask, Parade, PgParade, SqliteParade, TaskData, TaskReturn,
+    TaskStatusCode,
 };
 use sqlx::{Connection, Row};
 
@@ -706,6 +708,106 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pending tasks of the concurrency-limit figures' store.
+const LIMITED_DEPTH: usize = 20_000;
+/// Tasks it keeps in progress (for half an hour), which a limited own counts.
+const LIMITED_IN_PROGRESS: u32 = 900;
+
+/// One own of up to [`OWN_BATCH`] within `limit` (`None`: unlimited), timed; the tasks are
+/// then returned completed and as many new ones inserted (untimed), so the depth and the
+/// tasks in progress stay as they were. Returns the time and how many it owned.
+async fn limited_cycle(
+    parade: &dyn Parade,
+    limit: Option<u32>,
+    refill: usize,
+) -> anyhow::Result<(Duration, usize)> {
+    let actor = ActorId::from("bench-limited");
+    let actions = [ACTION.to_owned()];
+    let started = Instant::now();
+    let owned = parade
+        .own(&OwnRequest {
+            actor: &actor,
+            max_tasks: OWN_BATCH,
+            actions: &actions,
+            max_duration: Some(LEASE),
+            expiry_backoff: &[],
+            max_in_progress: limit,
+        })
+        .await?;
+    let elapsed = started.elapsed();
+    complete(parade, &owned).await?;
+    parade
+        .insert_tasks(&tasks("limited", refill..refill + owned.len()))
+        .await?;
+    Ok((elapsed, owned.len()))
+}
+
+/// Own latency within a concurrency limit vs without one, on one store of
+/// [`LIMITED_DEPTH`] pending tasks with [`LIMITED_IN_PROGRESS`] in progress: an own at the
+/// limit (it counts, finds no room and owns nothing), one with room for the whole batch
+/// (limit 1,000: it counts 900 and owns 100), and an unlimited own of 100, interleaved.
+async fn bench_limits(backend: Backend, args: &Args) -> anyhow::Result<()> {
+    let name = backend.name();
+    let dir = tempfile::tempdir()?;
+    let store = Store::fresh(backend, &dir).await?;
+    insert(&*store.parade, "s", LIMITED_DEPTH + LIMITED_IN_PROGRESS as usize).await?;
+    let held = store
+        .parade
+        .own_tasks(
+            &ActorId::from("bench-holder"),
+            LIMITED_IN_PROGRESS,
+            &[ACTION.to_owned()],
+            Some(LEASE),
+        )
+        .await?;
+    ensure!(held.len() == LIMITED_IN_PROGRESS as usize);
+    store.analyze().await?;
+    let kinds: [(&str, Option<u32>, usize); 3] = [
+        ("unlimited", None, OWN_BATCH as usize),
+        (
+            "with_room",
+            Some(LIMITED_IN_PROGRESS + OWN_BATCH),
+            OWN_BATCH as usize,
+        ),
+        ("at_limit", Some(LIMITED_IN_PROGRESS), 0),
+    ];
+    let mut times = vec![Vec::with_capacity(args.samples); kinds.len()];
+    let mut refill = 0;
+    for cycle in 0..WARMUP + args.samples {
+        for turn in 0..kinds.len() {
+            let i = (cycle + turn) % kinds.len();
+            let (kind, limit, expected) = kinds[i];
+            let (elapsed, owned) = limited_cycle(&*store.parade, limit, refill).await?;
+            ensure!(owned == expected, "{kind}: owned {owned}, expected {expected}");
+            refill += owned;
+            if cycle >= WARMUP {
+                times[i].push(elapsed);
+            }
+        }
+    }
+    let latencies: Vec<Latency> = times.into_iter().map(Latency::of).collect();
+    let conditions = format!(
+        "{LIMITED_DEPTH} pending, {LIMITED_IN_PROGRESS} in progress, own {OWN_BATCH}, median of          {} interleaved",
+        args.samples
+    );
+    for ((kind, limit, _), latency) in kinds.iter().zip(&latencies) {
+        let limit = limit.map_or("no limit".to_owned(), |l| format!("limit {l}"));
+        println!(
+            "own_latency_limited_{kind}: {:.3} ms ({name}, {limit}, {conditions}; p90 {:.3} ms)",
+            ms(latency.median),
+            ms(latency.p90)
+        );
+    }
+    for ((kind, _, _), latency) in kinds.iter().zip(&latencies).skip(1) {
+        println!(
+            "own_latency_ratio_limited_{kind}_vs_unlimited: {:.2} ({name}, median; target <= 1.5)",
+            latency.median.as_secs_f64() / latencies[0].median.as_secs_f64()
+        );
+    }
+    store.close().await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
@@ -714,6 +816,9 @@ async fn main() -> anyhow::Result<()> {
         bench_backend(backend, &args)
             .await
             .with_context(|| format!("{} benchmark", backend.name()))?;
+        bench_limits(backend, &args)
+            .await
+            .with_context(|| format!("{} concurrency-limit benchmark", backend.name()))?;
     }
     println!(
         "queue_bench_total: {:.1} s ({} tasks{})",

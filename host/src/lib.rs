@@ -19,8 +19,9 @@
 //! Around them, [`cli`] is the `parade` command line (`parade run` wires the five together
 //! into a node; `migrate`, `task`, `plugin check` and `schedule list` are the tools beside
 //! it), [`admin`] is a running node's HTTP listener: health, metrics, a dashboard and
-//! operator actions, and [`schedule`] enqueues the periodic tasks of `[[schedule]]` entries
-//! (one task per slot, however many nodes share the store).
+//! operator actions, [`schedule`] enqueues the periodic tasks of `[[schedule]]` entries
+//! (one task per slot, however many nodes share the store), and [`retention`] deletes
+//! finished tasks once `[retention]` has kept them long enough.
 
 pub mod admin;
 pub mod cli;
@@ -28,5 +29,6 @@ pub mod config;
 pub mod manager;
 pub mod queue;
 pub mod reload;
+pub mod retention;
 pub mod runtime;
 pub mod schedule;

@@ -412,6 +412,45 @@ CREATE FUNCTION public.own_tasks(max_tasks integer, actions character varying[],
 $$;
 
 --
+-- Name: own_tasks_limited(integer, character varying[], character varying, interval, interval[], interval[], double precision[], boolean[], integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.own_tasks_limited(max_tasks integer, actions character varying[], owner_id character varying, max_duration interval, backoff_initial interval[], backoff_max interval[], backoff_multiplier double precision[], backoff_jitter boolean[], max_in_progress integer) RETURNS TABLE(task_id character varying, token uuid, num_failures integer, action character varying, body text, num_tries integer)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    wanted VARCHAR ARRAY := ARRAY(SELECT DISTINCT a FROM unnest(actions) a ORDER BY a);
+    in_use INTEGER;
+BEGIN
+    PERFORM pg_advisory_xact_lock(
+        hashtextextended('parade concurrency limit: ' || array_to_string(wanted, E'\n'), 0));
+    -- The group's unexpired ownerships, counted no further than the limit
+    -- (tasks_in_progress_idx); a plpgsql statement, so its plan is kept between calls.
+    SELECT count(*) INTO in_use FROM (
+        (SELECT 1 FROM tasks r
+         WHERE r.status_code = 'in-progress' AND r.action = ANY(wanted)
+           AND r.action_deadline >= now()
+         LIMIT greatest(max_in_progress, 0))
+        UNION ALL
+        (SELECT 1 FROM tasks r
+         WHERE r.status_code = 'in-progress' AND r.action = ANY(wanted)
+           AND r.action_deadline IS NULL
+         LIMIT greatest(max_in_progress, 0))
+    ) c;
+    IF in_use >= max_in_progress THEN
+        PERFORM abort_expired_tasks(100);
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT o.task_id, o.token, o.num_failures, o.action, o.body, o.num_tries
+    FROM own_tasks_with_backoff(least(max_tasks, max_in_progress - in_use), actions,
+                                owner_id, max_duration, backoff_initial, backoff_max,
+                                backoff_multiplier, backoff_jitter) o;
+END;
+$$;
+
+--
 -- Name: own_tasks_with_backoff(integer, character varying[], character varying, interval, interval[], interval[], double precision[], boolean[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -715,6 +754,12 @@ CREATE INDEX tasks_aborted_seq_idx ON public.tasks USING btree (seq) WHERE (stat
 --
 
 CREATE INDEX tasks_delayed_idx ON public.tasks USING btree (action, run_after) WHERE ((status_code = 'pending'::public.task_status_code_value) AND (run_after IS NOT NULL));
+
+--
+-- Name: tasks_in_progress_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_in_progress_idx ON public.tasks USING btree (action, action_deadline) WHERE (status_code = 'in-progress'::public.task_status_code_value);
 
 --
 -- Name: tasks_owned_deadline_idx; Type: INDEX; Schema: public; Owner: -

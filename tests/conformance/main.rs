@@ -18,6 +18,7 @@ mod delete;
 mod dependencies;
 mod hostile;
 mod insert;
+mod limits;
 mod operators;
 mod own;
 mod retention;
@@ -32,6 +33,7 @@ use delete::*;
 use dependencies::*;
 use hostile::*;
 use insert::*;
+use limits::*;
 use operators::*;
 use own::*;
 use retention::*;
@@ -132,8 +134,17 @@ conformance!(
     cancel_with_cascade_reaches_every_waiting_successor,
     // retention
     pruning_deletes_exactly_the_expired_finished_tasks_in_batches,
+    a_successor_keeps_the_signals_of_pruned_predecessors,
+    a_pruned_task_is_gone_for_later_inserts,
+    concurrent_pruners_delete_each_expired_task_once,
+    // limits
+    the_global_limit_holds_under_concurrent_owners,
+    an_own_takes_no_more_than_the_room_left,
+    expired_ownerships_stop_counting_toward_the_limit,
+    an_at_limit_group_owns_nothing_while_others_are_unaffected,
     ],
     prefixed_stores: [
         prefix_hides_other_namespaces_and_strips_names,
+        a_limit_counts_only_its_namespace,
     ],
 );

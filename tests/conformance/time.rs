@@ -203,6 +203,7 @@ pub async fn an_expired_ownership_backs_off_by_its_actions_policy(
         actions: &names,
         max_duration: Some(Duration::from_millis(200)),
         expiry_backoff: &policy,
+        max_in_progress: None,
     };
     assert_eq!(q.own(&request("crashed")).await?.len(), 2);
     tokio::time::sleep(Duration::from_millis(400)).await;

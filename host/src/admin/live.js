@@ -1,11 +1,18 @@
-// The overview's live counts: refreshes the counts and owners tables from /api/overview
-// every two seconds.
+// The overview's live counts: refreshes the counts and owners tables, and the plugins'
+// concurrency in use, from /api/overview every two seconds.
 const STATUSES = ["pending", "in-progress", "completed", "aborted"];
 function cell(text, numeric) {
   const td = document.createElement("td");
   td.textContent = text;
   if (numeric) td.className = "n";
   return td;
+}
+// As pages.rs writes it: "3 of 3 in the store, 1 of 2 on this node", or "no limit".
+function concurrencyText(c) {
+  const parts = [];
+  if (c.limit !== null) parts.push(`${c.in_progress} of ${c.limit} in the store`);
+  if (c.node_limit !== null) parts.push(`${c.node_held} of ${c.node_limit} on this node`);
+  return parts.length ? parts.join(", ") : "no limit";
 }
 async function refresh() {
   try {
@@ -34,6 +41,11 @@ async function refresh() {
       tr.append(cell(o.actor_id, false), cell(String(o.in_progress), true));
       return tr;
     }));
+    for (const p of overview.plugins) {
+      const td = [...document.querySelectorAll("#plugins td.concurrency")]
+        .find(td => td.dataset.plugin === p.name);
+      if (td) td.textContent = concurrencyText(p.concurrency);
+    }
     document.body.dataset.refreshed = String(Date.now());
   } catch (e) {
     console.error("refresh failed", e);

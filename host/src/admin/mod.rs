@@ -33,6 +33,7 @@ pub use summary::{SummaryCache, SUMMARY_TTL};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,6 +52,7 @@ use crate::cli::cancel::CancelAnswer;
 use crate::manager::{ActionManager, ManagerStats};
 use crate::queue::{Error, Parade, QueueSummary, TaskData, TaskFilter, TaskId, TaskStatusCode};
 use crate::reload::ReloadStats;
+use crate::retention::PruneStats;
 use crate::runtime::{ComponentActor, FailurePolicy, Runtime};
 
 /// How many recent failures the dashboard lists.
@@ -63,6 +65,8 @@ pub struct AdminState {
     pub actor: Arc<ComponentActor>,
     pub runtime: Arc<Runtime>,
     pub reloads: Arc<ReloadStats>,
+    /// What the node's pruner deleted.
+    pub pruned: Arc<PruneStats>,
     /// `[admin] token`: what operator actions must present.
     pub token: Option<String>,
     /// The owner recorded on this node's tasks.
@@ -192,6 +196,21 @@ struct PluginView {
     on_failure: &'static str,
     /// Hosts it may send HTTP requests to.
     allowed_hosts: Vec<String>,
+    concurrency: ConcurrencyView,
+}
+
+/// A plugin's concurrency limits and how much of each is in use.
+#[derive(Debug, Serialize)]
+struct ConcurrencyView {
+    /// `concurrency`: most of its tasks in progress across the store (`None`: no limit).
+    limit: Option<u32>,
+    /// Its tasks in progress in the store, from the summary (an ownership that lapsed
+    /// counts here until someone owns the task again; the limit no longer counts it).
+    in_progress: u64,
+    /// `node_concurrency`: most on this node.
+    node_limit: Option<u32>,
+    /// Its tasks this node holds: owned and not yet settled.
+    node_held: u64,
 }
 
 /// The node, its plugins and the queue at a glance.
@@ -279,6 +298,7 @@ async fn overview(state: &AdminState) -> Result<Overview, Problem> {
             ..TaskFilter::default()
         })
         .await?;
+    let held = state.manager.stats_by_action();
     let plugins = state
         .actor
         .plugins()
@@ -296,6 +316,23 @@ async fn overview(state: &AdminState) -> Result<Overview, Problem> {
                 FailurePolicy::Abort => "abort",
             },
             allowed_hosts: p.grants.allowed_host_names(),
+            concurrency: ConcurrencyView {
+                limit: p.limits.concurrency.global.map(NonZeroU32::get),
+                in_progress: summary
+                    .counts
+                    .iter()
+                    .filter(|c| c.status_code == TaskStatusCode::InProgress)
+                    .filter(|c| p.actions.contains(&c.action))
+                    .map(|c| c.count)
+                    .sum(),
+                node_limit: p.limits.concurrency.node.map(NonZeroU32::get),
+                node_held: p
+                    .actions
+                    .iter()
+                    .filter_map(|a| held.get(a))
+                    .map(|s| s.held)
+                    .sum(),
+            },
         })
         .collect();
     Ok(Overview {

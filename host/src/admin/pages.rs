@@ -75,6 +75,23 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
+/// A plugin's limits and their use: "3 of 3 in the store, 1 of 2 on this node", or "no
+/// limit" (live.js writes the same words).
+fn concurrency_text(c: &super::ConcurrencyView) -> String {
+    let mut parts = Vec::new();
+    if let Some(limit) = c.limit {
+        parts.push(format!("{} of {limit} in the store", c.in_progress));
+    }
+    if let Some(limit) = c.node_limit {
+        parts.push(format!("{} of {limit} on this node", c.node_held));
+    }
+    if parts.is_empty() {
+        "no limit".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// The counts table's rows: action → count per status column.
 fn count_rows(overview: &Overview) -> BTreeMap<&str, [u64; 4]> {
     let mut rows: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
@@ -132,14 +149,17 @@ pub(super) fn overview(overview: &Overview) -> String {
     }
     body.push_str("</tbody></table>");
 
-    body.push_str("<h2>Plugins</h2><table id=\"plugins\"><thead><tr><th>plugin</th><th>actions</th><th>file</th><th>sha256</th><th>memory</th><th>timeout</th><th>fuel</th><th>on failure</th><th>outbound HTTP</th></tr></thead><tbody>");
+    body.push_str("<h2>Plugins</h2><table id=\"plugins\"><thead><tr><th>plugin</th><th>actions</th><th>concurrency</th><th>file</th><th>sha256</th><th>memory</th><th>timeout</th><th>fuel</th><th>on failure</th><th>outbound HTTP</th></tr></thead><tbody>");
     for p in &overview.plugins {
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code title=\"{}\">{}</code></td>\
+            "<tr><td>{}</td><td>{}</td><td class=\"concurrency\" data-plugin=\"{}\">{}</td>\
+             <td><code>{}</code></td><td><code title=\"{}\">{}</code></td>\
              <td class=\"n\">{} MiB</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&p.name),
             escape(&p.actions.join(", ")),
+            escape(&p.name),
+            concurrency_text(&p.concurrency),
             escape(&p.file),
             escape(&p.hash),
             escape(&p.hash[..p.hash.len().min(12)]),

@@ -1,5 +1,5 @@
 //! The `parade` command line: `parade run` is the node, `parade migrate` prepares a
-//! database, `parade task ...` adds, inspects, waits for, cancels and deletes tasks, `parade
+//! database, `parade task ...` adds, inspects, waits for, cancels, prunes and deletes tasks, `parade
 //! plugin check` loads components, `parade schedule list` shows the periodic tasks of the
 //! configuration. Other tools script against these commands, so their output and
 //! exit codes are stable: 0 success, 2 error (and 1 for `task wait` if the task ended
@@ -11,6 +11,7 @@
 pub(crate) mod cancel;
 pub(crate) mod due;
 mod plugin;
+mod prune;
 mod redact;
 mod run;
 mod schedule;
@@ -52,7 +53,7 @@ enum Command {
     Run(run::RunArgs),
     /// Create or upgrade the queue schema in the database.
     Migrate,
-    /// Add, list, show, wait for, cancel and delete tasks.
+    /// Add, list, show, wait for, cancel, prune and delete tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
     /// Check WebAssembly plugins.
@@ -160,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let queue = crate::queue::open(&url)
                 .await
                 .map_err(|e| redact::hide_in_error(e.into(), &url))?;
-            task::run(command, queue.as_ref())
+            task::run(command, queue.as_ref(), &config.retention)
                 .await
                 .map_err(|e| redact::hide_in_error(e, &url))
         }

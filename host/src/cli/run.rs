@@ -18,6 +18,7 @@ use crate::config::{AdminConfig, NodeConfig, Overrides, DEFAULT_ADMIN_LISTEN};
 use crate::manager::{ActionManager, ActionStats};
 use crate::queue::{ActorId, Parade, Prefixed};
 use crate::reload::{self, Reloader};
+use crate::retention::Pruner;
 use crate::runtime::{ComponentActor, Runtime, RuntimeOptions};
 use crate::schedule::Scheduler;
 
@@ -126,12 +127,15 @@ pub(super) async fn run(
     let (stop_watching, watching) = watch::channel(false);
     let admin_config = config.admin.clone();
     // Schedules enqueue on the node's queue (prefixed, like the manager's); they do not keep
-    // an `--until-idle` node alive, and stop as soon as shutdown begins.
+    // an `--until-idle` node alive, and stop as soon as shutdown begins. So does the pruner,
+    // which prunes the whole store (retention belongs to the store, not to a namespace).
     let (stop_scheduling, scheduling) = watch::channel(false);
     let (schedules, scheduler) =
-        Scheduler::spawn(queue.clone(), config.schedules.clone(), scheduling);
+        Scheduler::spawn(queue.clone(), config.schedules.clone(), scheduling.clone());
+    let (retention, pruned, pruner) = Pruner::spawn(queue.clone(), config.retention, scheduling);
     let reloader = Reloader::new(runtime.clone(), actor.clone(), config, overrides, loaded)
-        .with_schedules(schedules);
+        .with_schedules(schedules)
+        .with_retention(retention);
     let reloads = reloader.stats();
     let watcher = tokio::spawn({
         let watching = watching.clone();
@@ -147,6 +151,7 @@ pub(super) async fn run(
         actor,
         runtime,
         reloads,
+        pruned,
         token: admin_config.token.clone(),
         actor_id: actor_id.to_string(),
         database: redact(&url),
@@ -168,6 +173,7 @@ pub(super) async fn run(
     admin_state.ready.store(false, Ordering::Relaxed);
     stop_scheduling.send_replace(true);
     let _ = scheduler.await;
+    let _ = pruner.await;
     if interrupted {
         tokio::spawn(async {
             let signal = shutdown_signal().await;
@@ -273,6 +279,17 @@ fn describe(config: &NodeConfig, url: &str, loaded: &[reload::Loaded]) -> String
     let _ = writeln!(out, "config    {file}");
     let _ = writeln!(out, "database  {}", redact(url));
     let _ = writeln!(out, "plugins   {}", config.plugins_dir.display());
+    let keep = |keep: Option<std::time::Duration>| {
+        keep.map_or("forever".to_owned(), |k| {
+            humantime::format_duration(k).to_string()
+        })
+    };
+    let _ = writeln!(
+        out,
+        "retention completed {}, aborted {}",
+        keep(config.retention.completed),
+        keep(config.retention.aborted)
+    );
     for l in loaded {
         let p = &l.plugin;
         let _ = writeln!(

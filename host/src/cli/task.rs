@@ -1,6 +1,7 @@
-//! `parade task add|list|show|wait|cancel|delete`. What comes from the store is printed
+//! `parade task add|list|show|wait|cancel|prune|delete`. What comes from the store is printed
 //! through [`printable`](super::terminal::printable) in text output; `--file` is
-//! `task_file.rs`, `cancel` is `cancel.rs`, and when a delayed task is due is `due.rs`.
+//! `task_file.rs`, `cancel` is `cancel.rs`, `prune` is `prune.rs`, and when a delayed task
+//! is due is `due.rs`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub(super) enum TaskCommand {
     /// Exit 0 if every id was cancelled or had already ended, 1 if any was not found.
     #[command(long_about = super::cancel::LONG_ABOUT)]
     Cancel(super::cancel::CancelArgs),
+    /// Delete finished tasks past their retention now, as a node's pruner does: by
+    /// [retention], or --older-than.
+    #[command(long_about = super::prune::LONG_ABOUT)]
+    Prune(super::prune::PruneArgs),
     /// Delete tasks, and successors left with no unmet dependency.
     Delete {
         #[arg(required = true)]
@@ -175,13 +180,19 @@ pub(super) fn new_task_id() -> String {
     Uuid::new_v4().simple().to_string()
 }
 
-pub(super) async fn run(command: &TaskCommand, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
+/// Runs `command` on `queue`; `retention` is the configuration's, for `prune`.
+pub(super) async fn run(
+    command: &TaskCommand,
+    queue: &dyn Parade,
+    retention: &crate::queue::Retention,
+) -> anyhow::Result<ExitCode> {
     match command {
         TaskCommand::Add(args) => add(args, queue).await,
         TaskCommand::List(args) => list(args, queue).await,
         TaskCommand::Show { id, json } => show(id, *json, queue).await,
         TaskCommand::Wait { id, timeout } => wait(id, *timeout, queue).await,
         TaskCommand::Cancel(args) => super::cancel::run(args, queue).await,
+        TaskCommand::Prune(args) => super::prune::run(args, queue, retention).await,
         TaskCommand::Delete { ids } => {
             let ids: Vec<TaskId> = ids.iter().map(|id| TaskId::from(id.as_str())).collect();
             queue.delete_tasks(&ids).await?;

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::manager::ManagerProperties;
+use crate::queue::Retention;
 use crate::runtime::{DirGrant, PluginGrants, PluginLimits};
 
 pub use schedule::{ScheduleSpec, MAX_SCHEDULE_NAME_BYTES};
@@ -92,6 +93,14 @@ impl fmt::Display for Location {
         )
     }
 }
+
+/// How long finished tasks are kept when `[retention]` does not say: completed ones a day,
+/// aborted ones (failed or cancelled, which someone may want to look into) a week, as River
+/// keeps its completed and discarded jobs.
+pub const DEFAULT_RETENTION: Retention = Retention {
+    completed: Some(Duration::from_secs(24 * 60 * 60)),
+    aborted: Some(Duration::from_secs(7 * 24 * 60 * 60)),
+};
 
 /// `[database]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -180,6 +189,9 @@ pub struct NodeConfig {
     pub admin: AdminConfig,
     /// `[[schedule]]` entries: periodic tasks, in the order written.
     pub schedules: Vec<ScheduleSpec>,
+    /// `[retention]`: how long finished tasks are kept before the node's pruner deletes
+    /// them ([`DEFAULT_RETENTION`] for unset keys).
+    pub retention: Retention,
 }
 
 /// One plugin to load: its component and how it runs.
@@ -263,6 +275,7 @@ impl NodeConfig {
             plugins: Vec::new(),
             admin: AdminConfig::default(),
             schedules: Vec::new(),
+            retention: DEFAULT_RETENTION,
         }
     }
 
@@ -301,6 +314,16 @@ impl NodeConfig {
             config.cache_dir = base_dir.join(dir);
         }
         config.schedules = schedule::schedules(file, raw.schedule, &lines)?;
+        config.retention = Retention {
+            completed: raw
+                .retention
+                .completed
+                .map_or(DEFAULT_RETENTION.completed, |k| k.0),
+            aborted: raw
+                .retention
+                .aborted
+                .map_or(DEFAULT_RETENTION.aborted, |k| k.0),
+        };
         let mut names: HashMap<String, Location> = HashMap::new();
         for (index, entry) in raw.plugin.into_iter().enumerate() {
             let key = |field: &str| format!("plugin[{index}].{field}");
@@ -408,8 +431,8 @@ impl NodeConfig {
 type KeepRunning = fn(&mut NodeConfig, &NodeConfig) -> bool;
 
 /// The settings a node reads only when it starts, named as warnings name them. Live reload
-/// applies everything else (the plugins, the plugins folder and the schedules); these it
-/// keeps as they were and reports as needing a restart. The one list both
+/// applies everything else (the plugins, the plugins folder, the schedules and the
+/// retention); these it keeps as they were and reports as needing a restart. The one list both
 /// [`NodeConfig::restart_only_changes`] and [`NodeConfig::keep_restart_only_from`] read.
 const RESTART_ONLY_SECTIONS: [(&str, KeepRunning); 5] = [
     ("database", |config, running| {
@@ -561,6 +584,27 @@ fn parse_size(text: &str) -> Result<usize, String> {
     number
         .checked_mul(multiplier)
         .ok_or_else(|| format!("invalid size {text:?}: too large"))
+}
+
+/// Parses a `[retention]` value: "forever" (`None`), or a duration of more than zero such as
+/// "10s", "24h" or "7d".
+pub fn parse_keep(text: &str) -> Result<Option<Duration>, String> {
+    if text.trim() == "forever" {
+        return Ok(None);
+    }
+    let keep = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!(
+            "invalid retention {text:?} ({e}); write a duration such as \"24h\" or \"7d\", \
+             or \"forever\""
+        )
+    })?;
+    if keep.is_zero() {
+        return Err(format!(
+            "invalid retention {text:?}: a finished task must be kept a while (its waiters read \
+             its result); write e.g. \"10s\", or \"forever\""
+        ));
+    }
+    Ok(Some(keep))
 }
 
 /// Parses "250ms", "30s", "5m", "1h 30m".

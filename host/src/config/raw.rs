@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use super::{ConfigError, Location, PluginSpec};
-use crate::manager::{ManagerProperties, MAX_RETRY_DELAY};
+use crate::manager::{ConcurrencyLimits, ManagerProperties, MAX_RETRY_DELAY};
 use crate::queue::Backoff;
 use crate::runtime::{FailurePolicy, PluginLimits, MAX_PLUGIN_MEMORY};
 
@@ -92,6 +92,8 @@ pub(super) struct Config {
     pub admin: Admin,
     #[serde(default)]
     pub schedule: Vec<Spanned<Schedule>>,
+    #[serde(default)]
+    pub retention: Retention,
 }
 
 /// A `[[schedule]]` entry. Each value is checked as it is read (so its error names its key);
@@ -150,6 +152,19 @@ from_text!(Action, super::schedule::parse_action);
 #[derive(Debug, Clone)]
 pub(super) struct Body(pub String);
 from_text!(Body, super::schedule::parse_body);
+
+/// `[retention]`: how long finished tasks are kept, per outcome.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Retention {
+    pub completed: Option<Keep>,
+    pub aborted: Option<Keep>,
+}
+
+/// How long a finished task is kept: a duration ("24h", "7d"), or "forever" (`None`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Keep(pub Option<Duration>);
+from_text!(Keep, super::parse_keep);
 
 /// A task's `max_tries`: at least 1.
 #[derive(Debug, Clone, Copy)]
@@ -273,6 +288,8 @@ pub(super) struct Plugin {
     pub fuel: Option<NonZeroU64>,
     pub on_failure: Option<OnFailure>,
     pub retry: Option<Retry>,
+    pub concurrency: Option<Concurrency>,
+    pub node_concurrency: Option<Concurrency>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -330,6 +347,10 @@ impl Plugin {
                     Some(OnFailure::Abort) => FailurePolicy::Abort,
                 },
                 retry: self.retry.map_or(defaults.retry, |r| r.0),
+                concurrency: ConcurrencyLimits {
+                    global: self.concurrency.map(|c| c.0),
+                    node: self.node_concurrency.map(|c| c.0),
+                },
             },
             grants: super::grants(self.env, self.dirs, self.allowed_hosts, base_dir),
             origin,
@@ -481,6 +502,46 @@ impl<'de> Deserialize<'de> for Multiplier {
 
             fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Multiplier, E> {
                 self.visit_f64(value as f64)
+            }
+        }
+
+        deserializer.deserialize_any(Written)
+    }
+}
+
+/// A `concurrency` or `node_concurrency` limit: how many tasks at once, at least 1.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Concurrency(pub NonZeroU32);
+
+impl<'de> Deserialize<'de> for Concurrency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Written;
+
+        impl serde::de::Visitor<'_> for Written {
+            type Value = Concurrency;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a whole number of tasks between 1 and {} (leave the key out for no limit)",
+                    u32::MAX
+                )
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Concurrency, E> {
+                u32::try_from(value)
+                    .ok()
+                    .and_then(NonZeroU32::new)
+                    .map(Concurrency)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Signed(value), &self))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Concurrency, E> {
+                u32::try_from(value)
+                    .ok()
+                    .and_then(NonZeroU32::new)
+                    .map(Concurrency)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
             }
         }
 

@@ -388,7 +388,7 @@ mod fuzz {
                         "listen", "token", "dir", "file", "memory", "timeout", "fuel",
                         "on_failure", "actions", "env", "dirs", "id", "prefix", "nope",
                         "name", "cron", "every", "timezone", "action", "body", "max_tries",
-                        "priority", "retry"]),
+                        "priority", "retry", "concurrency", "node_concurrency"]),
                     prop::sample::select(vec!["1", "0", "-5", "\"30s\"", "\"64MiB\"",
                         "\"off\"", "[]", "[\"a\"]", "{ K = \"v\" }", "true", "1.5",
                         "\"x\"", "18446744073709551616", "\"127.0.0.1:0\"",
@@ -855,4 +855,147 @@ fn a_changed_retry_policy_is_a_changed_plugin() {
     let after = plugin_with("retry = \"immediate\"\n");
     assert!(!before.same_settings(&after));
     assert!(before.same_settings(&plugin_with("")));
+}
+
+#[test]
+fn a_plugin_s_concurrency_limits_are_read() {
+    use crate::manager::ConcurrencyLimits;
+    use std::num::NonZeroU32;
+
+    assert_eq!(
+        plugin_with("").limits.concurrency,
+        ConcurrencyLimits::default()
+    );
+    assert_eq!(
+        plugin_with("concurrency = 3\nnode_concurrency = 1\n")
+            .limits
+            .concurrency,
+        ConcurrencyLimits {
+            global: NonZeroU32::new(3),
+            node: NonZeroU32::new(1),
+        }
+    );
+    assert_eq!(
+        plugin_with("node_concurrency = 2\n").limits.concurrency,
+        ConcurrencyLimits {
+            global: None,
+            node: NonZeroU32::new(2),
+        }
+    );
+}
+
+#[test]
+fn a_bad_concurrency_limit_is_named_with_its_line_and_key() {
+    for (line_text, key) in [
+        ("concurrency = 0", "plugin[0].concurrency"),
+        ("concurrency = -3", "plugin[0].concurrency"),
+        ("concurrency = 2.5", "plugin[0].concurrency"),
+        ("concurrency = \"3\"", "plugin[0].concurrency"),
+        (
+            "node_concurrency = 4294967296",
+            "plugin[0].node_concurrency",
+        ),
+        ("node_concurrency = 0", "plugin[0].node_concurrency"),
+    ] {
+        let e = error(&format!("[[plugin]]\nfile = \"a.wasm\"\n{line_text}\n"));
+        assert_eq!(
+            (e.file.as_path(), e.line, e.key.as_deref()),
+            (Path::new("conf/parade.toml"), Some(3), Some(key)),
+            "{line_text}: {e}"
+        );
+        assert!(
+            e.problem.contains("a whole number of tasks between 1 and"),
+            "{line_text}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_sidecar_manifest_sets_concurrency_and_its_errors_name_the_manifest() {
+    let (dir, config) = folder("");
+    let plugins = dir.path().join("plugins");
+    std::fs::write(plugins.join("a.wasm"), b"").unwrap();
+    std::fs::write(plugins.join("a.toml"), "concurrency = 5\n").unwrap();
+    let specs = config.plugin_specs().unwrap();
+    assert_eq!(
+        specs[0].limits.concurrency.global,
+        std::num::NonZeroU32::new(5)
+    );
+
+    std::fs::write(
+        plugins.join("a.toml"),
+        "timeout = \"5s\"\nnode_concurrency = 0\n",
+    )
+    .unwrap();
+    let e = config.plugin_specs().unwrap_err();
+    assert_eq!(
+        (e.file.clone(), e.line, e.key.as_deref()),
+        (plugins.join("a.toml"), Some(2), Some("node_concurrency")),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_changed_concurrency_limit_is_a_changed_plugin() {
+    let before = plugin_with("concurrency = 3\n");
+    assert!(!before.same_settings(&plugin_with("concurrency = 4\n")));
+    assert!(!before.same_settings(&plugin_with("concurrency = 3\nnode_concurrency = 1\n")));
+    assert!(before.same_settings(&plugin_with("concurrency = 3\n")));
+}
+
+#[test]
+fn retention_defaults_to_a_day_for_completed_and_a_week_for_aborted() {
+    assert_eq!(parse("").unwrap().retention, DEFAULT_RETENTION);
+    assert_eq!(
+        DEFAULT_RETENTION,
+        Retention {
+            completed: Some(Duration::from_secs(86_400)),
+            aborted: Some(Duration::from_secs(7 * 86_400)),
+        }
+    );
+    let config = parse("[retention]\ncompleted = \"10s\"\n").unwrap();
+    assert_eq!(
+        config.retention,
+        Retention {
+            completed: Some(Duration::from_secs(10)),
+            aborted: DEFAULT_RETENTION.aborted,
+        }
+    );
+    let config = parse("[retention]\ncompleted = \"forever\"\naborted = \"30d\"\n").unwrap();
+    assert_eq!(
+        config.retention,
+        Retention {
+            completed: None,
+            aborted: Some(Duration::from_secs(30 * 86_400)),
+        }
+    );
+}
+
+#[test]
+fn a_bad_retention_is_refused_at_its_line_and_key() {
+    let e = error("[retention]\n\naborted = \"a fortnight\"\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(3), Some("retention.aborted"))
+    );
+    assert!(e.problem.contains("\"forever\""), "{e}");
+    let e = error("[retention]\ncompleted = \"0s\"\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(2), Some("retention.completed"))
+    );
+    assert!(e.problem.contains("kept a while"), "{e}");
+    let e = error("[retention]\ncompleted = 10\n");
+    assert_eq!(e.key.as_deref(), Some("retention.completed"));
+    let e = error("[retention]\npending = \"1h\"\n");
+    assert!(e.problem.contains("unknown field `pending`"), "{e}");
+    assert!(e.to_string().starts_with("conf/parade.toml:2"), "{e}");
+}
+
+#[test]
+fn retention_is_live_not_restart_only() {
+    let running = parse("").unwrap();
+    let mut reread = parse("[retention]\ncompleted = \"1h\"\n").unwrap();
+    assert!(reread.keep_restart_only_from(&running).is_empty());
+    assert_eq!(reread.retention.completed, Some(Duration::from_secs(3600)));
 }

@@ -27,6 +27,7 @@
 //! [`ActionManager::close`] stops owning, lets running handlers finish within
 //! `shutdown_grace`, and hands every other owned task back at once with `release_tasks`.
 
+mod limits;
 mod pace;
 mod properties;
 mod retry;
@@ -49,6 +50,7 @@ use crate::queue::{
     TaskLease, TaskStatusCode,
 };
 
+pub use limits::{ActionGroup, ConcurrencyLimits};
 pub use properties::ManagerProperties;
 pub use retry::MAX_RETRY_DELAY;
 use stats::Counters;
@@ -137,6 +139,14 @@ pub trait Actor: Send + Sync + 'static {
         Backoff::default()
     }
 
+    /// The group of actions `action` shares concurrency limits with, and the limits
+    /// (`limits.rs`); `None` (the default) for an action without limits. Read with
+    /// [`Actor::backoff`]: when the set of actions changes and otherwise about once a second.
+    fn concurrency(&self, action: &str) -> Option<ActionGroup> {
+        let _ = action;
+        None
+    }
+
     /// Performs one owned task. An error that is a [`Declined`] hands the task back
     /// untried; any other returns it pending with the error as its status.
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult>;
@@ -156,6 +166,12 @@ pub trait SimpleActor: Send + Sync + 'static {
     fn backoff(&self, action: &str) -> Backoff {
         let _ = action;
         Backoff::default()
+    }
+
+    /// The concurrency group of `action` (see [`Actor::concurrency`]); default none.
+    fn concurrency(&self, action: &str) -> Option<ActionGroup> {
+        let _ = action;
+        None
     }
 
     /// Performs one task of `action`; `signalled_failures` counts predecessors that ended
@@ -180,6 +196,10 @@ impl<T: SimpleActor> Actor for T {
 
     fn backoff(&self, action: &str) -> Backoff {
         SimpleActor::backoff(self, action)
+    }
+
+    fn concurrency(&self, action: &str) -> Option<ActionGroup> {
+        SimpleActor::concurrency(self, action)
     }
 
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {
@@ -407,6 +427,7 @@ impl ActionManager {
         }
         // Every worker (and so every results sender) is gone: the returner flushes and ends.
         let _ = returner.await;
+        self.shared.counters.clear_held();
     }
 }
 
@@ -490,6 +511,7 @@ async fn fetch_loop(
     let mut pause = Duration::ZERO;
     let mut policies = retry::ActionPolicies::default();
     let mut wake = wake::WakeTimer::default();
+    let mut held_back = false;
     loop {
         if !pause.is_zero() {
             tokio::select! {
@@ -497,6 +519,8 @@ async fn fetch_loop(
                 _ = tokio::time::sleep(pause) => {}
                 _ = next_hint(&mut hints) => {}
                 _ = shared.retry_returned.notified() => {}
+                // A group a limit held back has room again once one of its tasks settles.
+                _ = shared.settled.notified(), if held_back => {}
             }
         }
         // Hold no more unsettled tasks (owned, and not yet returned or handed back) than the
@@ -566,19 +590,31 @@ async fn fetch_loop(
             pause = props.wait_time;
             continue;
         }
-        let (actions, expiry_backoff) = policies.current(shared.actor.as_ref(), actions);
+        let (actions, expiry_backoff, groups) = policies.current(shared.actor.as_ref(), actions);
         let owned_at = Instant::now();
-        let owned = shared
-            .queue
-            .own(&OwnRequest {
-                actor: &shared.actor_id,
-                max_tasks,
-                actions,
-                max_duration: Some(props.max_duration),
-                expiry_backoff,
-            })
-            .await;
-        let found_none = matches!(&owned, Ok(owned) if owned.is_empty());
+        let (owned, failure) = if groups.limited.is_empty() {
+            held_back = false;
+            let owned = shared
+                .queue
+                .own(&OwnRequest {
+                    actor: &shared.actor_id,
+                    max_tasks,
+                    actions,
+                    max_duration: Some(props.max_duration),
+                    expiry_backoff,
+                    max_in_progress: None,
+                })
+                .await;
+            match owned {
+                Ok(owned) => (owned, None),
+                Err(e) => (Vec::new(), Some(e)),
+            }
+        } else {
+            let round = own_groups(&shared, groups, max_tasks).await;
+            held_back = round.held_back;
+            (round.owned, round.failure)
+        };
+        let found_none = failure.is_none() && owned.is_empty();
         // Read only after an empty own: the busy path takes no lock for it.
         let retry_wait = if found_none {
             shared.retry_wait_left()
@@ -589,16 +625,40 @@ async fn fetch_loop(
         shared
             .idle
             .send_if_modified(|was| std::mem::replace(was, idle) != idle);
-        pause = match owned {
-            Err(e @ Error::NotMigrated { .. }) => {
+        if !owned.is_empty() {
+            wake.reset();
+            shared.counters.count_owned(&owned);
+            let mut overflow = Vec::new();
+            for task in owned {
+                if let Err(e) = queue_tx.try_send(Queued { task, owned_at }) {
+                    let queued = match e {
+                        mpsc::error::TrySendError::Full(q)
+                        | mpsc::error::TrySendError::Closed(q) => q,
+                    };
+                    overflow.push(queued.task);
+                }
+            }
+            if !overflow.is_empty() {
+                // Only this loop sends, so there was room; release anything that wasn't.
+                let leases: Vec<TaskLease> = overflow.iter().map(OwnedTask::lease).collect();
+                let _ = shared.queue.release_tasks(&leases).await;
+                for task in &overflow {
+                    shared
+                        .counters
+                        .count_settled(&task.action, &shared.counters.released);
+                }
+            }
+        }
+        pause = match failure {
+            Some(e @ Error::NotMigrated { .. }) => {
                 tracing::debug!(error = %e, "queue unavailable");
                 props.err_wait_time
             }
-            Err(e) => {
+            Some(e) => {
                 tracing::error!(error = %e, "owning tasks failed; retrying in {:?}", props.err_wait_time);
                 props.err_wait_time
             }
-            Ok(owned) if owned.is_empty() => {
+            None if found_none => {
                 let due = match shared.queue.next_due(actions, expiry_backoff).await {
                     Ok(due) => due,
                     Err(e) => {
@@ -611,27 +671,79 @@ async fn fetch_loop(
                 // even if another node took them.
                 retry_wait.map_or(until_due, |left| left.min(until_due))
             }
-            Ok(owned) => {
-                wake.reset();
-                shared.counters.count_owned(&owned);
-                let mut overflow = Vec::new();
-                for task in owned {
-                    if let Err(e) = queue_tx.try_send(Queued { task, owned_at }) {
-                        let queued = match e {
-                            mpsc::error::TrySendError::Full(q)
-                            | mpsc::error::TrySendError::Closed(q) => q,
-                        };
-                        overflow.push(queued.task.lease());
-                    }
-                }
-                if !overflow.is_empty() {
-                    // Only this loop sends, so there was room; release anything that wasn't.
-                    let _ = shared.queue.release_tasks(&overflow).await;
-                }
-                Duration::ZERO
-            }
+            None => Duration::ZERO,
         };
     }
+}
+
+/// What one round of owning by groups found.
+struct GroupRound {
+    owned: Vec<OwnedTask>,
+    /// The first failure; the round stops there.
+    failure: Option<Error>,
+    /// A limit held back a group of which this node holds tasks: when one of them settles,
+    /// the group may have room again.
+    held_back: bool,
+}
+
+/// Owns up to `max_tasks` for the actor's groups (`limits.rs`): each limited group within
+/// its node room (a group with none is not asked) and, in the store, its global limit; then
+/// every unlimited action together, with what room is left.
+async fn own_groups(shared: &Shared, groups: &limits::OwnGroups, max_tasks: u32) -> GroupRound {
+    let mut round = GroupRound {
+        owned: Vec::new(),
+        failure: None,
+        held_back: false,
+    };
+    let mut remaining = max_tasks;
+    let request = |max_tasks, actions, expiry_backoff, max_in_progress| OwnRequest {
+        actor: &shared.actor_id,
+        max_tasks,
+        actions,
+        max_duration: Some(shared.props.max_duration),
+        expiry_backoff,
+        max_in_progress,
+    };
+    for group in &groups.limited {
+        if remaining == 0 {
+            return round;
+        }
+        let held = shared.counters.held_of(&group.actions);
+        let ask = group
+            .node_room(held)
+            .map_or(remaining, |room| room.min(remaining));
+        if ask > 0 {
+            let global = group.limits.global.map(std::num::NonZeroU32::get);
+            let request = request(ask, &group.actions, &group.backoff, global);
+            match shared.queue.own(&request).await {
+                Ok(owned) => {
+                    let got = u32::try_from(owned.len()).unwrap_or(u32::MAX);
+                    round.held_back |= held > 0 && got < remaining;
+                    remaining = remaining.saturating_sub(got);
+                    round.owned.extend(owned);
+                }
+                Err(e) => {
+                    round.failure = Some(e);
+                    return round;
+                }
+            }
+        } else {
+            round.held_back = true;
+        }
+    }
+    if remaining > 0 && !groups.unlimited_actions.is_empty() {
+        let request = request(
+            remaining,
+            &groups.unlimited_actions,
+            &groups.unlimited_backoff,
+            None,
+        );
+        match shared.queue.own(&request).await {
+            Ok(owned) => round.owned.extend(owned),
+            Err(e) => round.failure = Some(e),
+        }
+    }
+    round
 }
 
 #[cfg(test)]

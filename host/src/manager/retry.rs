@@ -19,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::time::Instant;
 
+use super::limits::OwnGroups;
 use super::{Actor, ActorResult};
 use crate::queue::{Backoff, OwnedTask, TaskReturn, TaskStatusCode};
 
@@ -144,32 +145,36 @@ fn human_wait(wait: Duration) -> String {
 }
 
 /// The actions the fetch loop owns and each one's expiry backoff, in parallel lists for
-/// [`OwnRequest`](crate::queue::OwnRequest): built again when the actor's set of actions
-/// changes, and otherwise at most every [`POLICY_REFRESH`], not for every own.
+/// [`OwnRequest`](crate::queue::OwnRequest), and their concurrency groups: built again when
+/// the actor's set of actions changes, and otherwise at most every [`POLICY_REFRESH`], not
+/// for every own (so a reloaded plugin's `retry` or limits apply within a second).
 #[derive(Default)]
 pub(super) struct ActionPolicies {
     actions: Vec<String>,
     backoff: Vec<Backoff>,
+    groups: OwnGroups,
     built: Option<Instant>,
 }
 
 impl ActionPolicies {
-    /// The lists for `actions` (the actor's current set), reading the actor's policies again
+    /// The lists for `actions` (the actor's current set) and their groups, reading the
+    /// actor's policies again
     /// only if the set changed or the last read is older than [`POLICY_REFRESH`].
     pub(super) fn current(
         &mut self,
         actor: &dyn Actor,
         actions: Vec<String>,
-    ) -> (&[String], &[Backoff]) {
+    ) -> (&[String], &[Backoff], &OwnGroups) {
         let fresh = self
             .built
             .is_some_and(|built| built.elapsed() < POLICY_REFRESH);
         if !fresh || actions != self.actions {
             self.backoff = actions.iter().map(|a| actor.backoff(a)).collect();
+            self.groups = OwnGroups::new(actor, &actions, &self.backoff);
             self.actions = actions;
             self.built = Some(Instant::now());
         }
-        (&self.actions, &self.backoff)
+        (&self.actions, &self.backoff, &self.groups)
     }
 }
 
@@ -307,12 +312,12 @@ mod tests {
     #[test]
     fn policies_are_read_again_when_the_actions_change() {
         let mut policies = ActionPolicies::default();
-        let (actions, backoff) = policies.current(&Fixed, vec!["work".into()]);
+        let (actions, backoff, _) = policies.current(&Fixed, vec!["work".into()]);
         assert_eq!(
             (actions.len(), backoff[0].initial),
             (1, Duration::from_millis(200))
         );
-        let (_, backoff) = policies.current(&Fixed, vec!["work".into(), "now".into()]);
+        let (_, backoff, _) = policies.current(&Fixed, vec!["work".into(), "now".into()]);
         assert_eq!(backoff[1], Backoff::IMMEDIATE);
     }
 }

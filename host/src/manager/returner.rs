@@ -49,16 +49,22 @@ impl Batch {
         self.returns.len()
     }
 
-    /// Removes the results `drop` picks; returns how many.
-    fn remove_where(&mut self, mut drop: impl FnMut(&Meta) -> bool) -> usize {
-        let before = self.len();
+    /// Removes the results `drop` picks; returns the actions of those removed.
+    fn remove_where(&mut self, mut drop: impl FnMut(&Meta) -> bool) -> Vec<String> {
         let keep: Vec<bool> = self.meta.iter().map(|m| !drop(m)).collect();
+        let removed = self
+            .meta
+            .iter()
+            .zip(&keep)
+            .filter(|(_, keep)| !**keep)
+            .map(|(m, _)| m.action.clone())
+            .collect();
         let mut kept = keep.iter();
         self.returns
             .retain(|_| kept.next().copied().unwrap_or(true));
         let mut kept = keep.iter();
         self.meta.retain(|_| kept.next().copied().unwrap_or(true));
-        before - self.len()
+        removed
     }
 }
 
@@ -117,13 +123,15 @@ async fn return_batch(shared: &Shared, batch: &mut Batch, stopped: &watch::Recei
                 let closed =
                     closing_since.is_some_and(|since| now >= since + shared.props.shutdown_grace);
                 let expired = batch.remove_where(|m| closed || m.deadline <= now);
-                if expired > 0 {
+                if !expired.is_empty() {
                     tracing::warn!(
-                        error = %e, attempt, results = expired,
+                        error = %e, attempt, results = expired.len(),
                         "giving up returning results: {}; their tasks will be offered again",
                         if closed { "the manager is closing" } else { "their ownership has expired" }
                     );
-                    Counters::add(&counters.return_failures, expired as u64);
+                    for action in &expired {
+                        counters.count_settled(action, &counters.return_failures);
+                    }
                 }
                 let Some(first_deadline) = batch.meta.iter().map(|m| m.deadline).min() else {
                     return;
@@ -151,7 +159,9 @@ fn settle(shared: &Shared, batch: &mut Batch, outcomes: Vec<crate::queue::Result
             answered,
             "the store answered fewer returns than it was sent; the rest are offered again after their deadline"
         );
-        Counters::add(&counters.return_failures, (batch.len() - answered) as u64);
+        for meta in &batch.meta[answered..] {
+            counters.count_settled(&meta.action, &counters.return_failures);
+        }
     }
     let mut replacements = Vec::new();
     let mut retrying = false;
@@ -174,7 +184,7 @@ fn settle(shared: &Shared, batch: &mut Batch, outcomes: Vec<crate::queue::Result
             }
             Err(e @ Error::InvalidToken { .. }) => {
                 tracing::warn!(task = %result.id, error = %e, "result dropped: ownership was lost");
-                Counters::add(&counters.lost, 1);
+                counters.count_settled(&meta.action, &counters.lost);
             }
             Err(e @ (Error::InvalidReturn { .. } | Error::ReturnedInProgress { .. }))
                 if !meta.replaces_refused =>
@@ -196,7 +206,7 @@ fn settle(shared: &Shared, batch: &mut Batch, outcomes: Vec<crate::queue::Result
             }
             Err(e) => {
                 tracing::error!(task = %result.id, error = %e, "result rejected");
-                Counters::add(&counters.return_failures, 1);
+                counters.count_settled(&meta.action, &counters.return_failures);
             }
         }
     }

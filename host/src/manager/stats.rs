@@ -35,6 +35,9 @@ pub struct ActionStats {
     pub aborted: u64,
     /// Tasks returned pending, to be tried again.
     pub retried: u64,
+    /// Tasks held now: owned and not yet settled (waiting for a worker, running, or being
+    /// returned). What the node's concurrency limits count.
+    pub held: u64,
     /// How long handlers ran.
     pub durations: Histogram,
 }
@@ -118,7 +121,35 @@ impl Counters {
         Self::add(&self.owned, owned.len() as u64);
         let mut by_action = self.per_action();
         for task in owned {
-            stats_of(&mut by_action, &task.action).owned += 1;
+            let stats = stats_of(&mut by_action, &task.action);
+            stats.owned += 1;
+            stats.held += 1;
+        }
+    }
+
+    /// Counts a task of `action` settled without a stored result (lost, handed back, given
+    /// up, cancelled) in `counter`: it is no longer held.
+    pub(super) fn count_settled(&self, action: &str, counter: &AtomicU64) {
+        Self::add(counter, 1);
+        let mut by_action = self.per_action();
+        let stats = stats_of(&mut by_action, action);
+        stats.held = stats.held.saturating_sub(1);
+    }
+
+    /// Tasks held now of each of `actions`, together.
+    pub(super) fn held_of(&self, actions: &[String]) -> u64 {
+        let by_action = self.per_action();
+        actions
+            .iter()
+            .filter_map(|a| by_action.get(a))
+            .map(|s| s.held)
+            .sum()
+    }
+
+    /// Forgets every holding: once the manager has closed, it holds nothing.
+    pub(super) fn clear_held(&self) {
+        for stats in self.per_action().values_mut() {
+            stats.held = 0;
         }
     }
 
@@ -133,6 +164,8 @@ impl Counters {
         };
         Self::add(total, 1);
         *per_action += 1;
+        let stats = stats_of(&mut by_action, action);
+        stats.held = stats.held.saturating_sub(1);
     }
 
     pub(super) fn by_action(&self) -> BTreeMap<String, ActionStats> {

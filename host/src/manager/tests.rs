@@ -28,6 +28,8 @@ struct MockQueue {
     extended: AtomicUsize,
     /// Each own's actions and expiry backoff.
     own_requests: Mutex<Vec<(Vec<String>, Vec<Backoff>)>>,
+    /// Each own's actions, `max_tasks` and `max_in_progress`.
+    own_sizes: Mutex<Vec<(Vec<String>, u32, Option<u32>)>>,
     /// Owns that found nothing.
     empty_owns: AtomicUsize,
     /// What `next_due` answers.
@@ -55,6 +57,7 @@ impl MockQueue {
             owned: AtomicUsize::new(0),
             extended: AtomicUsize::new(0),
             own_requests: Mutex::default(),
+            own_sizes: Mutex::default(),
             empty_owns: AtomicUsize::new(0),
             due: Mutex::new(None),
             next_due_calls: AtomicUsize::new(0),
@@ -80,6 +83,11 @@ impl Parade for MockQueue {
             .lock()
             .unwrap()
             .push((request.actions.to_vec(), request.expiry_backoff.to_vec()));
+        self.own_sizes.lock().unwrap().push((
+            request.actions.to_vec(),
+            request.max_tasks,
+            request.max_in_progress,
+        ));
         let size = if self.endless {
             request.max_tasks as usize
         } else {
@@ -94,7 +102,8 @@ impl Parade for MockQueue {
                 id: TaskId(format!("task-{i}")),
                 token: PerformanceToken(Uuid::new_v4()),
                 num_signalled_failures: 0,
-                action: "one".into(),
+                // Of the first action asked for.
+                action: request.actions[0].clone(),
                 body: None,
                 num_tries: 1,
             })
@@ -207,6 +216,22 @@ struct MockActor {
     fails: bool,
     /// The backoff of every action; `None`: the default.
     backoff: Option<Backoff>,
+    /// The limits of action "one"'s group; `None`: unlimited.
+    limits: Option<ConcurrencyLimits>,
+    /// "two" shares the group of "one".
+    two_in_the_group: bool,
+    /// Tasks of the group running now, and the most there were at once.
+    group_running: AtomicUsize,
+    group_most_running: AtomicUsize,
+    /// Tasks handled per action: "one", "two".
+    handled_one: AtomicUsize,
+    handled_two: AtomicUsize,
+}
+
+impl MockActor {
+    fn in_group(&self, action: &str) -> bool {
+        self.limits.is_some() && (action == "one" || (action == "two" && self.two_in_the_group))
+    }
 }
 
 #[async_trait]
@@ -228,8 +253,28 @@ impl SimpleActor for MockActor {
         }
     }
 
-    async fn handle(&self, _: &str, _: Option<&str>, _: i32) -> anyhow::Result<ActorResult> {
+    fn concurrency(&self, action: &str) -> Option<ActionGroup> {
+        let limits = self.limits.filter(|_| self.in_group(action))?;
+        Some(ActionGroup {
+            name: "group".into(),
+            limits,
+        })
+    }
+
+    async fn handle(&self, action: &str, _: Option<&str>, _: i32) -> anyhow::Result<ActorResult> {
+        let in_group = self.in_group(action);
+        if in_group {
+            let now = self.group_running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.group_most_running.fetch_max(now, Ordering::SeqCst);
+        }
         tokio::time::sleep(self.takes).await;
+        if in_group {
+            self.group_running.fetch_sub(1, Ordering::SeqCst);
+        }
+        match action {
+            "one" => self.handled_one.fetch_add(1, Ordering::SeqCst),
+            _ => self.handled_two.fetch_add(1, Ordering::SeqCst),
+        };
         self.handled.fetch_add(1, Ordering::SeqCst);
         anyhow::ensure!(!self.fails, "failing on purpose");
         Ok(ActorResult::completed("ok"))
@@ -572,4 +617,117 @@ async fn a_node_is_not_idle_while_a_retry_it_returned_waits() {
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(queue.returned.load(Ordering::SeqCst), 1);
     manager.close().await;
+}
+
+/// Limits of one group: `node` on this node, `global` across the store.
+fn limits(node: Option<u32>, global: Option<u32>) -> ConcurrencyLimits {
+    ConcurrencyLimits {
+        node: node.and_then(std::num::NonZeroU32::new),
+        global: global.and_then(std::num::NonZeroU32::new),
+    }
+}
+
+/// A store with endless work: "one" is limited to 2 on this node, "two" is not. The node
+/// never holds more than 2 tasks of "one" (never asks for more than its room), while "two"
+/// fills the other workers.
+#[tokio::test]
+async fn node_concurrency_caps_the_tasks_a_node_holds_of_a_group() {
+    let queue = Arc::new(MockQueue {
+        endless: true,
+        ..MockQueue::unshared(&[])
+    });
+    let actor = Arc::new(MockActor {
+        takes: Duration::from_millis(20),
+        limits: Some(limits(Some(2), None)),
+        ..MockActor::default()
+    });
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            workers: 8,
+            ..ManagerProperties::default()
+        },
+    );
+    until(Duration::from_secs(30), "20 tasks of each action", || {
+        actor.handled_one.load(Ordering::SeqCst) >= 20
+            && actor.handled_two.load(Ordering::SeqCst) >= 20
+    })
+    .await;
+    drop(manager);
+    assert!(actor.group_most_running.load(Ordering::SeqCst) <= 2);
+    let sizes = queue.own_sizes.lock().unwrap().clone();
+    for (actions, max_tasks, max_in_progress) in &sizes {
+        match actions.as_slice() {
+            [one] if one == "one" => {
+                assert!(
+                    *max_tasks <= 2,
+                    "asked for {max_tasks} of a group limited to 2"
+                );
+                assert_eq!(*max_in_progress, None, "no global limit");
+            }
+            [two] if two == "two" => assert_eq!(*max_in_progress, None),
+            other => panic!("the limited group was owned with another action: {other:?}"),
+        }
+    }
+}
+
+/// A global limit travels to the store with its group's own request only.
+#[tokio::test]
+async fn a_global_limit_is_passed_to_the_store_with_its_group_only() {
+    let queue = MockQueue::new(&[3, 3, 0]);
+    let actor = Arc::new(MockActor {
+        limits: Some(limits(None, Some(3))),
+        ..MockActor::default()
+    });
+    let manager = ActionManager::start(actor, queue.clone(), ManagerProperties::default());
+    until(Duration::from_secs(30), "the tasks to be returned", || {
+        queue.returned.load(Ordering::SeqCst) == 6
+    })
+    .await;
+    manager.close().await;
+    let sizes = queue.own_sizes.lock().unwrap().clone();
+    assert!(sizes.iter().any(|(a, _, _)| a == &["one"]));
+    assert!(sizes.iter().any(|(a, _, _)| a == &["two"]));
+    for (actions, _, max_in_progress) in sizes {
+        let expected = (actions == ["one"]).then_some(3);
+        assert_eq!(max_in_progress, expected, "{actions:?}");
+    }
+}
+
+/// A group at its node limit is not asked for at all; when one of its tasks settles the
+/// node owns again at once, not at the next poll (a minute away here).
+#[tokio::test]
+async fn a_group_at_its_node_limit_resumes_as_soon_as_a_task_settles() {
+    let queue = Arc::new(MockQueue {
+        endless: true,
+        ..MockQueue::unshared(&[])
+    });
+    let actor = Arc::new(MockActor {
+        takes: Duration::from_millis(20),
+        limits: Some(limits(Some(1), None)),
+        two_in_the_group: true,
+        ..MockActor::default()
+    });
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            workers: 4,
+            wait_time: Duration::from_secs(60),
+            ..ManagerProperties::default()
+        },
+    );
+    until(
+        Duration::from_secs(30),
+        "five tasks one after another",
+        || actor.handled.load(Ordering::SeqCst) >= 5,
+    )
+    .await;
+    drop(manager);
+    assert_eq!(actor.group_most_running.load(Ordering::SeqCst), 1);
+    for (actions, max_tasks, _) in queue.own_sizes.lock().unwrap().iter() {
+        assert_eq!(actions, &["one", "two"], "one request for the whole group");
+        assert_eq!(*max_tasks, 1);
+    }
 }

@@ -108,7 +108,9 @@ async fn still_owned(shared: &Shared, task: &OwnedTask, owned_at: Instant) -> Op
         }
         Err(e @ Error::InvalidToken { .. }) => {
             tracing::warn!(error = %e, "ownership lost while waiting in the queue; not starting it");
-            Counters::add(&shared.counters.lost, 1);
+            shared
+                .counters
+                .count_settled(&task.action, &shared.counters.lost);
             None
         }
         Err(e) => {
@@ -122,13 +124,14 @@ async fn still_owned(shared: &Shared, task: &OwnedTask, owned_at: Instant) -> Op
 /// Hands an unstarted task back without using up its try.
 async fn release(shared: &Shared, task: &OwnedTask) {
     shared.in_flight().remove(&task.id);
+    let counters = &shared.counters;
     match shared.queue.release_tasks(&[task.lease()]).await {
-        Ok(1) => Counters::add(&shared.counters.released, 1),
+        Ok(1) => counters.count_settled(&task.action, &counters.released),
         // Someone else owns it by now.
-        Ok(_) => Counters::add(&shared.counters.lost, 1),
+        Ok(_) => counters.count_settled(&task.action, &counters.lost),
         Err(e) => {
             tracing::warn!(error = %e, "could not hand a task back; it is offered again after its deadline");
-            Counters::add(&shared.counters.return_failures, 1);
+            counters.count_settled(&task.action, &counters.return_failures);
         }
     }
 }
@@ -162,7 +165,9 @@ async fn perform(shared: &Shared, task: OwnedTask, extended_at: Instant) -> Done
             // Dropping the handler stops the component (its call is abandoned); the store
             // already ended the task and voided its token.
             tracing::info!("cancelled while running: stopped");
-            Counters::add(&shared.counters.cancelled, 1);
+            shared
+                .counters
+                .count_settled(&task.action, &shared.counters.cancelled);
             break None;
         }
         tokio::select! {
@@ -176,8 +181,11 @@ async fn perform(shared: &Shared, task: OwnedTask, extended_at: Instant) -> Done
                         deadline = asked + props.max_duration;
                     }
                     Err(e @ Error::InvalidToken { .. }) => {
-                        tracing::warn!(error = %e, "ownership lost while running; its result will be dropped");
-                        Counters::add(&shared.counters.lost, 1);
+                        // Cancelled in the store (a node that did not hear the announcement finds out
+                        // here), or owned elsewhere after its deadline: either way the component
+                        // is stopped as the handler is dropped below.
+                        tracing::warn!(error = %e, "ownership lost while running (cancelled, or owned elsewhere after its deadline): stopped; its result will be dropped");
+                        shared.counters.count_settled(&task.action, &shared.counters.lost);
                         break None;
                     }
                     Err(e) => tracing::warn!(error = %e, "extending the deadline failed; will retry"),

@@ -98,6 +98,7 @@ pub trait Parade: Send + Sync {
             actions,
             max_duration,
             expiry_backoff: &[],
+            max_in_progress: None,
         })
         .await
     }

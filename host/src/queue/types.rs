@@ -292,6 +292,12 @@ pub struct OwnRequest<'a> {
     /// its deadline, if it expires, before the task is offered again. An action without an
     /// entry (or with [`Backoff::IMMEDIATE`]) is offered again at once.
     pub expiry_backoff: &'a [Backoff],
+    /// A concurrency limit shared by `actions` together, across every owner of the store:
+    /// after this own at most this many of their tasks are in progress with an unexpired
+    /// ownership (deadline unset or not passed), so it owns at most the room left. Owners of
+    /// one group are serialized for the count; `None`, no limit and no count (the path
+    /// every unlimited own takes).
+    pub max_in_progress: Option<u32>,
 }
 
 impl OwnedTask {

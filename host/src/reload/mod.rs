@@ -6,7 +6,8 @@
 //! [`Reloader::watch`] follows the files with `notify`, waits for them to settle (editors
 //! that save by rename and slow copies send bursts of events), rebuilds, and swaps the new
 //! set into the [`ComponentActor`] at once, then hands the configuration's `[[schedule]]`
-//! entries to the node's [`Scheduler`](crate::schedule::Scheduler). Anything invalid —
+//! entries to the node's [`Scheduler`](crate::schedule::Scheduler) and its `[retention]` to
+//! the node's [`Pruner`](crate::retention::Pruner). Anything invalid —
 //! unreadable TOML, a bad schedule, a file that is not a component, two plugins claiming one
 //! action, a directory grant that overlaps the node's own files — is logged and changes
 //! nothing: the last good plugins keep serving and the last good schedules keep running.
@@ -21,6 +22,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{NodeConfig, Overrides, PluginSpec};
+use crate::retention::RetentionControl;
 use crate::runtime::{check_claims, content_hash, ComponentActor, Plugin, Runtime};
 use crate::schedule::Schedules;
 
@@ -124,6 +126,8 @@ pub struct Reloader {
     stats: Arc<ReloadStats>,
     /// The node's scheduler, if it runs one: each applied reload replaces its schedules.
     schedules: Option<Schedules>,
+    /// The node's pruner, if it runs one: each applied reload hands it the retention.
+    retention: Option<RetentionControl>,
 }
 
 impl Reloader {
@@ -145,6 +149,7 @@ impl Reloader {
             loaded,
             stats: Arc::default(),
             schedules: None,
+            retention: None,
         }
     }
 
@@ -152,6 +157,13 @@ impl Reloader {
     /// to with the re-read configuration's (a rejected reload leaves them as they were).
     pub fn with_schedules(mut self, schedules: Schedules) -> Self {
         self.schedules = Some(schedules);
+        self
+    }
+
+    /// Has every applied reload hand the re-read `[retention]` to the pruner `retention`
+    /// controls.
+    pub fn with_retention(mut self, retention: RetentionControl) -> Self {
+        self.retention = Some(retention);
         self
     }
 
@@ -192,6 +204,11 @@ impl Reloader {
         prune_cache(&self.runtime, &loaded);
         if let Some(schedules) = &self.schedules {
             schedules.replace(config.schedules.clone());
+        }
+        if let Some(retention) = &self.retention {
+            if retention.replace(config.retention) {
+                tracing::info!(retention = ?config.retention, "retention changed");
+            }
         }
         self.loaded = loaded;
         self.config = config;

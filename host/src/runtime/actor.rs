@@ -9,7 +9,7 @@ use anyhow::bail;
 use async_trait::async_trait;
 
 use super::{Plugin, Runtime};
-use crate::manager::{Actor, ActorResult, Declined};
+use crate::manager::{ActionGroup, Actor, ActorResult, Declined};
 use crate::queue::{ActorId, Backoff, OwnedTask, Parade};
 
 /// Which plugin serves each action.
@@ -157,6 +157,17 @@ impl Actor for ComponentActor {
             .by_action
             .get(action)
             .map_or_else(Backoff::default, |plugin| plugin.limits.retry)
+    }
+
+    /// The plugin serving `action`: its actions share its `concurrency` and
+    /// `node_concurrency`.
+    fn concurrency(&self, action: &str) -> Option<ActionGroup> {
+        let registry = self.registry();
+        let plugin = registry.by_action.get(action)?;
+        Some(ActionGroup {
+            name: plugin.name.clone(),
+            limits: plugin.limits.concurrency,
+        })
     }
 
     async fn perform(&self, task: &OwnedTask) -> anyhow::Result<ActorResult> {

@@ -50,6 +50,9 @@ pub struct PluginLimits {
     /// an ownership that lapsed (the manifest's `retry`; default [`Backoff::default`]). See
     /// [`Actor::backoff`](crate::manager::Actor::backoff).
     pub retry: Backoff,
+    /// How many tasks of the plugin's actions may be in progress at once, across the store
+    /// (`concurrency`) and on this node (`node_concurrency`); unlimited by default.
+    pub concurrency: crate::manager::ConcurrencyLimits,
 }
 
 impl Default for PluginLimits {
@@ -60,6 +63,7 @@ impl Default for PluginLimits {
             fuel: None,
             on_failure: FailurePolicy::Retry,
             retry: Backoff::default(),
+            concurrency: crate::manager::ConcurrencyLimits::default(),
         }
     }
 }

@@ -84,6 +84,37 @@ const COPY_CHUNK_BYTES: usize = 1 << 20;
 /// batches are faster as COPY text.
 const INSERT_MAX_ROWS: usize = 64;
 
+/// Owning without a concurrency limit: `own_tasks_with_backoff`, committed without waiting
+/// for the WAL flush (see [`PgParade::own`]).
+const OWN_UNLIMITED: &str =
+    "SELECT task_id::text, token, num_failures, action::text, body, num_tries \
+     FROM set_config('synchronous_commit', 'off', true), \
+          own_tasks_with_backoff($1, $2::varchar[], $3::varchar, $4, $5, $6, $7, $8)";
+
+/// Owning within a concurrency limit (`$9`): `own_tasks_limited`, which counts the group's
+/// tasks in progress through `tasks_in_progress_idx`.
+const OWN_LIMITED: &str =
+    "SELECT task_id::text, token, num_failures, action::text, body, num_tries \
+     FROM set_config('synchronous_commit', 'off', true), \
+          own_tasks_limited($1, $2::varchar[], $3::varchar, $4, $5, $6, $7, $8, $9)";
+
+/// The lock every pruner of the store takes for its transaction (see
+/// [`PgParade::prune_finished`]), keyed as migration 0011 keys its concurrency limits.
+const PRUNE_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('parade prune finished', 0))";
+
+/// One batch of [`Parade::prune_finished`]: `$1`/`$2` the retention of completed/aborted
+/// tasks (NULL: forever), `$3` the most rows. No index on finished_at (it would cost every
+/// completion an index entry): the scan meets the oldest rows first, and stops at `$3`.
+const PRUNE_BATCH: &str = "DELETE FROM tasks WHERE ctid = ANY(ARRAY( \
+       SELECT ctid FROM tasks \
+       WHERE finished_at IS NOT NULL AND ( \
+         (status_code = 'completed' AND $1::interval IS NOT NULL \
+            AND finished_at < now() - $1::interval) \
+         OR (status_code = 'aborted' AND $2::interval IS NOT NULL \
+            AND finished_at < now() - $2::interval)) \
+       LIMIT $3 FOR UPDATE SKIP LOCKED))";
+
 /// The columns of a whole task, in [`task_from_row`]'s terms.
 const TASK_COLUMNS: &str = "id::text, action::text, body, status, status_code::text, \
      num_tries, num_failures, max_tries, num_signals, total_dependencies, actor_id::text, \
@@ -402,22 +433,26 @@ impl Parade for PgParade {
         // and the node's results for them are refused for their stale tokens. Returns still
         // wait for the flush, which makes every earlier ownership durable too. This takes a
         // disk flush off every batch the fetch loop owns and off every wake-up.
-        let rows = sqlx::query(
-            "SELECT task_id::text, token, num_failures, action::text, body, num_tries \
-             FROM set_config('synchronous_commit', 'off', true), \
-                  own_tasks_with_backoff($1, $2::varchar[], $3::varchar, $4, $5, $6, $7, $8)",
-        )
-        .bind(max_tasks)
-        .bind(request.actions)
-        .bind(request.actor.as_str())
-        .bind(request.max_duration.map(interval))
-        .bind(&policy.initial)
-        .bind(&policy.max)
-        .bind(&policy.multiplier)
-        .bind(&policy.jitter)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        // A limited group counts its tasks in progress under a lock of its own
+        // (own_tasks_limited, migrations/postgres/0011); an unlimited own runs exactly the
+        // statement it always has.
+        let statement = match request.max_in_progress {
+            None => OWN_UNLIMITED,
+            Some(_) => OWN_LIMITED,
+        };
+        let mut query = sqlx::query(statement)
+            .bind(max_tasks)
+            .bind(request.actions)
+            .bind(request.actor.as_str())
+            .bind(request.max_duration.map(interval))
+            .bind(&policy.initial)
+            .bind(&policy.max)
+            .bind(&policy.multiplier)
+            .bind(&policy.jitter);
+        if let Some(limit) = request.max_in_progress {
+            query = query.bind(i32::try_from(limit).unwrap_or(i32::MAX));
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
         rows.iter()
             .map(|row| {
                 Ok(OwnedTask {
@@ -589,25 +624,25 @@ impl Parade for PgParade {
         if retention.completed.is_none() && retention.aborted.is_none() {
             return Ok(0);
         }
-        // No index on finished_at (it would cost every completion an index entry): the scan
-        // meets the oldest rows first, and stops at max_rows.
-        let deleted = sqlx::query(
-            "DELETE FROM tasks WHERE ctid = ANY(ARRAY( \
-               SELECT ctid FROM tasks \
-               WHERE finished_at IS NOT NULL AND ( \
-                 (status_code = 'completed' AND $1::interval IS NOT NULL \
-                    AND finished_at < now() - $1::interval) \
-                 OR (status_code = 'aborted' AND $2::interval IS NOT NULL \
-                    AND finished_at < now() - $2::interval)) \
-               LIMIT $3 FOR UPDATE SKIP LOCKED))",
-        )
-        .bind(retention.completed.map(interval))
-        .bind(retention.aborted.map(interval))
-        .bind(i64::from(max_rows))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(deleted.rows_affected())
+        let mut tx = self.pool.begin().await?;
+        // One pruner at a time across every node and `parade task prune`: a second one waits
+        // for the first one's batch (one short transaction) rather than skipping, so every
+        // call's count is a real answer. The delete's snapshot is taken after the wait, so
+        // it does not see the rows the first one deleted.
+        sqlx::query(PRUNE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let deleted = sqlx::query(PRUNE_BATCH)
+            .bind(retention.completed.map(interval))
+            .bind(retention.aborted.map(interval))
+            .bind(i64::from(max_rows))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        tx.commit().await.map_err(db_error)?;
+        Ok(deleted)
     }
 
     async fn task_cancellations(&self) -> Result<Option<TaskCancellations>> {

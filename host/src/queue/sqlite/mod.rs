@@ -220,6 +220,25 @@ fn expiry_wait(
     })
 }
 
+/// How many tasks of `wanted` are in progress with an unexpired ownership at `now`
+/// (deadline unset or not passed), counting no further than `limit` (tasks_in_progress_idx).
+async fn count_in_progress(tx: &mut WriteTx, wanted: &[&str], now: i64, limit: u32) -> Result<u32> {
+    let counted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM ( \
+           SELECT 1 FROM tasks INDEXED BY tasks_in_progress_idx \
+           WHERE action IN (SELECT value FROM json_each(?1)) AND status_code = 'in-progress' \
+             AND (action_deadline IS NULL OR action_deadline >= ?2) \
+           LIMIT ?3)",
+    )
+    .bind(json_ids(wanted.iter().copied()))
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(u32::try_from(counted).unwrap_or(limit))
+}
+
 /// `e`, or for a unique violation [`Error::DuplicateTask`] naming the stored task of `chunk`
 /// it collided with (the batch's own ids are unique: [`check_batch`] saw to that).
 async fn duplicate_or(e: sqlx::Error, chunk: &[TaskData], tx: &mut WriteTx) -> Error {
@@ -408,10 +427,24 @@ impl Parade for SqliteParade {
                 .filter(|a| seen.insert(*a))
                 .collect()
         };
-        let max = i64::from(max_tasks);
         let mut tx = self.begin_write().await?;
         let mut effects = Effects::default();
         abort_expired(&mut tx, now, &mut effects).await?;
+        // Within a concurrency limit, own no more than the group's room; the write lock
+        // keeps the count true until this transaction commits.
+        let max_tasks = match request.max_in_progress {
+            None => max_tasks,
+            Some(limit) => {
+                let in_use = count_in_progress(&mut tx, &wanted, now, limit).await?;
+                max_tasks.min(limit.saturating_sub(in_use))
+            }
+        };
+        if max_tasks == 0 {
+            tx.commit().await.map_err(db_error)?;
+            self.publish(effects);
+            return Ok(Vec::new());
+        }
+        let max = i64::from(max_tasks);
         // Due delayed tasks of these actions join the runnable ones (tasks_delayed_idx).
         sqlx::query(
             "UPDATE tasks SET run_after = NULL WHERE rowid IN ( \
