@@ -873,14 +873,28 @@ async fn task_wait_exits_2_on_timeout() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn task_wait_exits_2_for_task_without_notify_channel() -> anyhow::Result<()> {
+async fn task_wait_reads_a_task_without_notify_channel_until_it_ends() -> anyhow::Result<()> {
     let url = support::fresh_pg_database().await?;
     add(&url, "silent", &[]).await?;
-    parade(&url, &["task", "wait", "silent", "--timeout", "5s"])
+    let waiting = spawn_wait(&url, "silent")?;
+    finish(&url, "silent", TaskStatusCode::Completed).await?;
+    let output = tokio::time::timeout(Duration::from_secs(30), waiting.wait_with_output())
+        .await
+        .context("task wait did not return after the task ended")??;
+    let waited = Run::from(output).exits(0);
+    assert_eq!(waited.out(), "completed\tdone");
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_wait_of_a_task_without_notify_channel_exits_2_on_timeout() -> anyhow::Result<()> {
+    let url = support::fresh_pg_database().await?;
+    add(&url, "silent", &[]).await?;
+    let waited = parade(&url, &["task", "wait", "silent", "--timeout", "300ms"])
         .await?
         .exits(2)
-        .says("silent")
-        .says("notify channel");
+        .says("task silent did not end within 300ms");
+    assert_eq!(waited.stdout, "", "no status line on timeout");
     Ok(())
 }
 

@@ -321,7 +321,7 @@ async fn check_describes_a_good_configuration() -> anyhow::Result<()> {
     let dir = node_dir(&["echo", "json_transform"])?;
     std::fs::write(
         dir.path().join("plugins/echo.toml"),
-        "memory = \"16MiB\"\ntimeout = \"5s\"\n",
+        "memory = \"16MiB\"\ntimeout = \"5s\"\nconcurrency = 4\nnode_concurrency = 2\n",
     )?;
     let (code, out, err) = run(dir.path(), &["run", "--check"]).await?;
     assert_eq!(code, 0, "{err}");
@@ -331,6 +331,10 @@ async fn check_describes_a_good_configuration() -> anyhow::Result<()> {
         .find(|l| l.starts_with("plugin    echo "))
         .with_context(|| out.clone())?;
     assert!(echo.contains("memory 16 MiB  timeout 5s"), "{echo}");
+    assert!(
+        echo.contains("timeout 5s  concurrency 4  node_concurrency 2"),
+        "{echo}"
+    );
     assert!(echo.ends_with("actions: echo"), "{echo}");
     assert!(out.contains("actions: word-count"), "{out}");
     assert!(out.ends_with("configuration OK\n"), "{out}");

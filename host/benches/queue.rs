@@ -750,7 +750,12 @@ async fn bench_limits(backend: Backend, args: &Args) -> anyhow::Result<()> {
     let name = backend.name();
     let dir = tempfile::tempdir()?;
     let store = Store::fresh(backend, &dir).await?;
-    insert(&*store.parade, "s", LIMITED_DEPTH + LIMITED_IN_PROGRESS as usize).await?;
+    insert(
+        &*store.parade,
+        "s",
+        LIMITED_DEPTH + LIMITED_IN_PROGRESS as usize,
+    )
+    .await?;
     let held = store
         .parade
         .own_tasks(
@@ -778,7 +783,10 @@ async fn bench_limits(backend: Backend, args: &Args) -> anyhow::Result<()> {
             let i = (cycle + turn) % kinds.len();
             let (kind, limit, expected) = kinds[i];
             let (elapsed, owned) = limited_cycle(&*store.parade, limit, refill).await?;
-            ensure!(owned == expected, "{kind}: owned {owned}, expected {expected}");
+            ensure!(
+                owned == expected,
+                "{kind}: owned {owned}, expected {expected}"
+            );
             refill += owned;
             if cycle >= WARMUP {
                 times[i].push(elapsed);
@@ -787,7 +795,8 @@ async fn bench_limits(backend: Backend, args: &Args) -> anyhow::Result<()> {
     }
     let latencies: Vec<Latency> = times.into_iter().map(Latency::of).collect();
     let conditions = format!(
-        "{LIMITED_DEPTH} pending, {LIMITED_IN_PROGRESS} in progress, own {OWN_BATCH}, median of          {} interleaved",
+        "{LIMITED_DEPTH} pending, {LIMITED_IN_PROGRESS} in progress, own {OWN_BATCH}, median of \
+         {} interleaved",
         args.samples
     );
     for ((kind, limit, _), latency) in kinds.iter().zip(&latencies) {

@@ -70,7 +70,10 @@ fn parse_args() -> anyhow::Result<Args> {
             other => anyhow::bail!("unknown argument {other:?}"),
         }
     }
-    anyhow::ensure!(args.minutes >= 2, "--minutes: at least 2 (a first and a last)");
+    anyhow::ensure!(
+        args.minutes >= 2,
+        "--minutes: at least 2 (a first and a last)"
+    );
     Ok(args)
 }
 

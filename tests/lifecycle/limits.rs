@@ -120,8 +120,11 @@ async fn two_nodes_on_one_postgres_never_exceed_the_plugin_s_concurrency() -> an
 /// The overview shows the burn plugin's limits, with no more in use than they allow, in its
 /// JSON and on its page.
 async fn check_dashboard(admin: &str) -> anyhow::Result<()> {
-    let overview: serde_json::Value =
-        serde_json::from_str(&http("GET", &format!("{admin}/api/overview"), &[]).await?.body)?;
+    let overview: serde_json::Value = serde_json::from_str(
+        &http("GET", &format!("{admin}/api/overview"), &[])
+            .await?
+            .body,
+    )?;
     let burn = overview["plugins"]
         .as_array()
         .and_then(|plugins| plugins.iter().find(|p| p["name"] == "burn"))

@@ -294,7 +294,7 @@ fn describe(config: &NodeConfig, url: &str, loaded: &[reload::Loaded]) -> String
         let p = &l.plugin;
         let _ = writeln!(
             out,
-            "plugin    {}  {}  sha256:{}  memory {} MiB  timeout {}{}{}  actions: {}",
+            "plugin    {}  {}  sha256:{}  memory {} MiB  timeout {}{}{}{}{}  actions: {}",
             p.name,
             p.origin(),
             &p.hash[..12],
@@ -303,6 +303,16 @@ fn describe(config: &NodeConfig, url: &str, loaded: &[reload::Loaded]) -> String
             p.limits
                 .fuel
                 .map(|f| format!("  fuel {f}"))
+                .unwrap_or_default(),
+            p.limits
+                .concurrency
+                .global
+                .map(|n| format!("  concurrency {n}"))
+                .unwrap_or_default(),
+            p.limits
+                .concurrency
+                .node
+                .map(|n| format!("  node_concurrency {n}"))
                 .unwrap_or_default(),
             if p.grants.allowed_hosts.is_empty() {
                 String::new()

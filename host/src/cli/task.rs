@@ -31,7 +31,8 @@ pub(super) enum TaskCommand {
         json: bool,
     },
     /// Wait until a task ends; prints its status code and status. Exit 0 if it completed,
-    /// 1 if it aborted, 2 on timeout or error. The task needs a notify channel.
+    /// 1 if it aborted, 2 on timeout or error. A task with a notify channel is waited for
+    /// on it; any other is read until it ends (every 50 ms at first, then up to every 1 s).
     Wait {
         id: String,
         /// Give up after this long ("30s", "5m", "250ms").
@@ -371,22 +372,63 @@ async fn show(id: &str, json: bool, queue: &dyn Parade) -> anyhow::Result<ExitCo
 }
 
 async fn wait(id: &str, timeout: Duration, queue: &dyn Parade) -> anyhow::Result<ExitCode> {
-    let waiter = queue.new_waiter(&TaskId::from(id)).await?;
-    match tokio::time::timeout(timeout, waiter.wait()).await {
-        Ok(Ok(outcome)) => {
-            println!("{}\t{}", outcome.status_code, printable(&outcome.status));
-            Ok(match outcome.status_code {
-                TaskStatusCode::Completed => ExitCode::SUCCESS,
-                _ => ExitCode::from(1),
-            })
+    let task_id = TaskId::from(id);
+    let ended = match queue.new_waiter(&task_id).await {
+        Ok(waiter) => match tokio::time::timeout(timeout, waiter.wait()).await {
+            Ok(outcome) => Some(outcome?),
+            Err(_) => {
+                waiter.cancel();
+                None
+            }
+        },
+        // No channel to be told on: read the task until it ends instead.
+        Err(Error::NoNotifyChannel { .. }) => {
+            match tokio::time::timeout(timeout, poll_until_ended(&task_id, queue)).await {
+                Ok(outcome) => Some(outcome?),
+                Err(_) => None,
+            }
         }
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => {
-            waiter.cancel();
-            bail!(
-                "task {id} did not end within {}",
-                humantime::format_duration(timeout)
-            )
+        Err(e) => return Err(e.into()),
+    };
+    let Some(outcome) = ended else {
+        bail!(
+            "task {id} did not end within {}",
+            humantime::format_duration(timeout)
+        )
+    };
+    println!("{}\t{}", outcome.status_code, printable(&outcome.status));
+    Ok(match outcome.status_code {
+        TaskStatusCode::Completed => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}
+
+/// First and longest pause between two reads of a task [`poll_until_ended`] waits for: a
+/// short task is seen ending soon, and a long one costs the store a read a second.
+const POLL_FIRST: Duration = Duration::from_millis(50);
+const POLL_MAX: Duration = Duration::from_secs(1);
+
+/// Reads task `id` until it has ended (completed or aborted), pausing [`POLL_FIRST`] and
+/// then twice as long each time, up to [`POLL_MAX`]. For a task with no notify channel.
+async fn poll_until_ended(
+    id: &TaskId,
+    queue: &dyn Parade,
+) -> anyhow::Result<crate::queue::TaskOutcome> {
+    let mut pause = POLL_FIRST;
+    loop {
+        let Some(task) = queue.get_task(id).await? else {
+            bail!("task {id} not found (deleted while waiting?)");
+        };
+        if matches!(
+            task.status_code,
+            TaskStatusCode::Completed | TaskStatusCode::Aborted
+        ) {
+            return Ok(crate::queue::TaskOutcome {
+                status_code: task.status_code,
+                status: task.status.unwrap_or_default(),
+            });
         }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(POLL_MAX);
     }
 }

@@ -498,8 +498,9 @@ fn components_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(components)
 }
 
-/// The spec of a component dropped into the plugins folder, from its `NAME.toml` if any.
-fn sidecar_spec(component: &Path) -> Result<PluginSpec, ConfigError> {
+/// The spec of a component dropped into the plugins folder, from its `NAME.toml` if any
+/// (also how `parade plugin call` and `plugin build` read a component's settings).
+pub fn sidecar_spec(component: &Path) -> Result<PluginSpec, ConfigError> {
     let name = file_stem(component);
     let manifest = component.with_extension("toml");
     let itself = Location {

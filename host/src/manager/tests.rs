@@ -14,6 +14,9 @@ use chrono::{DateTime, Utc};
 use super::*;
 use crate::queue::{OwnRequest, Result, TaskData, TaskFilter, TaskReturn, Waiter};
 
+/// An own's actions, `max_tasks` and `max_in_progress`.
+type OwnSize = (Vec<String>, u32, Option<u32>);
+
 struct MockQueue {
     batches: Mutex<Vec<usize>>,
     returned: AtomicUsize,
@@ -29,7 +32,7 @@ struct MockQueue {
     /// Each own's actions and expiry backoff.
     own_requests: Mutex<Vec<(Vec<String>, Vec<Backoff>)>>,
     /// Each own's actions, `max_tasks` and `max_in_progress`.
-    own_sizes: Mutex<Vec<(Vec<String>, u32, Option<u32>)>>,
+    own_sizes: Mutex<Vec<OwnSize>>,
     /// Owns that found nothing.
     empty_owns: AtomicUsize,
     /// What `next_due` answers.
@@ -216,8 +219,8 @@ struct MockActor {
     fails: bool,
     /// The backoff of every action; `None`: the default.
     backoff: Option<Backoff>,
-    /// The limits of action "one"'s group; `None`: unlimited.
-    limits: Option<ConcurrencyLimits>,
+    /// The limits of action "one"'s group; `None`: unlimited. A test may change them.
+    limits: Mutex<Option<ConcurrencyLimits>>,
     /// "two" shares the group of "one".
     two_in_the_group: bool,
     /// Tasks of the group running now, and the most there were at once.
@@ -229,8 +232,12 @@ struct MockActor {
 }
 
 impl MockActor {
+    fn limits(&self) -> Option<ConcurrencyLimits> {
+        *self.limits.lock().unwrap()
+    }
+
     fn in_group(&self, action: &str) -> bool {
-        self.limits.is_some() && (action == "one" || (action == "two" && self.two_in_the_group))
+        self.limits().is_some() && (action == "one" || (action == "two" && self.two_in_the_group))
     }
 }
 
@@ -254,7 +261,7 @@ impl SimpleActor for MockActor {
     }
 
     fn concurrency(&self, action: &str) -> Option<ActionGroup> {
-        let limits = self.limits.filter(|_| self.in_group(action))?;
+        let limits = self.limits().filter(|_| self.in_group(action))?;
         Some(ActionGroup {
             name: "group".into(),
             limits,
@@ -638,7 +645,7 @@ async fn node_concurrency_caps_the_tasks_a_node_holds_of_a_group() {
     });
     let actor = Arc::new(MockActor {
         takes: Duration::from_millis(20),
-        limits: Some(limits(Some(2), None)),
+        limits: Mutex::new(Some(limits(Some(2), None))),
         ..MockActor::default()
     });
     let manager = ActionManager::start(
@@ -677,7 +684,7 @@ async fn node_concurrency_caps_the_tasks_a_node_holds_of_a_group() {
 async fn a_global_limit_is_passed_to_the_store_with_its_group_only() {
     let queue = MockQueue::new(&[3, 3, 0]);
     let actor = Arc::new(MockActor {
-        limits: Some(limits(None, Some(3))),
+        limits: Mutex::new(Some(limits(None, Some(3)))),
         ..MockActor::default()
     });
     let manager = ActionManager::start(actor, queue.clone(), ManagerProperties::default());
@@ -705,7 +712,7 @@ async fn a_group_at_its_node_limit_resumes_as_soon_as_a_task_settles() {
     });
     let actor = Arc::new(MockActor {
         takes: Duration::from_millis(20),
-        limits: Some(limits(Some(1), None)),
+        limits: Mutex::new(Some(limits(Some(1), None))),
         two_in_the_group: true,
         ..MockActor::default()
     });
@@ -730,4 +737,39 @@ async fn a_group_at_its_node_limit_resumes_as_soon_as_a_task_settles() {
         assert_eq!(actions, &["one", "two"], "one request for the whole group");
         assert_eq!(*max_tasks, 1);
     }
+}
+
+/// A reload that changes a plugin's limit applies within a second, without a restart: the
+/// group held to one task at a time runs three at once after its node limit is raised.
+#[tokio::test]
+async fn a_changed_limit_applies_without_a_restart() {
+    let queue = Arc::new(MockQueue {
+        endless: true,
+        ..MockQueue::unshared(&[])
+    });
+    let actor = Arc::new(MockActor {
+        takes: Duration::from_millis(50),
+        limits: Mutex::new(Some(limits(Some(1), None))),
+        two_in_the_group: true,
+        ..MockActor::default()
+    });
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            workers: 4,
+            ..ManagerProperties::default()
+        },
+    );
+    until(Duration::from_secs(30), "three tasks", || {
+        actor.handled.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    assert_eq!(actor.group_most_running.load(Ordering::SeqCst), 1);
+    *actor.limits.lock().unwrap() = Some(limits(Some(3), None));
+    until(Duration::from_secs(30), "three tasks at once", || {
+        actor.group_most_running.load(Ordering::SeqCst) == 3
+    })
+    .await;
+    drop(manager);
 }
