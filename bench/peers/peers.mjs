@@ -328,7 +328,7 @@ if (profiling) {
       const time = top.reduce((s, r) => s + r.total_exec_time, 0);
       const wal = top.reduce((s, r) => s + r.wal_bytes, 0);
       console.log(
-        `profile: size ${size} ${systems[key].label}: ${per(calls).toFixed(4)} statements per job, ` +
+        `profile: size ${size} ${systems[key].label}: ${(per(calls) * 1000).toFixed(1)} statements per 1,000 jobs, ` +
           `${(per(time) * 1000).toFixed(1)} µs execution per job, ${per(wal).toFixed(0)} WAL bytes per job ` +
           `(drain ${fmt(rate(options.tasks, drain))} jobs/s with tracking on)`,
       );

@@ -29,7 +29,55 @@
 //! ```
 //!
 //! The host functions ([`task_id`], [`try_number`], [`extend_deadline`], [`enqueue`],
-//! [`log`]) act on the task being performed; they exist only inside a Parade node.
+//! [`log`]) act on the task being performed. Inside a node they are the node's; compiled
+//! for anything but wasm32 (as `cargo test` does) they are a test double, [`testing`],
+//! that records log lines, deadline extensions and enqueued tasks, and whose task id and
+//! try number a test sets. So an actor's `handle` is unit-tested on the machine:
+//!
+//! ```
+//! use parade_guest::{enqueue, export_actor, log, testing, Actor, NewTask, Outcome};
+//!
+//! struct Greet;
+//!
+//! impl Actor for Greet {
+//!     fn actions() -> Vec<String> {
+//!         vec!["greet".into()]
+//!     }
+//!
+//!     fn handle(_action: &str, body: Option<&str>, _signalled_failures: u32) -> Outcome {
+//!         let name = body.unwrap_or("world");
+//!         log::info(&format!("greeting {name} (task {}, try {})",
+//!             parade_guest::task_id(), parade_guest::try_number()));
+//!         if parade_guest::try_number() == 1 {
+//!             if let Err(e) = enqueue(&[NewTask::new("follow-up").body(name)]) {
+//!                 return Outcome::Retry(format!("enqueue failed: {e}"));
+//!             }
+//!         }
+//!         Outcome::Completed(format!("hello, {name}"))
+//!     }
+//! }
+//!
+//! export_actor!(Greet);
+//!
+//! // The test: the double starts as task "test-task", try 1, with nothing recorded.
+//! testing::set_task_id("t-7");
+//! assert_eq!(Greet::handle("greet", Some("ada"), 0), Outcome::Completed("hello, ada".into()));
+//! assert_eq!(testing::log_lines(), ["greeting ada (task t-7, try 1)"]);
+//! let enqueued = testing::enqueued();
+//! assert_eq!(enqueued.len(), 1);
+//! assert_eq!((enqueued[0].action.as_str(), enqueued[0].body.as_deref()), ("follow-up", Some("ada")));
+//!
+//! // A retry enqueues nothing more; a refused enqueue is the node's error text.
+//! testing::set_try_number(2);
+//! Greet::handle("greet", None, 0);
+//! assert_eq!(testing::enqueued().len(), 1);
+//! testing::set_try_number(1);
+//! testing::refuse_enqueue("the store is down");
+//! assert_eq!(
+//!     Greet::handle("greet", None, 0),
+//!     Outcome::Retry("enqueue failed: the store is down".into())
+//! );
+//! ```
 //!
 //! Follow-up tasks are [`NewTask`]s, built from [`NewTask::new`]; a task can wait before it
 //! runs, and a retry can wait before its next try:
@@ -73,6 +121,13 @@ use std::time::Duration;
 
 use bindings::parade::actor::host;
 use bindings::parade::actor::types::{ActorResult, StatusCode};
+
+/// Where the host functions go: the node's imports inside a component, the test double
+/// everywhere else (the imports exist only in a WebAssembly instance).
+#[cfg(target_arch = "wasm32")]
+use host as imports;
+#[cfg(not(target_arch = "wasm32"))]
+use testing::double as imports;
 
 /// A task for [`enqueue`] to add: build one with [`NewTask::new`] and its builder methods
 /// (or set its public fields, as in `wit/actor.wit`'s `new-task`).
@@ -166,24 +221,24 @@ macro_rules! export_actor {
 
 /// The id of the task being performed.
 pub fn task_id() -> String {
-    host::task_id()
+    imports::task_id()
 }
 
 /// Which try this is: 1 the first time, 2 on the first retry, ...
 pub fn try_number() -> u32 {
-    host::try_number()
+    imports::try_number()
 }
 
 /// Keeps ownership of the task for `seconds` more (the node also does this on its own);
 /// at most the task's time limit is granted, and 0 is an error.
 pub fn extend_deadline(seconds: u32) -> Result<(), String> {
-    host::extend_deadline(seconds)
+    imports::extend_deadline(seconds)
 }
 
 /// Adds tasks to the queue, all or none; returns their ids. An error about one task names
 /// it by its index in `tasks`.
 pub fn enqueue(tasks: &[NewTask]) -> Result<Vec<String>, String> {
-    host::enqueue(tasks)
+    imports::enqueue(tasks)
 }
 
 impl NewTask {
@@ -256,7 +311,9 @@ impl NewTask {
 
 /// Logging to the node's log, tagged with the plugin, action and task id.
 pub mod log {
-    use super::host::{self, Level};
+    use super::imports as host;
+    /// The severity of a log line.
+    pub use super::host::Level;
 
     pub fn trace(message: &str) {
         host::log(Level::Trace, message);
@@ -272,6 +329,149 @@ pub mod log {
     }
     pub fn error(message: &str) {
         host::log(Level::Error, message);
+    }
+}
+
+/// The test double of the host functions, compiled for anything but wasm32: what an
+/// actor's `handle` did, for its unit tests to check, and the task it runs as.
+///
+/// Its state is per thread (each `#[test]` runs on a thread of its own, so tests do not see
+/// each other's lines), and starts as task `"test-task"`, try 1, with nothing recorded.
+/// [`enqueue`](crate::enqueue) records the tasks and returns their ids (a task's own, or
+/// `enqueued-N`) unless [`refuse_enqueue`] was called; [`extend_deadline`](crate::extend_deadline)
+/// refuses 0 seconds, as a node does. The double does not check the batch as a node's store
+/// does (ids used twice, unknown successors): `parade plugin call` runs the built component
+/// against those rules.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing {
+    use std::cell::RefCell;
+
+    use super::host::{Level, NewTask};
+
+    /// One line the actor logged.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LogLine {
+        pub level: Level,
+        pub message: String,
+    }
+
+    struct HostDouble {
+        task_id: String,
+        try_number: u32,
+        logs: Vec<LogLine>,
+        enqueued: Vec<NewTask>,
+        extensions: Vec<u32>,
+        refusal: Option<String>,
+    }
+
+    impl Default for HostDouble {
+        fn default() -> Self {
+            HostDouble {
+                task_id: "test-task".into(),
+                try_number: 1,
+                logs: Vec::new(),
+                enqueued: Vec::new(),
+                extensions: Vec::new(),
+                refusal: None,
+            }
+        }
+    }
+
+    thread_local! {
+        static HOST: RefCell<HostDouble> = RefCell::new(HostDouble::default());
+    }
+
+    fn with<T>(f: impl FnOnce(&mut HostDouble) -> T) -> T {
+        HOST.with(|host| f(&mut host.borrow_mut()))
+    }
+
+    /// The id [`task_id`](crate::task_id) returns from now on.
+    pub fn set_task_id(id: impl Into<String>) {
+        with(|h| h.task_id = id.into());
+    }
+
+    /// The number [`try_number`](crate::try_number) returns from now on (1 is the first try).
+    pub fn set_try_number(number: u32) {
+        with(|h| h.try_number = number);
+    }
+
+    /// Makes every later [`enqueue`](crate::enqueue) fail with `reason`, as a node's refusal
+    /// would.
+    pub fn refuse_enqueue(reason: impl Into<String>) {
+        with(|h| h.refusal = Some(reason.into()));
+    }
+
+    /// The messages logged so far, in order.
+    pub fn log_lines() -> Vec<String> {
+        with(|h| h.logs.iter().map(|l| l.message.clone()).collect())
+    }
+
+    /// The lines logged so far, with their levels.
+    pub fn logs() -> Vec<LogLine> {
+        with(|h| h.logs.clone())
+    }
+
+    /// The tasks enqueued so far, over every call, in order.
+    pub fn enqueued() -> Vec<NewTask> {
+        with(|h| h.enqueued.clone())
+    }
+
+    /// The seconds of each [`extend_deadline`](crate::extend_deadline) call granted so far.
+    pub fn deadline_extensions() -> Vec<u32> {
+        with(|h| h.extensions.clone())
+    }
+
+    /// Back to the start: task `"test-task"`, try 1, nothing recorded, enqueue accepted.
+    pub fn reset() {
+        with(|h| *h = HostDouble::default());
+    }
+
+    /// The host functions' stand-ins, with the imports' signatures.
+    pub(crate) mod double {
+        use super::{with, Level, LogLine, NewTask};
+
+        pub fn task_id() -> String {
+            with(|h| h.task_id.clone())
+        }
+
+        pub fn try_number() -> u32 {
+            with(|h| h.try_number)
+        }
+
+        pub fn extend_deadline(seconds: u32) -> Result<(), String> {
+            if seconds == 0 {
+                return Err("extend-deadline takes at least 1 second".into());
+            }
+            with(|h| h.extensions.push(seconds));
+            Ok(())
+        }
+
+        pub fn enqueue(tasks: &[NewTask]) -> Result<Vec<String>, String> {
+            with(|h| {
+                if let Some(reason) = &h.refusal {
+                    return Err(reason.clone());
+                }
+                let mut ids = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    h.enqueued.push(task.clone());
+                    ids.push(
+                        task.id
+                            .clone()
+                            .unwrap_or_else(|| format!("enqueued-{}", h.enqueued.len())),
+                    );
+                }
+                Ok(ids)
+            })
+        }
+
+        pub fn log(level: Level, message: &str) {
+            with(|h| {
+                h.logs.push(LogLine {
+                    level,
+                    message: message.to_owned(),
+                })
+            });
+        }
     }
 }
 

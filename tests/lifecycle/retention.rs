@@ -180,6 +180,12 @@ async fn task_prune_deletes_finished_tasks_past_an_age_and_says_how_many(
         ),
         "{err}"
     );
+    let (code, out, err) = run(dir.path(), &["run", "--check"]).await?;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("retention completed forever, aborted 7days\n"),
+        "{out}"
+    );
 
     let (code, out, err) = prune(
         dir.path(),

@@ -11,6 +11,9 @@
 pub(crate) mod cancel;
 pub(crate) mod due;
 mod plugin;
+mod plugin_build;
+mod plugin_call;
+mod plugin_new;
 mod prune;
 mod redact;
 mod run;

@@ -122,7 +122,10 @@ impl Project {
             .stderr(Stdio::inherit());
         let output = command.output().context("cannot run cargo")?;
         if !output.status.success() {
-            bail!("cargo build failed ({}); its errors are above", output.status);
+            bail!(
+                "cargo build failed ({}); its errors are above",
+                output.status
+            );
         }
         // Cargo says where it put the artefact: the target folder may be anywhere
         // (CARGO_TARGET_DIR, a workspace).
@@ -275,15 +278,23 @@ impl Project {
                 "-Ibindings",
             ])
             .args(c_sources(&self.dir)?)
-            .args(["bindings/actor.c", "bindings/actor_component_type.o", "-o", &core]);
+            .args([
+                "bindings/actor.c",
+                "bindings/actor_component_type.o",
+                "-o",
+                &core,
+            ]);
         run(&mut compile, "clang").with_context(|| {
             format!("if clang says a header or wasm32 library is missing, install {C_TOOLS}")
         })?;
         let output = format!("{}.wasm", self.name);
         run(
-            Command::new(&wit_c)
-                .current_dir(&self.dir)
-                .args(["component", &core, "--output", &output]),
+            Command::new(&wit_c).current_dir(&self.dir).args([
+                "component",
+                &core,
+                "--output",
+                &output,
+            ]),
             "parade-wit-c component",
         )
     }
@@ -403,12 +414,16 @@ pub(super) async fn build(dir: &Path, install: Option<&Path>) -> anyhow::Result<
         }
     }
     let started = std::time::Instant::now();
-    project
-        .build()
-        .with_context(|| format!("building the {} actor in {}", project.language.name(), dir.display()))?;
+    project.build().with_context(|| {
+        format!(
+            "building the {} actor in {}",
+            project.language.name(),
+            dir.display()
+        )
+    })?;
     let component = project.component();
     // The same checks as a node's (and `plugin call`'s): its settings, then the component.
-    let (_runtime, plugin) = super::plugin_call::load_like_a_node(&component)
+    let (_runtime, plugin) = super::plugin_call::load_like_a_node(&component, &[])
         .await
         .context("the built component is not a usable Parade actor")?;
     let size = std::fs::metadata(&component)?.len();

@@ -40,7 +40,10 @@ type TemplateFile = (&'static str, &'static str);
 /// The world every project gets in `wit/`: the host's own files.
 const WIT: [TemplateFile; 8] = [
     ("wit/actor.wit", include_str!("../../../wit/actor.wit")),
-    ("wit/deps/cli.wit", include_str!("../../../wit/deps/cli.wit")),
+    (
+        "wit/deps/cli.wit",
+        include_str!("../../../wit/deps/cli.wit"),
+    ),
     (
         "wit/deps/clocks.wit",
         include_str!("../../../wit/deps/clocks.wit"),
@@ -49,7 +52,10 @@ const WIT: [TemplateFile; 8] = [
         "wit/deps/filesystem.wit",
         include_str!("../../../wit/deps/filesystem.wit"),
     ),
-    ("wit/deps/http.wit", include_str!("../../../wit/deps/http.wit")),
+    (
+        "wit/deps/http.wit",
+        include_str!("../../../wit/deps/http.wit"),
+    ),
     ("wit/deps/io.wit", include_str!("../../../wit/deps/io.wit")),
     (
         "wit/deps/random.wit",
@@ -67,12 +73,21 @@ const COMMON: [TemplateFile; 2] = [
         "{{name}}.toml",
         include_str!("../../templates/common/plugin.toml"),
     ),
-    (".gitignore", include_str!("../../templates/common/gitignore")),
+    (
+        ".gitignore",
+        include_str!("../../templates/common/gitignore"),
+    ),
 ];
 
 const RUST: [TemplateFile; 3] = [
-    ("Cargo.toml", include_str!("../../templates/rust/Cargo.toml")),
-    ("src/lib.rs", include_str!("../../templates/rust/src/lib.rs")),
+    (
+        "Cargo.toml",
+        include_str!("../../templates/rust/Cargo.toml"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../templates/rust/src/lib.rs"),
+    ),
     ("README.md", include_str!("../../templates/rust/README.md")),
 ];
 
@@ -82,13 +97,19 @@ const PYTHON: [TemplateFile; 3] = [
         "requirements.txt",
         include_str!("../../templates/python/requirements.txt"),
     ),
-    ("README.md", include_str!("../../templates/python/README.md")),
+    (
+        "README.md",
+        include_str!("../../templates/python/README.md"),
+    ),
 ];
 
 const JS: [TemplateFile; 4] = [
     ("actor.js", include_str!("../../templates/js/actor.js")),
     ("build.mjs", include_str!("../../templates/js/build.mjs")),
-    ("package.json", include_str!("../../templates/js/package.json")),
+    (
+        "package.json",
+        include_str!("../../templates/js/package.json"),
+    ),
     ("README.md", include_str!("../../templates/js/README.md")),
 ];
 
@@ -248,7 +269,11 @@ mod tests {
             );
             for entry in walk(&project) {
                 let text = std::fs::read_to_string(&entry).unwrap();
-                assert!(!text.contains("{{"), "{} keeps a placeholder", entry.display());
+                assert!(
+                    !text.contains("{{"),
+                    "{} keeps a placeholder",
+                    entry.display()
+                );
             }
             assert!(project.join("shout.toml").is_file());
         }
