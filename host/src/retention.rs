@@ -47,6 +47,8 @@ pub fn prune_interval(retention: &Retention) -> Option<Duration> {
 pub struct PruneStats {
     /// Finished tasks deleted.
     pub pruned: AtomicU64,
+    /// Batches that failed (the store unreachable, say) and were retried later.
+    pub failures: AtomicU64,
 }
 
 /// Changes the retention of a running [`Pruner`].
@@ -104,7 +106,12 @@ async fn prune_until_stopped(
         let wait = match prune_interval(&current) {
             // Keeps everything: nothing to do until the retention changes.
             None => None,
-            Some(interval) => match queue.prune_finished(&current, PRUNE_BATCH).await {
+            Some(interval) => match tokio::select! {
+                // A batch is one short transaction, but a store that does not answer could
+                // hold up the node's shutdown; dropped, the transaction rolls back.
+                batch = queue.prune_finished(&current, PRUNE_BATCH) => batch,
+                _ = stop.wait_for(|stop| *stop) => return,
+            } {
                 Ok(deleted) => {
                     error_wait = None;
                     stats.pruned.fetch_add(deleted, Ordering::Relaxed);
@@ -122,6 +129,7 @@ async fn prune_until_stopped(
                     Some(interval)
                 }
                 Err(e) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
                     let wait = error_wait
                         .map_or(interval.max(Duration::from_secs(1)), |w| w * 2)
                         .min(MAX_ERROR_WAIT);
@@ -148,6 +156,69 @@ async fn prune_until_stopped(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::{ActorId, SqliteParade, TaskData, TaskStatusCode};
+    use sqlx::Connection;
+
+    /// Waits (up to a minute) until `done` holds.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..1200 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{what} did not happen within a minute");
+    }
+
+    #[tokio::test]
+    async fn the_pruner_retries_after_a_store_error_and_stops_with_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+        let store: Arc<dyn Parade> = Arc::new(SqliteParade::open(&url).await.unwrap());
+        store
+            .insert_tasks(&[TaskData::new("a", "work"), TaskData::new("b", "work")])
+            .await
+            .unwrap();
+        let owned = store
+            .own_tasks(&ActorId::from("test"), 2, &["work".into()], None)
+            .await
+            .unwrap();
+        for t in &owned {
+            let code = TaskStatusCode::Completed;
+            store
+                .return_task(&t.id, t.token, code.as_str(), code)
+                .await
+                .unwrap();
+        }
+        // The table out of the way: every batch fails until it is back.
+        let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("ALTER TABLE tasks RENAME TO tasks_away")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let (stop, stopping) = watch::channel(false);
+        let retention = Retention {
+            completed: Some(Duration::from_millis(100)),
+            aborted: None,
+        };
+        let (_control, stats, pruner) = Pruner::spawn(store.clone(), retention, stopping);
+        until("a failed batch", || {
+            stats.failures.load(Ordering::Relaxed) > 0
+        })
+        .await;
+        assert!(!pruner.is_finished(), "an error stopped the pruner");
+        sqlx::query("ALTER TABLE tasks_away RENAME TO tasks")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        until("both tasks pruned", || {
+            stats.pruned.load(Ordering::Relaxed) == 2
+        })
+        .await;
+        assert!(store.get_task(&"a".into()).await.unwrap().is_none());
+        stop.send_replace(true);
+        pruner.await.unwrap();
+    }
 
     #[test]
     fn the_interval_is_a_tenth_of_the_shortest_retention_within_bounds() {

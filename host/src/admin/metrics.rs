@@ -5,7 +5,8 @@
 //! `parade_task_duration_seconds` of this node; `parade_queue_tasks` (label `status` too) of
 //! the whole store. Per node: `parade_heartbeats_total`, `parade_tasks_lost_total`,
 //! `parade_tasks_released_total`, `parade_reloads_total`, `parade_reload_failures_total`,
-//! `parade_pruned_tasks_total` (finished tasks this node's pruner deleted), `parade_plugins_loaded`, `parade_store_up`, the histogram
+//! `parade_pruned_tasks_total` (finished tasks this node's pruner deleted),
+//! `parade_prune_failures_total`, `parade_plugins_loaded`, `parade_store_up`, the histogram
 //! `parade_wasm_instantiate_seconds`, and `parade_wasm_failures_total` by `kind` (timeout,
 //! stack_overflow, out_of_memory, out_of_fuel, unreachable, trap, invalid_utf8, other).
 //!
@@ -134,6 +135,11 @@ pub(super) fn render(state: &AdminState, summary: Option<&QueueSummary>) -> Stri
             "parade_pruned_tasks_total",
             "Finished tasks this node's pruner deleted once their retention had passed.",
             state.pruned.pruned.load(Ordering::Relaxed),
+        ),
+        (
+            "parade_prune_failures_total",
+            "Pruning batches that failed and were retried later.",
+            state.pruned.failures.load(Ordering::Relaxed),
         ),
     ] {
         out.family(name, help, "counter");

@@ -1,9 +1,11 @@
 //! The `parade` command line: `parade run` is the node, `parade migrate` prepares a
-//! database, `parade task ...` adds, inspects, waits for, cancels, prunes and deletes tasks, `parade
-//! plugin check` loads components, `parade schedule list` shows the periodic tasks of the
-//! configuration. Other tools script against these commands, so their output and
+//! database, `parade task ...` adds, inspects, waits for, cancels, prunes and deletes tasks,
+//! `parade plugin new|build|call|check` are the plugin author's path (a project from a
+//! template, its build, one task run without a store, loading components), `parade schedule
+//! list` shows the periodic tasks of the configuration. Other tools script against these commands, so their output and
 //! exit codes are stable: 0 success, 2 error (and 1 for `task wait` if the task ended
-//! aborted, for `task cancel` if an id names no task).
+//! aborted, for `task cancel` if an id names no task; `plugin call` exits by the task's
+//! outcome, see `plugin_call.rs`).
 //!
 //! The dashboard (`admin/`) shows tasks as these commands print them: it uses [`due`] for
 //! when a delayed task is due, and `cancel`'s answers for `POST /api/task/cancel`.

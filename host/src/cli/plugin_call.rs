@@ -246,7 +246,7 @@ fn enqueued_fields(task: &TaskData) -> serde_json::Value {
     }
     put(
         "run_after",
-        task.run_after.map(|at| super::due::timestamp(at)).into(),
+        task.run_after.map(super::due::timestamp).into(),
     );
     serde_json::Value::Object(fields)
 }

@@ -78,14 +78,19 @@ pub(super) async fn open_pool(url: &str, max_connections: Option<u32>) -> Result
                 Box::pin(async { Ok(true) })
             })
     };
-    let pool = pool_options.connect_with(options.clone()).await.map_err(|e| {
-        // SQLite says only "unable to open database file" when it cannot create the
-        // WAL's shared-memory file beside a database on a read-only file system.
-        match std::fs::OpenOptions::new().append(true).open(&path) {
-            Err(io) if path.exists() => store_error(format!("it cannot be written ({io}; {e})")),
-            _ => store_error(e.to_string()),
-        }
-    })?;
+    let pool = pool_options
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| {
+            // SQLite says only "unable to open database file" when it cannot create the
+            // WAL's shared-memory file beside a database on a read-only file system.
+            match std::fs::OpenOptions::new().append(true).open(&path) {
+                Err(io) if path.exists() => {
+                    store_error(format!("it cannot be written ({io}; {e})"))
+                }
+                _ => store_error(e.to_string()),
+            }
+        })?;
     // Fail now, naming the file, rather than at the first write: write once and roll back
     // (taking the lock alone succeeds on a read-only file).
     let writable: std::result::Result<(), sqlx::Error> = async {
