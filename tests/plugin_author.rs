@@ -118,6 +118,22 @@ async fn new_build_call_and_run_in_a_node(language: &str) -> anyhow::Result<()> 
         std::os::unix::fs::symlink(installed, project.join("node_modules"))?;
     }
 
+    if language == "rust" {
+        // The template's unit test runs natively, against the SDK's test double.
+        let mut test = Command::new("cargo");
+        test.current_dir(&project)
+            .args(["test", "--quiet"])
+            .env("CARGO_TARGET_DIR", repo().join("plugins/target"))
+            .kill_on_drop(true);
+        let tested = run(test).await?;
+        assert_eq!(
+            tested.code, 0,
+            "cargo test of the Rust template:\n{}{}",
+            tested.stdout, tested.stderr
+        );
+        assert!(tested.stdout.contains("1 passed"), "{}", tested.stdout);
+    }
+
     let node_dir = work.path().join("node");
     std::fs::create_dir_all(node_dir.join("plugins"))?;
     let url = format!("sqlite://{}", node_dir.join("queue.db").display());

@@ -88,6 +88,49 @@ async fn waiter_sees_task_finished_through_another_pool() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Whether the database file itself, read without its WAL, holds task `id`. A copy taken
+/// while a checkpoint writes may be torn: that reads as "not yet".
+async fn database_file_holds(path: &std::path::Path, id: &str) -> bool {
+    use sqlx::Connection;
+    let copy_dir = tempfile::tempdir().expect("creating a temporary directory");
+    let copy = copy_dir.path().join("copy.db");
+    if std::fs::copy(path, &copy).is_err() {
+        return false;
+    }
+    let Ok(mut conn) = sqlx::SqliteConnection::connect(&url_of(&copy)).await else {
+        return false;
+    };
+    let found: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE id = ?1")
+        .bind(id)
+        .fetch_one(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    matches!(found, Ok(1))
+}
+
+// A commit never checkpoints the WAL itself (below SQLite's own mark, which bounds the WAL
+// should the background fall behind): the checkpoints run behind the writers. So a small
+// write must still reach the database file while the store stays open and idle.
+#[tokio::test]
+async fn a_small_write_reaches_the_database_file_in_the_background() -> anyhow::Result<()> {
+    let path = support::fresh_sqlite_path();
+    let store = SqliteParade::open(&url_of(&path)).await?;
+    store
+        .insert_tasks(&[TaskData::new("small", "work")])
+        .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !database_file_holds(&path, "small").await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "30 s after its commit the task was still only in the WAL of {}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(store);
+    Ok(())
+}
+
 #[tokio::test]
 async fn in_memory_store_works() -> anyhow::Result<()> {
     let store = SqliteParade::open("sqlite::memory:").await?;

@@ -118,7 +118,7 @@ async fn two_nodes_on_one_postgres_never_exceed_the_plugin_s_concurrency() -> an
 }
 
 /// The overview shows the burn plugin's limits, with no more in use than they allow, in its
-/// JSON and on its page.
+/// JSON and on its page, and `/metrics` has them.
 async fn check_dashboard(admin: &str) -> anyhow::Result<()> {
     let overview: serde_json::Value = serde_json::from_str(
         &http("GET", &format!("{admin}/api/overview"), &[])
@@ -135,6 +135,15 @@ async fn check_dashboard(admin: &str) -> anyhow::Result<()> {
     let in_use = |key: &str| concurrency[key].as_u64().unwrap_or(u64::MAX);
     assert!(in_use("in_progress") <= 3, "{concurrency}");
     assert!(in_use("node_held") <= 2, "{concurrency}");
+    let metrics = http("GET", &format!("{admin}/metrics"), &[]).await?.body;
+    for sample in [
+        "parade_plugin_concurrency_limit{plugin=\"burn\",scope=\"store\"} 3",
+        "parade_plugin_concurrency_limit{plugin=\"burn\",scope=\"node\"} 2",
+        "parade_plugin_concurrency_in_use{plugin=\"burn\",scope=\"store\"} ",
+        "parade_plugin_concurrency_in_use{plugin=\"burn\",scope=\"node\"} ",
+    ] {
+        assert!(metrics.contains(sample), "no {sample} in {metrics}");
+    }
     let page = http("GET", &format!("{admin}/"), &[]).await?.body;
     assert!(
         page.contains(" of 3 in the store, ") && page.contains(" of 2 on this node"),

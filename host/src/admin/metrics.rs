@@ -6,7 +6,9 @@
 //! the whole store. Per node: `parade_heartbeats_total`, `parade_tasks_lost_total`,
 //! `parade_tasks_released_total`, `parade_reloads_total`, `parade_reload_failures_total`,
 //! `parade_pruned_tasks_total` (finished tasks this node's pruner deleted),
-//! `parade_prune_failures_total`, `parade_plugins_loaded`, `parade_store_up`, the histogram
+//! `parade_prune_failures_total`, `parade_plugins_loaded`, `parade_store_up`, per plugin with
+//! a concurrency limit `parade_plugin_concurrency_limit` and `parade_plugin_concurrency_in_use`
+//! (labels `plugin`, `scope`: `store` or `node`), the histogram
 //! `parade_wasm_instantiate_seconds`, and `parade_wasm_failures_total` by `kind` (timeout,
 //! stack_overflow, out_of_memory, out_of_fuel, unreachable, trap, invalid_utf8, other).
 //!
@@ -22,6 +24,75 @@ use std::sync::atomic::Ordering;
 use super::AdminState;
 use crate::manager::{ActionStats, Histogram, HISTOGRAM_BOUNDS};
 use crate::queue::QueueSummary;
+
+/// Each loaded plugin's concurrency limits (labels `plugin` and `scope`: `store` or `node`)
+/// and how much of each is in use: its tasks in progress in the store (from `summary`, if
+/// the store answered) and those this node holds.
+fn concurrency(out: &mut Metrics, state: &AdminState, summary: Option<&QueueSummary>) {
+    let plugins = state.actor.plugins();
+    let limited: Vec<_> = plugins
+        .iter()
+        .filter(|p| !p.limits.concurrency.is_unlimited())
+        .collect();
+    if limited.is_empty() {
+        return;
+    }
+    let held = state.manager.stats_by_action();
+    out.family(
+        "parade_plugin_concurrency_limit",
+        "A plugin's concurrency limit: across the store (concurrency) or on this node \
+         (node_concurrency).",
+        "gauge",
+    );
+    for p in &limited {
+        for (scope, limit) in [
+            ("store", p.limits.concurrency.global),
+            ("node", p.limits.concurrency.node),
+        ] {
+            if let Some(limit) = limit {
+                out.sample(
+                    "parade_plugin_concurrency_limit",
+                    &[("plugin", &p.name), ("scope", scope)],
+                    f64::from(limit.get()),
+                );
+            }
+        }
+    }
+    out.family(
+        "parade_plugin_concurrency_in_use",
+        "A limited plugin's tasks in progress in the store, or held by this node.",
+        "gauge",
+    );
+    for p in &limited {
+        if let (Some(summary), Some(_)) = (summary, p.limits.concurrency.global) {
+            let in_progress: u64 = summary
+                .counts
+                .iter()
+                .filter(|c| c.status_code == crate::queue::TaskStatusCode::InProgress)
+                .filter(|c| p.actions.contains(&c.action))
+                .map(|c| c.count)
+                .sum();
+            out.sample(
+                "parade_plugin_concurrency_in_use",
+                &[("plugin", &p.name), ("scope", "store")],
+                in_progress as f64,
+            );
+        }
+        if p.limits.concurrency.node.is_some() {
+            let node_held: u64 = p
+                .actions
+                .iter()
+                .filter_map(|a| held.get(a))
+                .map(|s| s.held)
+                .sum();
+            out.sample(
+                "parade_plugin_concurrency_in_use",
+                &[("plugin", &p.name), ("scope", "node")],
+                node_held as f64,
+            );
+        }
+    }
+}
 
 /// Most actions with a label of their own.
 pub const MAX_ACTION_LABELS: usize = 100;
@@ -103,6 +174,8 @@ pub(super) fn render(state: &AdminState, summary: Option<&QueueSummary>) -> Stri
             );
         }
     }
+
+    concurrency(&mut out, state, summary);
 
     let stats = state.manager.stats();
     for (name, help, value) in [

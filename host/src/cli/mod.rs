@@ -61,7 +61,7 @@ enum Command {
     /// Add, list, show, wait for, cancel, prune and delete tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
-    /// Check WebAssembly plugins.
+    /// Write, build, try and check WebAssembly plugins: new, build, call, check.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
     /// List the configuration's periodic tasks (`[[schedule]]` entries).

@@ -46,7 +46,8 @@ pub(super) enum PluginCommand {
     ///
     /// The language is recognised by its manifest: Cargo.toml (cargo build --target
     /// wasm32-wasip2), package.json (npm install if needed, node build.mjs), app.py with
-    /// requirements.txt (componentize-py from .venv or PATH, or a new .venv), or
+    /// pyproject.toml or requirements.txt (componentize-py from .venv or PATH, or a new
+    /// .venv), or
     /// compile_flags.txt with .c files (parade-wit-c bindings, clang, parade-wit-c
     /// component). A missing tool is named with how to install it.
     Build {

@@ -3,8 +3,10 @@
 //! does, and can install it into a node's plugins folder.
 //!
 //! The language is recognised by its build manifest: `Cargo.toml` (Rust), `package.json`
-//! (JavaScript), `app.py` beside `requirements.txt` or `pyproject.toml` (Python), and
-//! `compile_flags.txt` beside `*.c` files (C). Each is built with the commands
+//! (JavaScript), `app.py` beside `pyproject.toml` or `requirements.txt` (Python), and
+//! `compile_flags.txt` beside `*.c` files (C). The component is `DIR/NAME.wasm`, NAME
+//! being the package's name (Cargo, npm, pyproject), for C the one `.c` file's stem, else
+//! the folder's name. Each is built with the commands
 //! `docs/guests.md` gives (Rust: `cargo build --target wasm32-wasip2`). A tool that is
 //! missing is named, with how to install it; only project-local steps are taken on the
 //! author's behalf (`npm install`, a Python virtualenv), never system-wide installs.
@@ -46,12 +48,20 @@ impl Project {
             (Language::Rust, cargo_package_name(&dir.join("Cargo.toml"))?)
         } else if dir.join("package.json").is_file() {
             (Language::Js, npm_package_name(&dir.join("package.json"))?)
-        } else if dir.join("app.py").is_file()
-            && (dir.join("requirements.txt").is_file() || dir.join("pyproject.toml").is_file())
-        {
+        } else if dir.join("app.py").is_file() && dir.join("pyproject.toml").is_file() {
+            (
+                Language::Python,
+                python_project_name(&dir.join("pyproject.toml"))?,
+            )
+        } else if dir.join("app.py").is_file() && dir.join("requirements.txt").is_file() {
             (Language::Python, folder_name()?)
         } else if dir.join("compile_flags.txt").is_file() && !c_sources(dir)?.is_empty() {
-            (Language::C, folder_name()?)
+            // One source file names the actor, as `plugin new` writes it; several, the folder.
+            let name = match c_sources(dir)?.as_slice() {
+                [only] => only.trim_end_matches(".c").to_owned(),
+                _ => folder_name()?,
+            };
+            (Language::C, name)
         } else {
             bail!(
                 "{} is not an actor project: it has no Cargo.toml (Rust), package.json \
@@ -314,6 +324,20 @@ fn cargo_package_name(manifest: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("{}: no [package] name", manifest.display()))
 }
 
+/// The `[project] name` of a pyproject.toml.
+fn python_project_name(manifest: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}", manifest.display()))?;
+    table
+        .get("project")
+        .and_then(|p| p.get("name"))
+        .and_then(toml::Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("{}: no [project] name", manifest.display()))
+}
+
 /// The `name` of a package.json, without its `@scope/`.
 fn npm_package_name(manifest: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(manifest)
@@ -453,5 +477,25 @@ fn human_size(bytes: u64) -> String {
         b if b < 1 << 10 => format!("{b} B"),
         b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
         b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::plugin_new::new_project;
+
+    #[test]
+    fn a_new_project_is_recognised_by_its_manifest_and_named_by_it_not_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        for language in [Language::Rust, Language::Python, Language::Js, Language::C] {
+            let folder = dir.path().join(format!("elsewhere-{}", language.name()));
+            new_project("shout", language, Some(&folder), None).unwrap();
+            let project = Project::find(&folder).unwrap();
+            assert_eq!(project.language, language);
+            assert_eq!(project.name, "shout", "{}", language.name());
+            assert_eq!(project.component(), folder.join("shout.wasm"));
+            assert_eq!(project.sidecar(), Some(folder.join("shout.toml")));
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! Nothing here is a second way of running a task: the component is loaded with its
 //! `FILE.toml` settings by the node's loader (`reload::build`, `config::sidecar_spec`), and
 //! the task is performed by the node's [`ComponentActor`] in the same sandbox, with the
-//! same limits. Only the queue differs: a scratch in-memory SQLite queue holds the one task,
+//! same limits, its compiled code kept in a cache of the user's as a node keeps it (see
+//! [`author_cache_dir`]). Only the queue differs: a scratch in-memory SQLite queue holds the one task,
 //! so the host functions behave as on a node (`extend-deadline`, and `enqueue` checking its
 //! batch by the store's own rules), and what the guest enqueued is printed and then
 //! dropped with it. The guest's log lines and output are captured from the runtime's log
@@ -41,6 +42,8 @@ unreachable|trap|out_of_fuel|invalid_utf8|other), then `code` and `status`.
 The task runs in the sandbox a node gives it, with FILE.toml's settings if that file exists
 (timeout, memory, fuel, on_failure, env, dirs, allowed_hosts, actions): the same limits
 stop it. Tasks it enqueues are checked as a node's store checks them, printed, and dropped.
+Compiled code is kept in $XDG_CACHE_HOME/parade/components (else ~/.cache/parade/
+components), as a node keeps it, so a later call of the same build starts at once.
 
 Exit status: 0 completed, 1 aborted, 3 pending (it asked to be tried again), 4 its instance
 failed (the `failed` line says how), 2 it could not run (unusable component, unknown
@@ -118,9 +121,23 @@ impl Grant {
     }
 }
 
+/// Where `plugin build` and `plugin call` keep compiled components, as a node keeps them in
+/// its `plugins.cache_dir`: `$XDG_CACHE_HOME/parade/components`, else
+/// `~/.cache/parade/components` (none without either variable). A Python or JavaScript
+/// component takes seconds to compile; this way `call` after `build`, and every later
+/// `call` of the same build, loads it in milliseconds.
+fn author_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("parade").join("components"))
+}
+
 /// Loads `component` as a node loads a component of its plugins folder: with the settings
-/// of its `NAME.toml`, if any, plus `extra` grants; in a runtime that meters fuel if those
-/// settings set a fuel limit.
+/// of its `NAME.toml`, if any, plus `extra` grants (none of which may overlap the
+/// component's folder or the compile cache, as in a node); in a runtime that meters fuel if
+/// those settings set a fuel limit.
 pub(super) async fn load_like_a_node(
     component: &Path,
     extra: &[String],
@@ -137,8 +154,15 @@ pub(super) async fn load_like_a_node(
             }
         }
     }
+    let cache_dir = author_cache_dir();
+    let folder = component.parent().unwrap_or(Path::new(""));
+    let mut places = crate::config::NodeConfig::defaults(folder);
+    if let Some(cache) = &cache_dir {
+        places.cache_dir = cache.clone();
+    }
+    places.check_grants(std::slice::from_ref(&spec))?;
     let runtime = Runtime::with_options(RuntimeOptions {
-        cache_dir: None,
+        cache_dir,
         fuel: spec.limits.fuel.is_some(),
     })?;
     let mut loaded = crate::reload::build(&runtime, std::slice::from_ref(&spec), &[]).await?;
@@ -146,6 +170,7 @@ pub(super) async fn load_like_a_node(
         .pop()
         .context("the loader returned no plugin")?
         .plugin;
+    runtime.prune_cache(&[plugin.hash.as_str()]);
     Ok((runtime, plugin))
 }
 

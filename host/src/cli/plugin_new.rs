@@ -91,8 +91,12 @@ const RUST: [TemplateFile; 3] = [
     ("README.md", include_str!("../../templates/rust/README.md")),
 ];
 
-const PYTHON: [TemplateFile; 3] = [
+const PYTHON: [TemplateFile; 4] = [
     ("app.py", include_str!("../../templates/python/app.py")),
+    (
+        "pyproject.toml",
+        include_str!("../../templates/python/pyproject.toml"),
+    ),
     (
         "requirements.txt",
         include_str!("../../templates/python/requirements.txt"),

@@ -406,6 +406,13 @@ impl NodeConfig {
         Ok(specs)
     }
 
+    /// Refuses a `dirs` grant of `specs` that overlaps one of this configuration's own places
+    /// (see `grants.rs`); for plugins loaded outside [`NodeConfig::plugin_specs`], as
+    /// `parade plugin call` loads one.
+    pub fn check_grants(&self, specs: &[PluginSpec]) -> Result<(), ConfigError> {
+        grants::check(self, specs)
+    }
+
     /// The sections that differ from `other` and that only take effect on a restart (the
     /// ones `RESTART_ONLY_SECTIONS` lists), named as warnings name them.
     pub fn restart_only_changes(&self, other: &NodeConfig) -> Vec<&'static str> {
