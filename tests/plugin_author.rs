@@ -65,6 +65,14 @@ impl Run {
     }
 }
 
+/// The compile cache `plugin build` and `plugin call` share in these tests (theirs is the
+/// user's, `$XDG_CACHE_HOME/parade/components`): one per test process.
+fn cache_home() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("creating a temporary directory"))
+        .path()
+}
+
 /// `parade ARGS` in `dir` with the build tools scripts/build-guests.sh installs on the PATH
 /// (at most 10 minutes: a cold Python or JavaScript build takes one or two).
 async fn parade_in(dir: &Path, args: &[&str]) -> anyhow::Result<Run> {
@@ -78,6 +86,7 @@ async fn parade_in(dir: &Path, args: &[&str]) -> anyhow::Result<Run> {
         .args(args)
         .env("PATH", path)
         .env("CARGO_TARGET_DIR", repo().join("plugins/target"))
+        .env("XDG_CACHE_HOME", cache_home())
         .env_remove("PARADE_DATABASE_URL")
         .env_remove("PARADE_CONFIG")
         .env_remove("PARADE_LOG")
@@ -378,6 +387,33 @@ async fn plugin_call_prints_what_the_guest_enqueued_and_stores_nothing() -> anyh
         0,
         "plugin call wrote nothing (no database) in its folder"
     );
+    let cached = std::fs::read_dir(cache_home().join("parade/components"))?
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().ends_with(".cwasm"));
+    assert!(cached, "the compiled component is kept for the next call");
+    Ok(())
+}
+
+#[tokio::test]
+async fn plugin_call_refuses_a_grant_of_the_compile_cache_as_a_node_does() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = misbehave_in(dir.path(), "")?;
+    let cache = cache_home().join("parade/components");
+    std::fs::create_dir_all(&cache)?;
+    parade_in(
+        dir.path(),
+        &[
+            "plugin",
+            "call",
+            &file.to_string_lossy(),
+            "read-file",
+            "--grant",
+            &format!("dir:{}=/cache", cache_home().display()),
+        ],
+    )
+    .await?
+    .exits(2)
+    .says("compiled-component cache");
     Ok(())
 }
 

@@ -86,11 +86,10 @@ async fn cpu_ticks_in_a_window(node: &Node) -> anyhow::Result<u64> {
     Ok(cpu_ticks(node)? - before)
 }
 
-/// The node's log line that says it stopped task `id`, if it has logged it.
-fn stop_line(log: &str, id: &str) -> Option<String> {
+/// Whether the node's log has a line of task `id` saying it was stopped.
+fn logged_stopping(log: &str, id: &str) -> bool {
     log.lines()
-        .find(|l| l.contains(&format!("id={id}")) && l.contains("stopped"))
-        .map(str::to_owned)
+        .any(|l| l.contains(&format!("id={id}")) && l.contains("stopped"))
 }
 
 /// Starts a task of `action` that never ends by itself, cancels it from the CLI, and checks
@@ -163,7 +162,7 @@ async fn cancel_from_the_cli_stops_the_component(
         } else {
             tokio::time::sleep(POLL).await;
         }
-        if logged.is_none() && stop_line(&node.log(), &endless).is_some() {
+        if logged.is_none() && logged_stopping(&node.log(), &endless) {
             logged = Some(asked.elapsed());
         }
         if next_done.is_none()

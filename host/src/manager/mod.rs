@@ -11,7 +11,10 @@
 //!   from the queue cuts a pause short) and queues them, never owning more than the queue of
 //!   waiting tasks can hold, nor more than the workers will start well within the tasks'
 //!   ownership (`pace.rs`). It passes each action's backoff ([`Actor::backoff`]) to `own`,
-//!   so an ownership that lapses waits that long past its deadline (`retry.rs`);
+//!   so an ownership that lapses waits that long past its deadline (`retry.rs`). Actions in
+//!   a group with concurrency limits ([`Actor::concurrency`]) are owned by a request of
+//!   their own, within the group's room on this node and its limit in the store
+//!   (`limits.rs`);
 //! - `workers` tasks run handlers, each in its own tokio task so a panic is caught, and extend
 //!   the running task's deadline every `heartbeat` so long handlers keep their tasks; a task
 //!   that waited in the queue past its ownership is handed back unstarted, and one that waited
