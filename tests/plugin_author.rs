@@ -222,6 +222,8 @@ async fn new_build_call_and_run_in_a_node(language: &str) -> anyhow::Result<()> 
     )
     .await?;
     ensure!(code == 0, "task add failed: {stderr}");
+    // The node compiles the new component first: an interpreter takes seconds, and minutes
+    // on a loaded machine.
     let (code, waited, stderr) = support::process::run(
         &node_dir,
         &[
@@ -231,7 +233,7 @@ async fn new_build_call_and_run_in_a_node(language: &str) -> anyhow::Result<()> 
             &url,
             id.trim(),
             "--timeout",
-            "120s",
+            "300s",
         ],
     )
     .await?;
