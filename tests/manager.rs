@@ -132,6 +132,7 @@ support::on_both_backends!(
     an_expired_ownership_waits_its_backoff_past_the_deadline,
     an_idle_manager_starts_a_delayed_task_on_time,
     a_running_task_cancelled_in_the_store_is_stopped_and_frees_its_worker,
+    a_task_cancelled_while_it_waits_for_a_worker_is_not_started,
 );
 
 async fn eight_workers_perform_ten_thousand_tasks_exactly_once(
@@ -889,9 +890,76 @@ async fn a_running_task_cancelled_in_the_store_is_stopped_and_frees_its_worker(
     )
     .await?;
     assert_eq!(manager.stats().cancelled, 1);
+    // The cancelled task is settled: nothing is left in the node, so it reaches idle (as
+    // `--until-idle` needs to exit).
+    tokio::time::timeout(Duration::from_secs(10), manager.wait_idle())
+        .await
+        .map_err(|_| anyhow::anyhow!("the node never became idle after the cancel"))?;
     let endless = row(&queue, "endless").await?;
     assert_eq!(endless.status_code, TaskStatusCode::Aborted);
     assert_eq!(endless.status.as_deref(), Some("cancelled: runaway"));
+    manager.close().await;
+    Ok(())
+}
+
+/// A task this node owns but has not started yet (it waits for the one busy worker) is
+/// cancelled: the worker does not start it when it comes free.
+async fn a_task_cancelled_while_it_waits_for_a_worker_is_not_started(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let queue = backend.open().await?;
+    let actor = Arc::new(TestActor::default());
+    let manager = ActionManager::start(
+        actor.clone(),
+        queue.clone(),
+        ManagerProperties {
+            workers: 1,
+            ..fast_props()
+        },
+    );
+    // Quick tasks first, so the node knows tasks are short and owns more than it can start.
+    let quick: Vec<TaskData> = (0..5)
+        .map(|i| task(&format!("quick-{i}"), "work", &format!("quick-{i}")))
+        .collect();
+    queue.insert_tasks(&quick).await?;
+    eventually(Duration::from_secs(10), "the quick tasks complete", || async {
+        Ok(actor.performed().len() == 5)
+    })
+    .await?;
+    queue
+        .insert_tasks(&[
+            task("endless", "slow", "3600000"),
+            task("waiting", "slow", "300/waiting"),
+        ])
+        .await?;
+    eventually(
+        Duration::from_secs(10),
+        "both are owned, one running",
+        || async {
+            Ok(row(&queue, "endless").await?.status_code == TaskStatusCode::InProgress
+                && row(&queue, "waiting").await?.status_code == TaskStatusCode::InProgress)
+        },
+    )
+    .await?;
+    queue
+        .cancel_tasks(&[TaskId::from("waiting")], "not wanted", false)
+        .await?;
+    // Let the node hear of it before its worker comes free.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    queue
+        .cancel_tasks(&[TaskId::from("endless")], "runaway", false)
+        .await?;
+    tokio::time::timeout(Duration::from_secs(10), manager.wait_idle())
+        .await
+        .map_err(|_| anyhow::anyhow!("the node never became idle after the cancels"))?;
+    assert_eq!(
+        actor.performed().get("300/waiting"),
+        None,
+        "the cancelled task was started"
+    );
+    let waiting = row(&queue, "waiting").await?;
+    assert_eq!(waiting.status_code, TaskStatusCode::Aborted);
+    assert_eq!(waiting.status.as_deref(), Some("cancelled: not wanted"));
     manager.close().await;
     Ok(())
 }

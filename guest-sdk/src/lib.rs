@@ -311,9 +311,9 @@ impl NewTask {
 
 /// Logging to the node's log, tagged with the plugin, action and task id.
 pub mod log {
-    use super::imports as host;
     /// The severity of a log line.
     pub use super::host::Level;
+    use super::imports as host;
 
     pub fn trace(message: &str) {
         host::log(Level::Trace, message);

@@ -239,6 +239,10 @@ struct Shared {
     /// `cancel_epoch` wakes every worker to look.
     cancelled: StdMutex<HashSet<TaskId>>,
     cancel_epoch: watch::Sender<u64>,
+    /// Tasks announced as cancelled while none of this node's workers ran them, with when
+    /// they were heard: one this node owns may still wait in the workers' queue, and its
+    /// worker asks the store before starting it (see [`Shared::take_cancelled_unstarted`]).
+    cancelled_unstarted: StdMutex<HashMap<TaskId, Instant>>,
     /// Signalled when results that try their tasks again were stored: the fetch loop owns
     /// again (at once, or by the wake timer once the retry is due). The store's hints do not
     /// cover them on every backend.
@@ -322,6 +326,7 @@ impl ActionManager {
             retry_returned: tokio::sync::Notify::new(),
             cancelled: StdMutex::default(),
             cancel_epoch: watch::channel(0).0,
+            cancelled_unstarted: StdMutex::default(),
             props,
         });
         let (stop, stopped) = watch::channel(false);
@@ -477,6 +482,7 @@ async fn watch_cancellations(shared: Arc<Shared>, mut stopped: watch::Receiver<b
         };
         let Some(id) = id else { return };
         if !shared.in_flight().contains_key(&id) {
+            shared.heard_cancelled_unstarted(id);
             continue;
         }
         shared
@@ -489,6 +495,37 @@ async fn watch_cancellations(shared: Arc<Shared>, mut stopped: watch::Receiver<b
 }
 
 impl Shared {
+    /// Remembers a cancel of a task no worker here runs: it may be one this node owns that
+    /// still waits to start. A task waits no longer than its ownership lasts (it is handed
+    /// back unstarted then), so older entries are dropped; the rest are mostly other nodes'
+    /// tasks, and the map is kept small by dropping them too once it is large.
+    fn heard_cancelled_unstarted(&self, id: TaskId) {
+        const KEPT: usize = 4096;
+        let mut heard = self
+            .cancelled_unstarted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if heard.len() >= KEPT {
+            let max_wait = self.props.max_duration;
+            heard.retain(|_, at| at.elapsed() < max_wait);
+            if heard.len() >= KEPT {
+                heard.clear();
+            }
+        }
+        heard.insert(id, Instant::now());
+    }
+
+    /// True (once) if task `id` was announced as cancelled while it waited to start. The
+    /// announcement may be of an earlier try (cancelled, retried and owned again), so the
+    /// worker confirms with the store before dropping the task.
+    fn take_cancelled_unstarted(&self, id: &TaskId) -> bool {
+        let mut heard = self
+            .cancelled_unstarted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        !heard.is_empty() && heard.remove(id).is_some()
+    }
+
     /// True (once) if running task `id` was cancelled in the store.
     fn take_cancelled(&self, id: &TaskId) -> bool {
         self.cancelled

@@ -202,7 +202,8 @@ fn stats_of<'a>(
 }
 
 impl ManagerStats {
-    /// Owned tasks whose result is stored, dropped or handed back: none is left in this node.
+    /// Owned tasks whose result is stored, dropped or handed back, or that were stopped by a
+    /// cancel: none is left in this node.
     pub fn settled(&self) -> u64 {
         self.completed
             + self.aborted
@@ -210,5 +211,6 @@ impl ManagerStats {
             + self.lost
             + self.released
             + self.return_failures
+            + self.cancelled
     }
 }

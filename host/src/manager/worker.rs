@@ -93,7 +93,8 @@ async fn still_owned(shared: &Shared, task: &OwnedTask, owned_at: Instant) -> Op
         release(shared, task).await;
         return None;
     }
-    if waited < props.heartbeat {
+    // A cancel heard while it waited is confirmed by the extension below (which fails).
+    if waited < props.heartbeat && !shared.take_cancelled_unstarted(&task.id) {
         return Some(owned_at);
     }
     let asked = Instant::now();
