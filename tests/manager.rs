@@ -922,9 +922,11 @@ async fn a_task_cancelled_while_it_waits_for_a_worker_is_not_started(
         .map(|i| task(&format!("quick-{i}"), "work", &format!("quick-{i}")))
         .collect();
     queue.insert_tasks(&quick).await?;
-    eventually(Duration::from_secs(10), "the quick tasks complete", || async {
-        Ok(actor.performed().len() == 5)
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the quick tasks complete",
+        || async { Ok(actor.performed().len() == 5) },
+    )
     .await?;
     queue
         .insert_tasks(&[
@@ -936,8 +938,10 @@ async fn a_task_cancelled_while_it_waits_for_a_worker_is_not_started(
         Duration::from_secs(10),
         "both are owned, one running",
         || async {
-            Ok(row(&queue, "endless").await?.status_code == TaskStatusCode::InProgress
-                && row(&queue, "waiting").await?.status_code == TaskStatusCode::InProgress)
+            Ok(
+                row(&queue, "endless").await?.status_code == TaskStatusCode::InProgress
+                    && row(&queue, "waiting").await?.status_code == TaskStatusCode::InProgress,
+            )
         },
     )
     .await?;
