@@ -130,13 +130,23 @@ pub(super) async fn open_pool(url: &str, max_connections: Option<u32>) -> Result
 /// PASSIVE: it takes no lock that writers or readers wait for, and copies what no reader
 /// still needs; a later one copies the rest. Checkpointing a WAL copied already does nothing.
 async fn checkpoint_behind(mut conn: SqliteConnection, mut released: Receiver<()>) {
+    // A full disk fails every checkpoint until space comes back: say so once, and when over.
+    let mut failing = false;
     while released.recv().await.is_some() {
         tokio::time::sleep(CHECKPOINT_DELAY).await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&mut conn)
             .await
         {
-            tracing::warn!("background checkpoint of the SQLite WAL failed: {e}");
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!("background checkpoints of the SQLite WAL are failing: {e}");
+            }
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("background checkpoints of the SQLite WAL succeed again");
+            }
+            _ => {}
         }
     }
     let _ = conn.close().await;
