@@ -173,14 +173,16 @@ fn settle(shared: &Shared, batch: &mut Batch, outcomes: Vec<crate::queue::Result
     {
         match outcome {
             Ok(()) => {
-                counters.count_result(&meta.action, result.code);
                 if result.code == TaskStatusCode::Pending {
                     retrying = true;
                     if let Some(delay) = result.retry_after {
-                        // Stored by now: the store's time is due no later than this.
+                        // Stored by now: the store's time is due no later than this. Noted
+                        // before the task counts as settled, so the fetch loop never sees
+                        // everything settled and no retry waiting, and calls the node idle.
                         shared.retry_due_at(Instant::now() + delay);
                     }
                 }
+                counters.count_result(&meta.action, result.code);
             }
             Err(e @ Error::InvalidToken { .. }) => {
                 tracing::warn!(task = %result.id, error = %e, "result dropped: ownership was lost");
