@@ -927,6 +927,8 @@ async fn admin_in_process(
         hosts: Vec::new(),
         limits: admin::AdminLimits::default(),
         summary: admin::SummaryCache::default(),
+        schedules: None,
+        dashboard: admin::Dashboard::default(),
     });
     let (listener, bound) = admin::bind("127.0.0.1:0".parse()?).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -29,6 +29,27 @@ pub const PRUNE_BATCH: u32 = 1000;
 /// within a fraction of a second, and one of days costs one query a minute.
 const INTERVAL_BOUNDS: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(60));
 
+/// How long a completed task is kept when `[retention] completed` is zero: only tasks with a
+/// notify channel are left by then (the others are deleted as they complete, see
+/// [`OnCompletion`](crate::queue::OnCompletion)), and their waiters read their outcome once
+/// told, or at their next re-check (every 10 s on PostgreSQL, if a notification was missed).
+pub const KEEP_WAITED_FOR: Duration = Duration::from_secs(60);
+
+/// What the pruner deletes by, for `retention`: the same, but a completed retention of zero
+/// keeps what is left of completed tasks (those with a notify channel) [`KEEP_WAITED_FOR`].
+pub fn pruning_retention(retention: &Retention) -> Retention {
+    Retention {
+        completed: retention.completed.map(|keep| {
+            if keep.is_zero() {
+                KEEP_WAITED_FOR
+            } else {
+                keep
+            }
+        }),
+        aborted: retention.aborted,
+    }
+}
+
 /// The longest wait before retrying after the store failed.
 const MAX_ERROR_WAIT: Duration = Duration::from_secs(60);
 
@@ -56,6 +77,12 @@ pub struct PruneStats {
 pub struct RetentionControl(Arc<watch::Sender<Retention>>);
 
 impl RetentionControl {
+    /// The retention of now and every later one: the manager follows it to delete completed
+    /// tasks at completion while their retention is zero.
+    pub fn subscribe(&self) -> watch::Receiver<Retention> {
+        self.0.subscribe()
+    }
+
     /// From now on, prune by `retention` (at once); says whether it changed.
     pub fn replace(&self, retention: Retention) -> bool {
         self.0.send_if_modified(|current| {
@@ -103,13 +130,14 @@ async fn prune_until_stopped(
     let mut error_wait: Option<Duration> = None;
     loop {
         let current = *retention.borrow_and_update();
+        let pruned_by = pruning_retention(&current);
         let wait = match prune_interval(&current) {
             // Keeps everything: nothing to do until the retention changes.
             None => None,
             Some(interval) => match tokio::select! {
                 // A batch is one short transaction, but a store that does not answer could
                 // hold up the node's shutdown; dropped, the transaction rolls back.
-                batch = queue.prune_finished(&current, PRUNE_BATCH) => batch,
+                batch = queue.prune_finished(&pruned_by, PRUNE_BATCH) => batch,
                 _ = stop.wait_for(|stop| *stop) => return,
             } {
                 Ok(deleted) => {
@@ -218,6 +246,28 @@ mod tests {
         assert!(store.get_task(&"a".into()).await.unwrap().is_none());
         stop.send_replace(true);
         pruner.await.unwrap();
+    }
+
+    #[test]
+    fn a_completed_retention_of_zero_prunes_waited_for_tasks_after_a_minute() {
+        let zero = Retention {
+            completed: Some(Duration::ZERO),
+            aborted: Some(Duration::from_secs(3600)),
+        };
+        assert_eq!(
+            pruning_retention(&zero),
+            Retention {
+                completed: Some(KEEP_WAITED_FOR),
+                aborted: Some(Duration::from_secs(3600)),
+            }
+        );
+        let day = Retention {
+            completed: Some(Duration::from_secs(86_400)),
+            aborted: None,
+        };
+        assert_eq!(pruning_retention(&day), day);
+        // Passes every 200 ms: a task completed with a channel is deleted soon after its minute.
+        assert_eq!(prune_interval(&zero), Some(Duration::from_millis(200)));
     }
 
     #[test]

@@ -123,6 +123,34 @@ pub async fn an_own_takes_no_more_than_the_room_left(store: Store) -> anyhow::Re
     Ok(())
 }
 
+/// What a limit counts is the tasks owned within it: a task once owned within its group's
+/// limit counts toward it whenever it is in progress again, whoever owns it; a task only
+/// ever owned without a limit does not (a node that lacks the limit owns outside it).
+pub async fn a_limit_counts_the_tasks_owned_within_it(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let tasks: Vec<_> = (0..6).map(|i| task(&format!("t{i}"), "work")).collect();
+    q.insert_tasks(&tasks).await?;
+    let outside = own(&q, "unlimited", 2, &["work"], MINUTE).await?;
+    assert_eq!(outside.len(), 2);
+    let within = own_within(&q, "a", 10, &["work"], 2, MINUTE).await?;
+    assert_eq!(
+        within.len(),
+        2,
+        "tasks owned without the limit do not take its room"
+    );
+    // Back to pending with a try left, then owned again without the limit: it still counts.
+    q.release_tasks(&[within[0].lease()]).await?;
+    let again = own(&q, "unlimited", 1, &["work"], MINUTE).await?;
+    assert_eq!(owned_ids(&again), [within[0].id.0.clone()]);
+    assert!(
+        own_within(&q, "b", 10, &["work"], 2, MINUTE)
+            .await?
+            .is_empty(),
+        "a task once owned within the limit counts toward it"
+    );
+    Ok(())
+}
+
 /// An ownership that lapsed stops counting once its deadline passes; owning it again counts
 /// it again. An ownership without a deadline counts until it ends.
 pub async fn expired_ownerships_stop_counting_toward_the_limit(store: Store) -> anyhow::Result<()> {

@@ -12,8 +12,10 @@
 mod support;
 
 mod batch;
+mod browse;
 mod cancel;
 mod common;
+mod completion;
 mod delete;
 mod dependencies;
 mod hostile;
@@ -28,7 +30,9 @@ mod waiters;
 
 // The scenarios, by name, for the macro below.
 use batch::*;
+use browse::*;
 use cancel::*;
+use completion::*;
 use delete::*;
 use dependencies::*;
 use hostile::*;
@@ -63,6 +67,7 @@ conformance!(
     nul_characters_are_refused_on_insert,
     // operators
     summary_counts_by_action_and_status_and_names_owners,
+    summary_names_runnable_tasks_and_those_past_their_deadline,
     list_newest_first_and_predecessors,
     retry_makes_an_aborted_task_runnable_again,
     // own
@@ -137,9 +142,21 @@ conformance!(
     a_successor_keeps_the_signals_of_pruned_predecessors,
     a_pruned_task_is_gone_for_later_inserts,
     concurrent_pruners_delete_each_expired_task_once,
+    // completion
+    a_completion_that_deletes_still_signals_its_successors,
+    a_completion_that_deletes_keeps_aborts_retries_and_waited_for_tasks,
+    a_completion_that_does_not_hold_the_task_deletes_nothing,
+    // browse
+    pages_through_ten_thousand_tasks_without_gap_or_repeat,
+    each_state_filter_lists_exactly_its_tasks,
+    pages_filter_by_action_id_prefix_and_enqueue_time,
+    tasks_enqueued_together_page_by_position_without_gap_or_repeat,
+    task_graph_holds_every_ancestor_and_descendant,
+    task_graph_stops_at_its_bound_and_marks_what_it_left_out,
     // limits
     the_global_limit_holds_under_concurrent_owners,
     an_own_takes_no_more_than_the_room_left,
+    a_limit_counts_the_tasks_owned_within_it,
     expired_ownerships_stop_counting_toward_the_limit,
     an_at_limit_group_owns_nothing_while_others_are_unaffected,
     ],

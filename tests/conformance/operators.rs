@@ -1,8 +1,11 @@
 //! What the operators' view reads and does: counts by action and status, owners, recent
 //! tasks, a task's predecessors, and retrying an aborted task.
 
+use std::time::Duration;
+
 use parade_host::queue::{
-    Error, OwnerCount, Parade, TaskCount, TaskData, TaskFilter, TaskId, TaskStatusCode,
+    ActionAttention, Error, OwnerCount, Parade, TaskCount, TaskData, TaskFilter, TaskId,
+    TaskStatusCode,
 };
 
 use crate::common::*;
@@ -42,6 +45,52 @@ pub async fn summary_counts_by_action_and_status_and_names_owners(
             actor_id: "node-1".into(),
             in_progress: 1
         }]
+    );
+    Ok(())
+}
+
+pub async fn summary_names_runnable_tasks_and_those_past_their_deadline(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let now = chrono::Utc::now();
+    q.insert_tasks(&[
+        task("ready-1", "resize"),
+        task("ready-2", "resize"),
+        TaskData {
+            run_after: Some(now - chrono::Duration::seconds(5)),
+            ..task("due-now", "resize")
+        },
+        TaskData {
+            run_after: Some(now + chrono::Duration::hours(1)),
+            ..task("later", "resize")
+        },
+        TaskData {
+            total_dependencies: Some(1),
+            ..task("waiting", "resize")
+        },
+        task("held", "mail"),
+    ])
+    .await?;
+    own_one(&q, "node-1", &["mail"], None).await?;
+    q.insert_tasks(&[task("lapsed", "mail")]).await?;
+    own_one(&q, "node-2", &["mail"], Some(Duration::from_millis(10))).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let summary = q.summary().await?;
+    assert_eq!(
+        summary.attention,
+        [
+            ActionAttention {
+                action: "mail".into(),
+                runnable: 0,
+                past_deadline: 1,
+            },
+            ActionAttention {
+                action: "resize".into(),
+                runnable: 3,
+                past_deadline: 0,
+            },
+        ]
     );
     Ok(())
 }

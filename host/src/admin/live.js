@@ -1,5 +1,6 @@
 // The overview's live counts: refreshes the counts and owners tables, and the plugins'
-// concurrency in use, from /api/overview every two seconds.
+// concurrency in use, from /api/overview every two seconds, and the panels (warnings,
+// charts, schedules, limits, actions: rendered by the server) from /overview/panels.
 const STATUSES = ["pending", "in-progress", "completed", "aborted"];
 function cell(text, numeric) {
   const td = document.createElement("td");
@@ -46,10 +47,14 @@ async function refresh() {
         .find(td => td.dataset.plugin === p.name);
       if (td) td.textContent = concurrencyText(p.concurrency);
     }
+    const panels = await fetch("/overview/panels");
+    if (panels.ok) document.getElementById("panels").innerHTML = await panels.text();
     document.body.dataset.refreshed = String(Date.now());
   } catch (e) {
     console.error("refresh failed", e);
   }
 }
+// operator.js refreshes at once after a button's answer.
+window.paradeRefresh = refresh;
 refresh();
 setInterval(refresh, 2000);

@@ -254,6 +254,12 @@ pub(super) fn render(state: &AdminState, summary: Option<&QueueSummary>) -> Stri
     out.text
 }
 
+/// This node's stats by action label, as the metrics count them: the actions its plugins
+/// serve, the rest summed under [`OTHER_ACTIONS`]. The history samples these.
+pub(super) fn node_stats_by_label(state: &AdminState) -> BTreeMap<String, ActionStats> {
+    ActionLabels::of(state).node_stats(state.manager.stats_by_action())
+}
+
 /// Which actions have a label of their own.
 struct ActionLabels {
     own: BTreeSet<String>,

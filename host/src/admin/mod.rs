@@ -6,9 +6,13 @@
 //! - `GET /metrics` — Prometheus text format (see [`metrics`]);
 //! - `GET /` and `GET /task?id=ID` — the dashboard, and one task's page;
 //! - `GET /api/overview`, `GET /api/task?id=ID` — the same data as JSON;
+//! - `GET /api/history` — the node's last hour, as the overview's charts draw it
+//!   ([`history`]); `GET /overview/panels` — the overview's charts, warnings, schedules,
+//!   limits and actions as an HTML fragment, which the overview re-reads to stay current;
 //! - `POST /api/task/retry?id=ID`, `POST /api/task/delete?id=ID`,
 //!   `POST /api/task/cancel?id=ID[&id=ID...][&reason=TEXT][&cascade=true]`,
-//!   `POST /api/action/pause?action=A`, `POST /api/action/resume?action=A` — operator
+//!   `POST /api/action/pause?action=A`, `POST /api/action/resume?action=A`,
+//!   `POST /api/schedule/run?name=NAME` — operator
 //!   actions, refused unless the request carries `Authorization: Bearer TOKEN` with the
 //!   configured `[admin] token` (and refused outright when none is configured). A task's
 //!   page offers a Cancel button for a task that has not ended once the operator has entered
@@ -20,16 +24,22 @@
 //! whose `Host` names it ([`hosts`]: its address, `localhost`, `[admin] hosts`), never shows
 //! a task's performance token, and bounds what slow or numerous clients can hold
 //! ([`AdminLimits`]: a connection cap, header and request timeouts). Counts come from one
-//! queue summary per second however many clients poll ([`summary`]).
+//! queue summary per second however many clients poll ([`summary`]), and so does every
+//! other store read of the overview (recent failures, the schedules' last slots).
 
+mod charts;
+mod history;
 mod hosts;
 mod listener;
 mod metrics;
 mod pages;
 mod summary;
+mod warnings;
 
+pub use history::{NodeHistory, HISTORY_INTERVAL, HISTORY_SAMPLES};
 pub use listener::AdminLimits;
 pub use summary::{SummaryCache, SUMMARY_TTL};
+pub use warnings::UNSERVED_GRACE;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,6 +64,7 @@ use crate::queue::{Error, Parade, QueueSummary, TaskData, TaskFilter, TaskId, Ta
 use crate::reload::ReloadStats;
 use crate::retention::PruneStats;
 use crate::runtime::{ComponentActor, FailurePolicy, Runtime};
+use crate::schedule::{run_now_task, slot_task_id, slot_text, Schedules};
 
 /// How many recent failures the dashboard lists.
 const RECENT_FAILURES: u32 = 20;
@@ -82,6 +93,28 @@ pub struct AdminState {
     pub limits: AdminLimits,
     /// The queue summary every scrape and dashboard poll shares.
     pub summary: SummaryCache,
+    /// The node's scheduler, if it runs one: the overview lists its schedules, and an
+    /// operator can run one now.
+    pub schedules: Option<Schedules>,
+    /// What the overview keeps between polls.
+    pub dashboard: Dashboard,
+}
+
+/// What the overview keeps between polls: the node's history for the charts, since when
+/// actions look unserved, and its other store reads, shared as the summary is.
+#[derive(Debug, Default)]
+pub struct Dashboard {
+    history: NodeHistory,
+    unserved: warnings::UnservedSince,
+    reads: summary::Cached<StoreReads>,
+}
+
+/// The overview's store reads besides the summary.
+#[derive(Debug)]
+struct StoreReads {
+    recent_failures: Vec<TaskData>,
+    /// Each schedule's latest slot at or before the read, and its task if the store has it.
+    last_slots: Vec<(String, chrono::DateTime<chrono::Utc>, Option<TaskData>)>,
 }
 
 /// Serves the admin endpoints on `listener` until `stop` turns true.
@@ -92,6 +125,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let allowed = hosts::AllowedHosts::new(listener.local_addr()?, &state.hosts);
     let limits = state.limits;
+    tokio::spawn(history::sample_every_interval(state.clone(), stop.clone()));
     let router = Router::new()
         .route("/", get(overview_page))
         .route("/task", get(task_page))
@@ -99,6 +133,9 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/overview", get(overview_json))
+        .route("/api/history", get(history_json))
+        .route("/overview/panels", get(overview_panels))
+        .route("/api/schedule/run", post(run_schedule))
         .route("/api/task", get(task_json))
         .route("/api/task/retry", post(retry_task))
         .route("/api/task/delete", post(delete_task))
@@ -224,6 +261,56 @@ struct Overview {
     summary: QueueSummary,
     plugins: Vec<PluginView>,
     recent_failures: Vec<ShownTask>,
+    /// What a person would otherwise miss ([`warnings`]).
+    warnings: Vec<warnings::Warning>,
+    schedules: Vec<ScheduleView>,
+    /// Each concurrency limit of the node's plugins, with its use.
+    limits: Vec<LimitView>,
+    /// The actions this node's plugins serve, and whether each is paused here.
+    actions: Vec<ActionView>,
+    /// Whether operator actions are on (`[admin] token` is set).
+    operator: bool,
+}
+
+/// A schedule with its next slot and its latest.
+#[derive(Debug, Serialize)]
+struct ScheduleView {
+    name: String,
+    timing: String,
+    action: String,
+    /// The next slot (`None`: it never falls due again).
+    next: Option<String>,
+    /// The latest slot at or before now, and what the store holds for it.
+    last: Option<LastSlot>,
+}
+
+/// A schedule's latest slot: its task, if the store has it (a slot is missed when no node
+/// ran the schedule then, or when retention has pruned its task).
+#[derive(Debug, Serialize)]
+struct LastSlot {
+    slot: String,
+    task_id: String,
+    /// The task's status code, `None` if the store does not hold it.
+    status_code: Option<TaskStatusCode>,
+}
+
+/// One concurrency limit and its use.
+#[derive(Debug, Serialize)]
+struct LimitView {
+    plugin: String,
+    /// `store` (`concurrency`) or `node` (`node_concurrency`).
+    scope: &'static str,
+    limit: u32,
+    /// Tasks of the plugin's actions in progress in the store, or held by this node.
+    in_use: u64,
+}
+
+/// An action this node serves.
+#[derive(Debug, Serialize)]
+struct ActionView {
+    action: String,
+    plugin: String,
+    paused: bool,
 }
 
 /// A task row as the admin listener shows it: without its performance token, the secret
@@ -289,15 +376,17 @@ async fn overview(state: &AdminState) -> Result<Overview, Problem> {
         .get(state.queue.as_ref())
         .await
         .map_err(|e| Problem::from(&*e))?;
-    let recent_failures = state
-        .queue
-        .list_tasks(&TaskFilter {
-            status_code: Some(TaskStatusCode::Aborted),
-            newest_first: true,
-            limit: Some(RECENT_FAILURES),
-            ..TaskFilter::default()
-        })
-        .await?;
+    let schedules = state
+        .schedules
+        .as_ref()
+        .map(Schedules::current)
+        .unwrap_or_default();
+    let reads = state
+        .dashboard
+        .reads
+        .get(|| store_reads(state.queue.as_ref(), &schedules))
+        .await
+        .map_err(|e| Problem::from(&*e))?;
     let held = state.manager.stats_by_action();
     let plugins = state
         .actor
@@ -334,17 +423,119 @@ async fn overview(state: &AdminState) -> Result<Overview, Problem> {
                     .sum(),
             },
         })
+        .collect::<Vec<PluginView>>();
+    let paused = state.actor.paused();
+    let now = chrono::Utc::now();
+    let warnings = warnings::warnings(&warnings::Inputs {
+        summary: &summary,
+        plugins: &plugins,
+        paused: &paused,
+        rejection: state.reloads.last_rejection(),
+        unserved: &state.dashboard.unserved,
+        now,
+    });
+    let limits = plugins
+        .iter()
+        .flat_map(|p| {
+            let c = &p.concurrency;
+            [
+                c.limit.map(|limit| ("store", limit, c.in_progress)),
+                c.node_limit.map(|limit| ("node", limit, c.node_held)),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|(scope, limit, in_use)| LimitView {
+                plugin: p.name.clone(),
+                scope,
+                limit,
+                in_use,
+            })
+        })
+        .collect();
+    let actions = plugins
+        .iter()
+        .flat_map(|p| {
+            p.actions.iter().map(|a| ActionView {
+                action: a.clone(),
+                plugin: p.name.clone(),
+                paused: paused.contains(a),
+            })
+        })
+        .collect();
+    let schedules = schedules
+        .iter()
+        .map(|spec| {
+            let last = reads
+                .last_slots
+                .iter()
+                .find(|(name, ..)| *name == spec.name)
+                .map(|(_, slot, task)| LastSlot {
+                    slot: slot_text(*slot),
+                    task_id: slot_task_id(&spec.name, *slot).to_string(),
+                    status_code: task.as_ref().map(|t| t.status_code),
+                });
+            ScheduleView {
+                name: spec.name.clone(),
+                timing: spec.timing.to_string(),
+                action: spec.action.clone(),
+                next: spec.timing.next_after(now).map(slot_text),
+                last,
+            }
+        })
         .collect();
     Ok(Overview {
         actor_id: state.actor_id.clone(),
         database: state.database.clone(),
         uptime_seconds: state.started.elapsed().as_secs(),
-        paused: state.actor.paused(),
+        paused,
         manager: state.manager.stats().into(),
         summary: QueueSummary::clone(&summary),
         plugins,
-        recent_failures: ShownTask::all(recent_failures),
+        recent_failures: ShownTask::all(reads.recent_failures.clone()),
+        warnings,
+        schedules,
+        limits,
+        actions,
+        operator: state.token.is_some(),
     })
+}
+
+/// The overview's store reads besides the summary: the recent failures (newest first,
+/// through `tasks_aborted_seq_idx`), and each schedule's latest slot's task, by its id.
+async fn store_reads(
+    queue: &dyn Parade,
+    schedules: &[crate::config::ScheduleSpec],
+) -> Result<StoreReads, Error> {
+    let recent_failures = queue
+        .list_tasks(&TaskFilter {
+            status_code: Some(TaskStatusCode::Aborted),
+            newest_first: true,
+            limit: Some(RECENT_FAILURES),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let now = chrono::Utc::now();
+    let mut last_slots = Vec::new();
+    for spec in schedules {
+        if let Some(slot) = spec.timing.latest_at_or_before(now) {
+            let task = queue.get_task(&slot_task_id(&spec.name, slot)).await?;
+            last_slots.push((spec.name.clone(), slot, task));
+        }
+    }
+    Ok(StoreReads {
+        recent_failures,
+        last_slots,
+    })
+}
+
+async fn history_json(State(state): State<Arc<AdminState>>) -> Json<history::HistoryView> {
+    Json(history::view(&state).await)
+}
+
+async fn overview_panels(State(state): State<Arc<AdminState>>) -> Result<Html<String>, Problem> {
+    let overview = overview(&state).await?;
+    let history = history::view(&state).await;
+    Ok(Html(pages::overview_panels(&overview, &history)))
 }
 
 async fn overview_json(State(state): State<Arc<AdminState>>) -> Result<Json<Overview>, Problem> {
@@ -352,7 +543,9 @@ async fn overview_json(State(state): State<Arc<AdminState>>) -> Result<Json<Over
 }
 
 async fn overview_page(State(state): State<Arc<AdminState>>) -> Result<Html<String>, Problem> {
-    Ok(Html(pages::overview(&overview(&state).await?)))
+    let overview = overview(&state).await?;
+    let history = history::view(&state).await;
+    Ok(Html(pages::overview(&overview, &history)))
 }
 
 /// One task with its neighbours in the DAG.
@@ -590,6 +783,47 @@ async fn resume_action(
             ));
         }
         Ok(format!("action {action} resumed on this node"))
+    })
+    .await
+}
+
+/// `POST /api/schedule/run?name=NAME`: enqueues schedule NAME's task now, outside its slots,
+/// under an id no slot can have ([`run_now_task`]); its slots go on as before.
+async fn run_schedule(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let target = state.clone();
+    operator(&state, &headers, &params, "name", |name| async move {
+        let schedules = target
+            .schedules
+            .as_ref()
+            .map(Schedules::current)
+            .unwrap_or_default();
+        let Some(spec) = schedules.iter().find(|s| s.name == name) else {
+            let known: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+            return Err(Problem(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no schedule {name:?} on this node (its schedules: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        };
+        let task = run_now_task(spec, chrono::Utc::now());
+        target
+            .queue
+            .insert_tasks(std::slice::from_ref(&task))
+            .await?;
+        Ok(format!(
+            "schedule {name}: task {} of action {} enqueued now",
+            task.id, task.action
+        ))
     })
     .await
 }

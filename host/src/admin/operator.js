@@ -1,7 +1,15 @@
-// A task page's operator controls: cancel the task. The operator enters the node's
-// [admin] token once per tab; it is kept in this tab's sessionStorage (never in a URL or a
-// cookie) and sent only as an Authorization: Bearer header. The Cancel button shows once a
-// token is entered, asks for confirmation, and shows the listener's answer.
+// The operator's controls, on the overview and on a task's page. The operator enters the
+// node's [admin] token once per tab; it is kept in this tab's sessionStorage (never in a URL
+// or a cookie) and sent only as an Authorization: Bearer header. The buttons show once a
+// token is entered (body.operator), each asks for confirmation and shows the listener's
+// answer in #answer.
+//
+// Its interface, for the pages that use it: #operator holds #token-entry (with #token and
+// #token-use), optionally #token-forget, #token-held (shown while a token is kept) and
+// #answer. Any button[data-post] (also one added later, as live.js re-renders the panels)
+// confirms data-confirm and POSTs to data-post; body.dataset.operated counts the answers
+// and body.dataset.answer holds the last. On a task's page (#operator[data-task]),
+// #cancel-box holds its Cancel button.
 (() => {
   const KEY = "parade-admin-token";
   const $ = (id) => document.getElementById(id);
@@ -11,8 +19,45 @@
   function show() {
     const token = sessionStorage.getItem(KEY);
     $("token-entry").hidden = Boolean(token);
-    $("cancel-box").hidden = !token;
+    for (const id of ["cancel-box", "token-held"]) {
+      if ($(id)) $(id).hidden = !token;
+    }
+    document.body.classList.toggle("operator", Boolean(token));
   }
+
+  // POSTs `path` with the token; the answer's JSON, or null after saying what failed.
+  async function post(path) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { Authorization: "Bearer " + (sessionStorage.getItem(KEY) ?? "") },
+    });
+    const body = await response.json();
+    if (!response.ok) {
+      if (response.status === 401) {
+        // A wrong token is forgotten, so the entry shows again.
+        sessionStorage.removeItem(KEY);
+        show();
+      }
+      say(body.error ?? `the listener answered ${response.status}`, true);
+      return null;
+    }
+    return body;
+  }
+
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-post]");
+    if (!button) return;
+    if (!confirm(button.dataset.confirm)) return;
+    try {
+      const body = await post(button.dataset.post);
+      if (body) say(body.ok, false);
+    } catch (e) {
+      say(`${button.textContent} failed: ${e}`, true);
+    }
+    document.body.dataset.answer = answer.textContent;
+    document.body.dataset.operated = String(Number(document.body.dataset.operated ?? 0) + 1);
+    window.paradeRefresh?.();
+  });
 
   function say(text, failed) {
     answer.textContent = text;
@@ -45,31 +90,19 @@
   $("token").addEventListener("keydown", (e) => {
     if (e.key === "Enter") $("token-use").click();
   });
-  $("token-forget").addEventListener("click", () => {
+  $("token-forget")?.addEventListener("click", () => {
     sessionStorage.removeItem(KEY);
     show();
   });
-  $("cancel").addEventListener("click", async () => {
+  $("cancel")?.addEventListener("click", async () => {
     const cascade = $("cancel-cascade").checked;
     const what = cascade ? `task ${task} and every task waiting on it` : `task ${task}`;
     if (!confirm(`Cancel ${what}? It ends aborted and is not run again.`)) return;
     const query = new URLSearchParams({ id: task, reason: $("cancel-reason").value });
     if (cascade) query.set("cascade", "true");
     try {
-      const response = await fetch("/api/task/cancel?" + query, {
-        method: "POST",
-        headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) },
-      });
-      const body = await response.json();
-      if (!response.ok) {
-        if (response.status === 401) {
-          // A wrong token is forgotten, so the entry shows again.
-          sessionStorage.removeItem(KEY);
-          show();
-        }
-        say(body.error ?? `the listener answered ${response.status}`, true);
-        return;
-      }
+      const body = await post("/api/task/cancel?" + query);
+      if (!body) return;
       say(body.tasks.map((t) => `${t.id}: ${describe(t)}`).join("; "), false);
       $("cancel-box").hidden = true;
       await refreshFields();

@@ -1,6 +1,8 @@
 //! The dashboard's pages: plain HTML rendered on the server, with a few lines of script on
-//! the overview that refresh its counts from `/api/overview` every two seconds, and on a
-//! task's page the operator's Cancel button (`operator.js`). A task shows the fields that
+//! the overview that refresh its counts from `/api/overview` and its panels (charts,
+//! warnings, schedules, limits, actions) from `/overview/panels` every two seconds
+//! (`live.js`), and the operator's buttons (`operator.js`): on the overview pause/resume an
+//! action and run a schedule now, on a task's page Cancel. A task shows the fields that
 //! apply to its state: when it is due only while it waits for its `run_after`, its deadline
 //! only while it runs.
 
@@ -9,6 +11,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+use super::history::HistoryView;
 use super::{Overview, ShownTask, TaskView};
 use crate::cli::due::{due_text, timestamp, until, waits_until};
 use crate::queue::TaskStatusCode;
@@ -29,7 +32,10 @@ pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;max-width:60em}\
 .graph{display:flex;gap:2em;align-items:center}.graph ul{list-style:none;padding:0}\
 .graph li,.node{border:1px solid #bbb;border-radius:4px;padding:.2em .6em;margin:.3em 0}\
 .node{border-width:2px;font-weight:bold}.muted{color:#777}\
-.aborted{color:#b00}.completed{color:#070}#operator{margin-top:1.6em}";
+.aborted{color:#b00}.completed{color:#070}#operator{margin-top:1.6em}\
+.charts{display:flex;flex-wrap:wrap;gap:1em}figure.chart{margin:0}figcaption,.legend{font-size:12px}\
+.legend{margin:.2em 0 0;max-width:560px}#warnings td.kind{font-weight:bold;color:#b00}\
+button.op{display:none}body.operator button.op{display:inline}";
 
 /// Escapes text for HTML content and attribute values.
 pub(super) fn escape(text: &str) -> String {
@@ -103,7 +109,156 @@ fn count_rows(overview: &Overview) -> BTreeMap<&str, [u64; 4]> {
     rows
 }
 
-pub(super) fn overview(overview: &Overview) -> String {
+/// The overview's panels: warnings, charts, schedules, limits and this node's actions, as
+/// the page first shows them and as `/overview/panels` serves them to `live.js`.
+pub(super) fn overview_panels(overview: &Overview, history: &HistoryView) -> String {
+    let mut body = String::new();
+    body.push_str("<h2>Warnings</h2><table id=\"warnings\"><tbody>");
+    for w in &overview.warnings {
+        let _ = write!(
+            body,
+            "<tr data-kind=\"{}\" data-subject=\"{}\"{}><td class=\"kind\">{}</td><td>{}</td></tr>",
+            w.kind,
+            escape(&w.subject),
+            w.count
+                .map(|n| format!(" data-count=\"{n}\""))
+                .unwrap_or_default(),
+            w.kind,
+            escape(&w.text)
+        );
+    }
+    if overview.warnings.is_empty() {
+        body.push_str("<tr><td class=\"muted\">none</td></tr>");
+    }
+    body.push_str("</tbody></table>");
+
+    body.push_str("<div class=\"charts\">");
+    body.push_str(&super::charts::charts(history));
+    body.push_str("</div>");
+
+    body.push_str(
+        "<h2>Schedules</h2><table id=\"schedules\"><thead><tr><th>schedule</th><th>timing</th>\
+         <th>action</th><th>next (UTC)</th><th>last slot</th><th></th></tr></thead><tbody>",
+    );
+    for schedule in &overview.schedules {
+        let last = match &schedule.last {
+            Some(last) => match last.status_code {
+                Some(code) => format!(
+                    "{} <span class=\"{code}\">{code}</span>",
+                    task_link(&last.task_id)
+                ),
+                None => format!(
+                    "{} <span class=\"muted\">not in the store</span>",
+                    escape(&last.slot)
+                ),
+            },
+            None => "<span class=\"muted\">none</span>".into(),
+        };
+        let _ = write!(
+            body,
+            "<tr data-schedule=\"{name}\"><td>{name}</td><td>{}</td><td>{}</td>\
+             <td class=\"next\">{}</td><td class=\"last\">{last}</td><td>{}</td></tr>",
+            escape(&schedule.timing),
+            escape(&schedule.action),
+            schedule.next.as_deref().map_or("never".into(), escape),
+            operator_button(
+                overview,
+                &format!("/api/schedule/run?name={}", url_value(&schedule.name)),
+                &format!(
+                    "Run schedule {} now? Its task of action {} is enqueued at once; its \
+                     slots go on as before.",
+                    schedule.name, schedule.action
+                ),
+                "run now",
+            ),
+            name = escape(&schedule.name),
+        );
+    }
+    if overview.schedules.is_empty() {
+        body.push_str("<tr><td colspan=\"6\" class=\"muted\">none</td></tr>");
+    }
+    body.push_str("</tbody></table>");
+
+    body.push_str(
+        "<h2>Limits</h2><table id=\"limits\"><thead><tr><th>plugin</th><th>scope</th>\
+         <th>in use</th><th>limit</th></tr></thead><tbody>",
+    );
+    for limit in &overview.limits {
+        let _ = write!(
+            body,
+            "<tr data-plugin=\"{plugin}\" data-scope=\"{scope}\"><td>{plugin}</td><td>{}</td>\
+             <td class=\"n in-use\">{}</td><td class=\"n limit\">{}</td></tr>",
+            if limit.scope == "store" {
+                "across the store"
+            } else {
+                "on this node"
+            },
+            limit.in_use,
+            limit.limit,
+            plugin = escape(&limit.plugin),
+            scope = limit.scope,
+        );
+    }
+    if overview.limits.is_empty() {
+        body.push_str("<tr><td colspan=\"4\" class=\"muted\">no plugin has a limit</td></tr>");
+    }
+    body.push_str("</tbody></table>");
+
+    body.push_str(
+        "<h2>This node's actions</h2><table id=\"actions\"><thead><tr><th>action</th>\
+         <th>plugin</th><th>here</th><th></th></tr></thead><tbody>",
+    );
+    for action in &overview.actions {
+        let (verb, path) = if action.paused {
+            ("resume", "/api/action/resume")
+        } else {
+            ("pause", "/api/action/pause")
+        };
+        let _ = write!(
+            body,
+            "<tr data-action=\"{name}\"><td>{name}</td><td>{}</td><td class=\"state\">{}</td>\
+             <td>{}</td></tr>",
+            escape(&action.plugin),
+            if action.paused { "paused" } else { "running" },
+            operator_button(
+                overview,
+                &format!("{path}?action={}", url_value(&action.action)),
+                &if action.paused {
+                    format!("Resume action {} on this node?", action.action)
+                } else {
+                    format!(
+                        "Pause action {} on this node? It owns none of its tasks until resumed \
+                         (tasks it runs now finish).",
+                        action.action
+                    )
+                },
+                verb,
+            ),
+            name = escape(&action.action),
+        );
+    }
+    if overview.actions.is_empty() {
+        body.push_str("<tr><td colspan=\"4\" class=\"muted\">none</td></tr>");
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
+/// An operator's button (shown by `operator.js` once a token is entered): it confirms with
+/// `confirm`, then POSTs to `path` with the token. Empty when operator actions are off.
+fn operator_button(overview: &Overview, path: &str, confirm: &str, label: &str) -> String {
+    if !overview.operator {
+        return String::new();
+    }
+    format!(
+        "<button type=\"button\" class=\"op\" data-post=\"{}\" data-confirm=\"{}\">{}</button>",
+        escape(path),
+        escape(confirm),
+        escape(label)
+    )
+}
+
+pub(super) fn overview(overview: &Overview, history: &HistoryView) -> String {
     let mut body = String::new();
     let _ = write!(
         body,
@@ -118,6 +273,14 @@ pub(super) fn overview(overview: &Overview) -> String {
         }
     );
 
+    if overview.operator {
+        body.push_str(OVERVIEW_OPERATOR);
+    }
+    let _ = write!(
+        body,
+        "<div id=\"panels\">{}</div>",
+        overview_panels(overview, history)
+    );
     body.push_str(
         "<h2>Tasks by action and status</h2><table id=\"counts\"><thead><tr><th>action</th>",
     );
@@ -201,6 +364,9 @@ pub(super) fn overview(overview: &Overview) -> String {
         overview.manager.retried
     );
     body.push_str(LIVE_COUNTS);
+    if overview.operator {
+        let _ = write!(body, "<script>{}</script>", include_str!("operator.js"));
+    }
     page("Parade", &body)
 }
 
@@ -353,6 +519,15 @@ fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
         format!("{} ago", until(now, at))
     }
 }
+
+/// The overview's operator controls: the token entry (until a token is entered), then the
+/// buttons in the panels, and the answer of the last one pressed (`operator.js`).
+const OVERVIEW_OPERATOR: &str = "<div id=\"operator\">\
+<p id=\"token-entry\" hidden>Operator token <input id=\"token\" type=\"password\" \
+autocomplete=\"off\" aria-label=\"operator token\"> <button type=\"button\" id=\"token-use\">\
+use</button> <span class=\"muted\">kept in this tab only</span></p>\
+<p id=\"token-held\" hidden>Operator actions on. <button type=\"button\" id=\"token-forget\">\
+forget token</button></p><p id=\"answer\" role=\"status\"></p></div>";
 
 /// The operator's controls on the page of a task that has not ended, hidden until
 /// `operator.js` shows the token entry or, once a token is entered, the Cancel button. No

@@ -39,6 +39,45 @@ impl SummaryCache {
     }
 }
 
+/// Any other store read the dashboard repeats, shared as the summary is: one read answers
+/// every poll for [`SUMMARY_TTL`], and polls that arrive while it runs wait for it.
+pub(super) struct Cached<T> {
+    latest: Mutex<Option<(Instant, Result<Arc<T>, Arc<Error>>)>>,
+}
+
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Cached {
+            latest: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> Cached<T> {
+    /// The value of at most [`SUMMARY_TTL`] ago, reading it with `read` if there is none.
+    pub(super) async fn get<Read, Reading>(&self, read: Read) -> Result<Arc<T>, Arc<Error>>
+    where
+        Read: FnOnce() -> Reading,
+        Reading: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut latest = self.latest.lock().await;
+        if let Some((arrived, value)) = latest.as_ref() {
+            if arrived.elapsed() < SUMMARY_TTL {
+                return value.clone();
+            }
+        }
+        let value = read().await.map(Arc::new).map_err(Arc::new);
+        *latest = Some((Instant::now(), value.clone()));
+        value
+    }
+}
+
+impl<T> std::fmt::Debug for Cached<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached").finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for SummaryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SummaryCache").finish_non_exhaustive()

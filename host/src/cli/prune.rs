@@ -62,6 +62,8 @@ pub(super) async fn run(
     configured: &Retention,
 ) -> anyhow::Result<ExitCode> {
     let keep = |configured: Option<Duration>| args.older_than.map_or(configured, Some);
+    // As the node's pruner: a completed retention of zero keeps waited-for tasks a minute.
+    let configured = &crate::retention::pruning_retention(configured);
     let outcomes = [
         (TaskStatusCode::Completed, keep(configured.completed)),
         (TaskStatusCode::Aborted, keep(configured.aborted)),

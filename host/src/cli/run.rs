@@ -110,12 +110,20 @@ pub(super) async fn run(
         actor_id.clone(),
         props.max_duration,
     )?);
+    // Schedules enqueue on the node's queue (prefixed, like the manager's); they do not keep
+    // an `--until-idle` node alive, and stop as soon as shutdown begins. So does the pruner,
+    // which prunes the whole store (retention belongs to the store, not to a namespace); it
+    // starts before the manager, which follows its retention from the first return.
+    let (stop_scheduling, scheduling) = watch::channel(false);
+    let (retention, pruned, pruner) =
+        Pruner::spawn(queue.clone(), config.retention, scheduling.clone());
     let started = Instant::now();
     let manager = Arc::new(ActionManager::start(
         actor.clone(),
         queue.clone(),
         props.clone(),
     ));
+    manager.follow_retention(retention.subscribe());
     tracing::info!(
         actor = %actor_id,
         database = %redact(&url),
@@ -126,15 +134,10 @@ pub(super) async fn run(
 
     let (stop_watching, watching) = watch::channel(false);
     let admin_config = config.admin.clone();
-    // Schedules enqueue on the node's queue (prefixed, like the manager's); they do not keep
-    // an `--until-idle` node alive, and stop as soon as shutdown begins. So does the pruner,
-    // which prunes the whole store (retention belongs to the store, not to a namespace).
-    let (stop_scheduling, scheduling) = watch::channel(false);
     let (schedules, scheduler) =
-        Scheduler::spawn(queue.clone(), config.schedules.clone(), scheduling.clone());
-    let (retention, pruned, pruner) = Pruner::spawn(queue.clone(), config.retention, scheduling);
+        Scheduler::spawn(queue.clone(), config.schedules.clone(), scheduling);
     let reloader = Reloader::new(runtime.clone(), actor.clone(), config, overrides, loaded)
-        .with_schedules(schedules)
+        .with_schedules(schedules.clone())
         .with_retention(retention);
     let reloads = reloader.stats();
     let watcher = tokio::spawn({
@@ -160,6 +163,8 @@ pub(super) async fn run(
         hosts: admin_config.hosts.clone(),
         limits: admin::AdminLimits::default(),
         summary: admin::SummaryCache::default(),
+        schedules: Some(schedules),
+        dashboard: admin::Dashboard::default(),
     });
     let admin = start_admin(&admin_config, admin_state.clone(), watching).await?;
 

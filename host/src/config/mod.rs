@@ -594,24 +594,36 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("invalid size {text:?}: too large"))
 }
 
-/// Parses a `[retention]` value: "forever" (`None`), or a duration of more than zero such as
-/// "10s", "24h" or "7d".
+/// Parses a `[retention]` value of aborted tasks: "forever" (`None`), or a duration of more
+/// than zero such as "10s", "24h" or "7d".
 pub fn parse_keep(text: &str) -> Result<Option<Duration>, String> {
-    if text.trim() == "forever" {
-        return Ok(None);
-    }
-    let keep = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!(
-            "invalid retention {text:?} ({e}); write a duration such as \"24h\" or \"7d\", \
-             or \"forever\""
-        )
-    })?;
-    if keep.is_zero() {
+    let keep = parse_keep_completed(text)?;
+    if keep.is_some_and(|keep| keep.is_zero()) {
         return Err(format!(
-            "invalid retention {text:?}: a finished task must be kept a while (its waiters read \
-             its result); write e.g. \"10s\", or \"forever\""
+            "invalid retention {text:?}: an aborted task must be kept a while (its waiters and \
+             operators read why it failed); write e.g. \"1h\", or \"forever\""
         ));
     }
+    Ok(keep)
+}
+
+/// Parses `[retention] completed`: as [`parse_keep`], and zero ("0" or "0s") too, which
+/// deletes completed tasks as they complete (see [`OnCompletion`](crate::queue::OnCompletion)).
+pub fn parse_keep_completed(text: &str) -> Result<Option<Duration>, String> {
+    let text = text.trim();
+    if text == "forever" {
+        return Ok(None);
+    }
+    // humantime wants a unit, but a bare zero is unambiguous.
+    if text == "0" {
+        return Ok(Some(Duration::ZERO));
+    }
+    let keep = humantime::parse_duration(text).map_err(|e| {
+        format!(
+            "invalid retention {text:?} ({e}); write a duration such as \"24h\" or \"7d\", \
+             or \"forever\" (completed tasks also \"0s\": deleted as they complete)"
+        )
+    })?;
     Ok(Some(keep))
 }
 

@@ -157,7 +157,7 @@ from_text!(Body, super::schedule::parse_body);
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Retention {
-    pub completed: Option<Keep>,
+    pub completed: Option<KeepCompleted>,
     pub aborted: Option<Keep>,
 }
 
@@ -165,6 +165,11 @@ pub(super) struct Retention {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Keep(pub Option<Duration>);
 from_text!(Keep, super::parse_keep);
+
+/// How long a completed task is kept: as [`Keep`], or zero (deleted as it completes).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KeepCompleted(pub Option<Duration>);
+from_text!(KeepCompleted, super::parse_keep_completed);
 
 /// A task's `max_tries`: at least 1.
 #[derive(Debug, Clone, Copy)]

@@ -972,6 +972,22 @@ fn retention_defaults_to_a_day_for_completed_and_a_week_for_aborted() {
 }
 
 #[test]
+fn a_completed_retention_of_zero_deletes_completed_tasks_at_completion() {
+    for zero in ["0", "0s", " 0ms "] {
+        let config = parse(&format!("[retention]\ncompleted = \"{zero}\"\n")).unwrap();
+        assert_eq!(config.retention.completed, Some(Duration::ZERO), "{zero:?}");
+        assert_eq!(
+            crate::queue::OnCompletion::for_retention(&config.retention),
+            crate::queue::OnCompletion::Delete
+        );
+    }
+    assert_eq!(
+        crate::queue::OnCompletion::for_retention(&parse("").unwrap().retention),
+        crate::queue::OnCompletion::Keep
+    );
+}
+
+#[test]
 fn a_bad_retention_is_refused_at_its_line_and_key() {
     let e = error("[retention]\n\naborted = \"a fortnight\"\n");
     assert_eq!(
@@ -979,10 +995,10 @@ fn a_bad_retention_is_refused_at_its_line_and_key() {
         (Some(3), Some("retention.aborted"))
     );
     assert!(e.problem.contains("\"forever\""), "{e}");
-    let e = error("[retention]\ncompleted = \"0s\"\n");
+    let e = error("[retention]\naborted = \"0s\"\n");
     assert_eq!(
         (e.line, e.key.as_deref()),
-        (Some(2), Some("retention.completed"))
+        (Some(2), Some("retention.aborted"))
     );
     assert!(e.problem.contains("kept a while"), "{e}");
     let e = error("[retention]\ncompleted = 10\n");

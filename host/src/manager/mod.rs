@@ -49,8 +49,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::queue::{
-    ActorId, Backoff, Error, OwnRequest, OwnedTask, Parade, PerformanceToken, TaskHints, TaskId,
-    TaskLease, TaskStatusCode,
+    ActorId, Backoff, Error, OnCompletion, OwnRequest, OwnedTask, Parade, PerformanceToken,
+    TaskHints, TaskId, TaskLease, TaskStatusCode,
 };
 
 pub use limits::{ActionGroup, ConcurrencyLimits};
@@ -247,9 +247,22 @@ struct Shared {
     /// again (at once, or by the wake timer once the retry is due). The store's hints do not
     /// cover them on every backend.
     retry_returned: tokio::sync::Notify,
+    /// The node's `[retention]`, once [`ActionManager::follow_retention`] gave it: a
+    /// completed retention of zero makes the returner delete completed tasks as it returns
+    /// them ([`OnCompletion::Delete`]).
+    retention: std::sync::OnceLock<watch::Receiver<crate::queue::Retention>>,
 }
 
 impl Shared {
+    /// What returning a completed task does with its row, by the retention of now.
+    fn on_completion(&self) -> OnCompletion {
+        self.retention
+            .get()
+            .map_or(OnCompletion::Keep, |retention| {
+                OnCompletion::for_retention(&retention.borrow())
+            })
+    }
+
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, PerformanceToken>> {
         // The map stays consistent even if a holder panicked.
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
@@ -324,6 +337,7 @@ impl ActionManager {
             worker_free: tokio::sync::Notify::new(),
             retry_wait: StdMutex::default(),
             retry_returned: tokio::sync::Notify::new(),
+            retention: std::sync::OnceLock::new(),
             cancelled: StdMutex::default(),
             cancel_epoch: watch::channel(0).0,
             cancelled_unstarted: StdMutex::default(),
@@ -355,6 +369,13 @@ impl ActionManager {
             stop,
             running: Mutex::new(Some(running)),
         }
+    }
+
+    /// Follows the node's `[retention]` (as the pruner's control publishes it, reloads
+    /// included): while completed tasks are kept for zero, the manager's returns delete them.
+    /// Without it, completed tasks are kept. Only the first call counts.
+    pub fn follow_retention(&self, retention: watch::Receiver<crate::queue::Retention>) {
+        let _ = self.shared.retention.set(retention);
     }
 
     /// What the manager has done so far.

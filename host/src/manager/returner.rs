@@ -109,7 +109,12 @@ async fn return_batch(shared: &Shared, batch: &mut Batch, stopped: &watch::Recei
     let mut closing_since = None;
     while batch.len() > 0 {
         attempt += 1;
-        match shared.queue.return_tasks(&batch.returns).await {
+        let on_completion = shared.on_completion();
+        match shared
+            .queue
+            .return_tasks_with(&batch.returns, on_completion)
+            .await
+        {
             Ok(outcomes) => {
                 settle(shared, batch, outcomes);
                 // What is left replaces refused results: a first try of its own.

@@ -208,6 +208,14 @@ impl Parade for MockQueue {
     async fn list_tasks(&self, _: &TaskFilter) -> Result<Vec<TaskData>> {
         unsupported()
     }
+
+    async fn list_task_page(&self, _: &TaskFilter) -> Result<crate::queue::TaskPage> {
+        unsupported()
+    }
+
+    async fn task_graph(&self, _: &TaskId, _: u32) -> Result<Option<crate::queue::TaskGraph>> {
+        unsupported()
+    }
 }
 
 #[derive(Default)]

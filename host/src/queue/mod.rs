@@ -23,6 +23,7 @@
 
 mod cancels;
 mod error;
+mod graph;
 mod hints;
 mod open;
 mod postgres;
@@ -49,10 +50,11 @@ pub use prefix::Prefixed;
 pub use rules::{MAX_ACTION_BYTES, MAX_CHANNEL_BYTES, MAX_ID_BYTES};
 pub use sqlite::SqliteParade;
 pub use types::{
-    ActorId, Backoff, CancelOutcome, Cancellation, OwnRequest, OwnedTask, OwnerCount,
-    PerformanceToken, QueueSummary, Retention, TaskCount, TaskData, TaskFilter, TaskId, TaskLease,
-    TaskOutcome, TaskReturn, TaskStatusCode,
+    ActionAttention, ActorId, Backoff, CancelOutcome, Cancellation, OnCompletion, OwnRequest,
+    OwnedTask, OwnerCount, PerformanceToken, QueueSummary, Retention, TaskCount, TaskData,
+    TaskFilter, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode,
 };
+pub use types::{GraphTask, ListedTask, TaskCursor, TaskGraph, TaskPage, TaskState};
 pub use waiter::Waiter;
 pub(crate) use waiter::WaiterHandle;
 
@@ -146,6 +148,19 @@ pub trait Parade: Send + Sync {
         Ok(results)
     }
 
+    /// [`Parade::return_tasks`], and with [`OnCompletion::Delete`] a task returned
+    /// `Completed` without a notify channel is deleted rather than kept (`[retention]
+    /// completed = "0s"`). A backend that cannot delete at completion keeps the rows, as
+    /// this default does: the pruner deletes them later.
+    async fn return_tasks_with(
+        &self,
+        returns: &[TaskReturn],
+        on_completion: OnCompletion,
+    ) -> Result<Vec<Result<()>>> {
+        let _ = on_completion;
+        self.return_tasks(returns).await
+    }
+
     /// Gives owned tasks back without using up their try: they are pending again at once.
     /// For an actor that shuts down before starting them. Pairs whose token no longer
     /// matches are skipped; returns how many were released.
@@ -178,8 +193,23 @@ pub trait Parade: Send + Sync {
     /// One task's whole row, if it exists.
     async fn get_task(&self, id: &TaskId) -> Result<Option<TaskData>>;
 
-    /// Tasks matching `filter`, in insertion order.
+    /// Tasks matching `filter`, in insertion order (newest first with `newest_first`).
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>>;
+
+    /// [`Parade::list_tasks`] a page at a time: the tasks with when each was enqueued and
+    /// finished and its position, and the position the next page starts after (pass it as
+    /// `filter.after`), `None` on the last page. `filter.limit` is the page size. Paging
+    /// through a store that nobody changes meanwhile yields each matching task exactly once;
+    /// each page reads about as many rows as it returns (in insertion order, by the key the
+    /// store keeps in order), however deep it is, unless the filter matches few of them.
+    async fn list_task_page(&self, filter: &TaskFilter) -> Result<TaskPage>;
+
+    /// The DAG around task `id`: the task, its ancestors (tasks that signal it, and theirs,
+    /// transitively) and descendants (tasks it signals, transitively), at most `max_nodes`
+    /// of them (nearest first, so a cut graph has `truncated` set and its outermost nodes
+    /// marked `more`), and the `to_signal_after` edges between them. Successors that are not
+    /// stored are left out. `None` if there is no task `id`.
+    async fn task_graph(&self, id: &TaskId, max_nodes: u32) -> Result<Option<TaskGraph>>;
 
     /// Task counts by action and status code, and the actors owning tasks now.
     async fn summary(&self) -> Result<QueueSummary>;

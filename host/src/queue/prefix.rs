@@ -13,10 +13,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    ActorId, Backoff, Cancellation, Error, OwnRequest, OwnedTask, Parade, PerformanceToken,
-    QueueSummary, Result, Retention, TaskCancellations, TaskData, TaskFilter, TaskHints, TaskId,
-    TaskLease, TaskReturn, TaskStatusCode, Waiter,
+    ActorId, Backoff, Cancellation, Error, OnCompletion, OwnRequest, OwnedTask, Parade,
+    PerformanceToken, QueueSummary, Result, Retention, TaskCancellations, TaskData, TaskFilter,
+    TaskHints, TaskId, TaskLease, TaskReturn, TaskStatusCode, Waiter,
 };
+use super::{TaskGraph, TaskPage};
 
 /// Namespaces every task id and action of `base` under `prefix`.
 #[derive(Debug, Clone)]
@@ -83,6 +84,20 @@ impl<P: Parade> Prefixed<P> {
     /// `e` naming this namespace's tasks as its callers do.
     fn strip_error(&self, e: Error) -> Error {
         e.rename_tasks(|id| self.strip_prefix_task(&id))
+    }
+
+    /// `filter` in the base's names: only this namespace's tasks, its action and ids
+    /// prefixed.
+    fn add_prefix_filter(&self, filter: &TaskFilter) -> TaskFilter {
+        TaskFilter {
+            action: filter.action.as_deref().map(|a| self.add_prefix(a)),
+            id_prefix: Some(self.add_prefix(filter.id_prefix.as_deref().unwrap_or(""))),
+            predecessors_of: filter
+                .predecessors_of
+                .as_ref()
+                .map(|id| self.add_prefix_task(id)),
+            ..filter.clone()
+        }
     }
 
     fn strip_task(&self, mut task: TaskData) -> TaskData {
@@ -171,6 +186,14 @@ impl<P: Parade> Parade for Prefixed<P> {
     }
 
     async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
+        self.return_tasks_with(returns, OnCompletion::Keep).await
+    }
+
+    async fn return_tasks_with(
+        &self,
+        returns: &[TaskReturn],
+        on_completion: OnCompletion,
+    ) -> Result<Vec<Result<()>>> {
         let returns: Vec<TaskReturn> = returns
             .iter()
             .map(|r| TaskReturn {
@@ -180,7 +203,7 @@ impl<P: Parade> Parade for Prefixed<P> {
             .collect();
         let results = self
             .base
-            .return_tasks(&returns)
+            .return_tasks_with(&returns, on_completion)
             .await
             .map_err(|e| self.strip_error(e))?;
         Ok(results
@@ -235,21 +258,44 @@ impl<P: Parade> Parade for Prefixed<P> {
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
-        let filter = TaskFilter {
-            action: filter.action.as_deref().map(|a| self.add_prefix(a)),
-            id_prefix: Some(self.add_prefix(filter.id_prefix.as_deref().unwrap_or(""))),
-            predecessors_of: filter
-                .predecessors_of
-                .as_ref()
-                .map(|id| self.add_prefix_task(id)),
-            ..filter.clone()
-        };
         let tasks = self
             .base
-            .list_tasks(&filter)
+            .list_tasks(&self.add_prefix_filter(filter))
             .await
             .map_err(|e| self.strip_error(e))?;
         Ok(tasks.into_iter().map(|t| self.strip_task(t)).collect())
+    }
+
+    async fn list_task_page(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        let mut page = self
+            .base
+            .list_task_page(&self.add_prefix_filter(filter))
+            .await
+            .map_err(|e| self.strip_error(e))?;
+        for listed in &mut page.tasks {
+            listed.task = self.strip_task(std::mem::take(&mut listed.task));
+        }
+        Ok(page)
+    }
+
+    async fn task_graph(&self, id: &TaskId, max_nodes: u32) -> Result<Option<TaskGraph>> {
+        let graph = self
+            .base
+            .task_graph(&self.add_prefix_task(id), max_nodes)
+            .await
+            .map_err(|e| self.strip_error(e))?;
+        Ok(graph.map(|mut graph| {
+            graph.root = self.strip_prefix_task(&graph.root);
+            for node in &mut graph.nodes {
+                node.id = self.strip_prefix_task(&node.id);
+                node.action = self.strip_prefix(&node.action).to_owned();
+            }
+            for (from, to) in &mut graph.edges {
+                *from = self.strip_prefix_task(from);
+                *to = self.strip_prefix_task(to);
+            }
+            graph
+        }))
     }
 
     /// Counts of this namespace's actions only; the owners are those of the whole store.
@@ -259,6 +305,10 @@ impl<P: Parade> Parade for Prefixed<P> {
         summary.counts.retain(|c| c.action.starts_with(&mine));
         for count in &mut summary.counts {
             count.action = self.strip_prefix(&count.action).to_owned();
+        }
+        summary.attention.retain(|a| a.action.starts_with(&mine));
+        for attention in &mut summary.attention {
+            attention.action = self.strip_prefix(&attention.action).to_owned();
         }
         Ok(summary)
     }
@@ -352,6 +402,14 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
         (**self).return_tasks(returns).await
     }
 
+    async fn return_tasks_with(
+        &self,
+        returns: &[TaskReturn],
+        on_completion: OnCompletion,
+    ) -> Result<Vec<Result<()>>> {
+        (**self).return_tasks_with(returns, on_completion).await
+    }
+
     async fn release_tasks(&self, tasks: &[TaskLease]) -> Result<u64> {
         (**self).release_tasks(tasks).await
     }
@@ -374,6 +432,14 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
         (**self).list_tasks(filter).await
+    }
+
+    async fn list_task_page(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        (**self).list_task_page(filter).await
+    }
+
+    async fn task_graph(&self, id: &TaskId, max_nodes: u32) -> Result<Option<TaskGraph>> {
+        (**self).task_graph(id, max_nodes).await
     }
 
     async fn summary(&self) -> Result<QueueSummary> {

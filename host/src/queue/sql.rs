@@ -5,37 +5,69 @@
 use std::collections::HashMap;
 
 use super::{
-    ActorId, Error, OwnerCount, QueueSummary, Result, TaskCount, TaskData, TaskFilter, TaskId,
-    TaskOutcome,
+    ActionAttention, ActorId, Error, OwnerCount, QueueSummary, Result, TaskCount, TaskData,
+    TaskFilter, TaskId, TaskOutcome,
 };
 
 /// Answers iff the store is reachable and holds the queue's schema (the `tasks` table).
 const PING: &str = "SELECT 1 FROM tasks LIMIT 0";
 
-/// Task counts by action and status code: rows of (action, status code, count).
-const SUMMARY_COUNTS: &str =
-    "SELECT CAST(action AS TEXT), CAST(status_code AS TEXT), count(*) FROM tasks \
-     GROUP BY action, status_code ORDER BY action, status_code";
+/// Task counts by action and status code, with `$now` the dialect's current time as the
+/// column holds it: rows of (action, status code, count, runnable, past deadline), the
+/// last two counting, within their group, pending tasks that can be owned now (the
+/// conditions of `tasks_runnable_idx`, or a delay that has passed) and tasks in progress
+/// whose deadline has passed. One scan, as the plain counts took before.
+macro_rules! summary_counts {
+    ($now:expr) => {
+        concat!(
+            "SELECT CAST(action AS TEXT), CAST(status_code AS TEXT), count(*), \
+               sum(CASE WHEN status_code = 'pending' \
+                         AND (run_after IS NULL OR run_after <= ",
+            $now,
+            ") \
+                         AND (total_dependencies IS NULL OR num_signals = total_dependencies) \
+                         AND (max_tries IS NULL OR num_tries < max_tries) \
+                        THEN 1 ELSE 0 END), \
+               sum(CASE WHEN status_code = 'in-progress' AND action_deadline < ",
+            $now,
+            " \
+                        THEN 1 ELSE 0 END) \
+             FROM tasks GROUP BY action, status_code ORDER BY action, status_code"
+        )
+    };
+}
+
+/// [`summary_counts!`] on PostgreSQL.
+pub(super) const SUMMARY_COUNTS_POSTGRES: &str = summary_counts!("now()");
+
+/// [`summary_counts!`] on SQLite, whose times are microseconds since the Unix epoch.
+pub(super) const SUMMARY_COUNTS_SQLITE: &str =
+    summary_counts!("CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)");
+
+/// A row of [`SUMMARY_COUNTS_POSTGRES`] or [`SUMMARY_COUNTS_SQLITE`].
+type CountRow = (String, String, i64, i64, i64);
 
 /// Tasks in progress by owner, most first: rows of (actor id, count).
 const SUMMARY_OWNERS: &str = "SELECT CAST(actor_id AS TEXT), count(*) FROM tasks \
      WHERE status_code = 'in-progress' AND actor_id IS NOT NULL \
      GROUP BY actor_id ORDER BY count(*) DESC, actor_id";
 
-/// The queue's [`QueueSummary`] on either backend's pool; `db_error` maps the backend's
-/// failures as its other operations do.
+/// The queue's [`QueueSummary`] on either backend's pool, its counts by `counts` (the
+/// backend's [`summary_counts!`]); `db_error` maps the backend's failures as its other
+/// operations do.
 pub(super) async fn summary<DB>(
     pool: &sqlx::Pool<DB>,
+    counts: &'static str,
     db_error: fn(sqlx::Error) -> Error,
 ) -> Result<QueueSummary>
 where
     DB: sqlx::Database,
     for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
     for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    (String, String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    CountRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     (String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
 {
-    let counts = sqlx::query_as::<DB, (String, String, i64)>(SUMMARY_COUNTS)
+    let counts = sqlx::query_as::<DB, CountRow>(counts)
         .fetch_all(pool)
         .await
         .map_err(db_error)?;
@@ -63,21 +95,35 @@ where
     Ok(())
 }
 
-/// A [`QueueSummary`] from the rows of [`SUMMARY_COUNTS`] and [`SUMMARY_OWNERS`].
-fn summary_from_rows(
-    counts: Vec<(String, String, i64)>,
-    owners: Vec<(String, i64)>,
-) -> Result<QueueSummary> {
-    let counts = counts
-        .into_iter()
-        .map(|(action, code, count)| {
-            Ok(TaskCount {
-                action,
-                status_code: code.parse()?,
-                count: u64::try_from(count).unwrap_or(0),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+/// A [`QueueSummary`] from the rows of [`summary_counts!`] and [`SUMMARY_OWNERS`].
+fn summary_from_rows(rows: Vec<CountRow>, owners: Vec<(String, i64)>) -> Result<QueueSummary> {
+    let mut counts = Vec::with_capacity(rows.len());
+    let mut attention: Vec<ActionAttention> = Vec::new();
+    for (action, code, count, runnable, past_deadline) in rows {
+        let (runnable, past_deadline) = (
+            u64::try_from(runnable).unwrap_or(0),
+            u64::try_from(past_deadline).unwrap_or(0),
+        );
+        if runnable > 0 || past_deadline > 0 {
+            // Rows come ordered by action: its entry, if any, is the last one.
+            match attention.last_mut() {
+                Some(last) if last.action == action => {
+                    last.runnable += runnable;
+                    last.past_deadline += past_deadline;
+                }
+                _ => attention.push(ActionAttention {
+                    action: action.clone(),
+                    runnable,
+                    past_deadline,
+                }),
+            }
+        }
+        counts.push(TaskCount {
+            action,
+            status_code: code.parse()?,
+            count: u64::try_from(count).unwrap_or(0),
+        });
+    }
     let owners = owners
         .into_iter()
         .map(|(actor_id, count)| OwnerCount {
@@ -85,7 +131,11 @@ fn summary_from_rows(
             in_progress: u64::try_from(count).unwrap_or(0),
         })
         .collect();
-    Ok(QueueSummary { counts, owners })
+    Ok(QueueSummary {
+        counts,
+        owners,
+        attention,
+    })
 }
 
 /// Task outcomes by id, from rows of (id, status, status code).

@@ -330,8 +330,32 @@ pub struct TaskReturn {
     pub retry_after: Option<Duration>,
 }
 
+/// What a return that completes a task does with its row, for
+/// [`Parade::return_tasks_with`](super::Parade::return_tasks_with).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnCompletion {
+    /// The row is kept, `completed`, until the pruner's retention has passed.
+    #[default]
+    Keep,
+    /// The row is deleted as the task completes (after signalling its successors), unless
+    /// the task has a notify channel: then it is kept as with `Keep`, so that its waiters
+    /// read its outcome. `[retention] completed = "0s"`.
+    Delete,
+}
+
+impl OnCompletion {
+    /// What a node with `retention` does: `Delete` when completed tasks are kept for zero.
+    pub fn for_retention(retention: &Retention) -> OnCompletion {
+        match retention.completed {
+            Some(keep) if keep.is_zero() => OnCompletion::Delete,
+            _ => OnCompletion::Keep,
+        }
+    }
+}
+
 /// How long finished tasks are kept, per outcome (`None`: forever), for
-/// [`Parade::prune_finished`](super::Parade::prune_finished).
+/// [`Parade::prune_finished`](super::Parade::prune_finished). A `completed` of zero means
+/// deleted as they complete ([`OnCompletion::Delete`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Retention {
     pub completed: Option<Duration>,
@@ -365,19 +389,206 @@ pub struct TaskOutcome {
     pub status_code: TaskStatusCode,
 }
 
-/// Which tasks `list_tasks` returns, in insertion order.
+/// Which tasks `list_tasks` and `list_task_page` return, in insertion order (or newest
+/// first). Every field set narrows the list; unset fields do not.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
     pub status_code: Option<TaskStatusCode>,
+    /// Only tasks in this state: finer than `status_code`, since it tells the pending tasks
+    /// that can run now from those that wait for a time or for their dependencies.
+    pub state: Option<TaskState>,
     pub action: Option<String>,
     /// Only ids that start with this.
     pub id_prefix: Option<String>,
+    /// Only tasks enqueued at or after this time (the store's `created_at`).
+    pub enqueued_from: Option<DateTime<Utc>>,
+    /// Only tasks enqueued before this time.
+    pub enqueued_before: Option<DateTime<Utc>>,
     /// At most this many tasks (`None`: all).
     pub limit: Option<u32>,
     /// Newest first instead of insertion order.
     pub newest_first: bool,
+    /// Only tasks past this position in the list's order (older ones when `newest_first`):
+    /// the `next` of the previous [`TaskPage`]. A position, not an offset, so a page costs the
+    /// same however deep it is, and tasks inserted or deleted meanwhile shift nothing.
+    pub after: Option<TaskCursor>,
     /// Only the predecessors of this task: tasks listing it in `to_signal_after`.
     pub predecessors_of: Option<TaskId>,
+}
+
+/// Where a task is, as an operator asks about it: the four stored status codes, with
+/// `pending` split by what the task waits for. Computed from the row (`status_code`,
+/// `total_dependencies`, `num_signals`, `run_after`) and the clock; nothing stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskState {
+    /// Pending and runnable now: its dependencies are met and it waits for no time.
+    Pending,
+    /// Pending, its dependencies met, with a `run_after` still in the future.
+    Delayed,
+    /// Pending with dependencies not met: its signals differ from `total_dependencies`
+    /// (owning requires them equal, whatever its `run_after`).
+    Waiting,
+    InProgress,
+    Completed,
+    Aborted,
+}
+
+impl TaskState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [TaskState; 6] = [
+        TaskState::Waiting,
+        TaskState::Delayed,
+        TaskState::Pending,
+        TaskState::InProgress,
+        TaskState::Completed,
+        TaskState::Aborted,
+    ];
+
+    /// The state of `task` at `now`.
+    pub fn of(task: &TaskData, now: DateTime<Utc>) -> TaskState {
+        match task.status_code {
+            TaskStatusCode::InProgress => TaskState::InProgress,
+            TaskStatusCode::Completed => TaskState::Completed,
+            TaskStatusCode::Aborted => TaskState::Aborted,
+            TaskStatusCode::Pending => {
+                if task
+                    .total_dependencies
+                    .is_some_and(|total| total != task.num_signals)
+                {
+                    TaskState::Waiting
+                } else if task.run_after.is_some_and(|at| at > now) {
+                    TaskState::Delayed
+                } else {
+                    TaskState::Pending
+                }
+            }
+        }
+    }
+
+    /// Its name in URLs and JSON: `pending`, `delayed`, `waiting`, `in-progress`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Delayed => "delayed",
+            TaskState::Waiting => "waiting",
+            TaskState::InProgress => "in-progress",
+            TaskState::Completed => "completed",
+            TaskState::Aborted => "aborted",
+        }
+    }
+
+    /// The stored status code of every task in this state.
+    pub fn status_code(self) -> TaskStatusCode {
+        match self {
+            TaskState::Pending | TaskState::Delayed | TaskState::Waiting => TaskStatusCode::Pending,
+            TaskState::InProgress => TaskStatusCode::InProgress,
+            TaskState::Completed => TaskStatusCode::Completed,
+            TaskState::Aborted => TaskStatusCode::Aborted,
+        }
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = Error;
+
+    /// Parses a state name case-insensitively; anything else is [`Error::InvalidArgument`]
+    /// naming the states there are.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskState::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::InvalidArgument {
+                what: format!("task state {s:?}"),
+                problem: format!(
+                    "not a state: use one of {}",
+                    TaskState::ALL.map(TaskState::as_str).join(", ")
+                ),
+            })
+    }
+}
+
+/// A task's position in the store's insertion order (`seq` on PostgreSQL, the rowid on
+/// SQLite): what a [`TaskPage`] continues from. Written as its decimal number in URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskCursor(pub i64);
+
+impl fmt::Display for TaskCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for TaskCursor {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse()
+            .map(TaskCursor)
+            .map_err(|_| Error::InvalidArgument {
+                what: format!("page cursor {s:?}"),
+                problem: "not a cursor: pass the `next` of the previous page".into(),
+            })
+    }
+}
+
+impl Serialize for TaskCursor {
+    /// As a string: JSON numbers past 2^53 lose digits in a browser.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A task as a listing shows it: its row, and what the store keeps about it besides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedTask {
+    pub task: TaskData,
+    /// When it was inserted (the store's `created_at`).
+    pub enqueued_at: DateTime<Utc>,
+    /// When it ended, if it has (`None` too for a task stored as ended by plain SQL).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its position in insertion order.
+    pub cursor: TaskCursor,
+}
+
+/// One page of [`Parade::list_task_page`](super::Parade::list_task_page).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TaskPage {
+    pub tasks: Vec<ListedTask>,
+    /// The `after` of the next page; `None` when this page is the last.
+    pub next: Option<TaskCursor>,
+}
+
+/// A task's DAG: the task, every ancestor (tasks that signal it, transitively) and every
+/// descendant (tasks it signals, transitively), up to a bound; from
+/// [`Parade::task_graph`](super::Parade::task_graph).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TaskGraph {
+    pub root: TaskId,
+    /// The root first, then ancestors and descendants level by level outwards.
+    pub nodes: Vec<GraphTask>,
+    /// (predecessor, successor): each `to_signal_after` entry between two nodes of the graph.
+    pub edges: Vec<(TaskId, TaskId)>,
+    /// The bound cut the graph short: some node has `more` neighbours than shown.
+    pub truncated: bool,
+}
+
+/// A task in a [`TaskGraph`]: what drawing it takes, not its whole row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GraphTask {
+    pub id: TaskId,
+    pub action: String,
+    pub status_code: TaskStatusCode,
+    pub state: TaskState,
+    /// Steps from the root: negative for ancestors, positive for descendants.
+    pub depth: i32,
+    /// It has neighbours (on its side of the root) the bound left out.
+    pub more: bool,
 }
 
 /// How many tasks of one action have one status code.
@@ -395,6 +606,18 @@ pub struct OwnerCount {
     pub in_progress: u64,
 }
 
+/// The tasks of one action that an operator may need to look at: pending tasks that can be
+/// owned now (due, their dependencies met, tries left), and tasks in progress whose
+/// ownership deadline has passed (their owner stopped extending it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ActionAttention {
+    pub action: String,
+    /// Pending tasks any owner of the action could own now.
+    pub runnable: u64,
+    /// Tasks in progress past their deadline, by the store's clock.
+    pub past_deadline: u64,
+}
+
 /// The queue at a glance: task counts by action and status, and who owns work now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct QueueSummary {
@@ -402,6 +625,8 @@ pub struct QueueSummary {
     pub counts: Vec<TaskCount>,
     /// Most tasks first.
     pub owners: Vec<OwnerCount>,
+    /// By action, only actions with a runnable task or one past its deadline.
+    pub attention: Vec<ActionAttention>,
 }
 
 #[cfg(test)]

@@ -102,13 +102,49 @@ async fn load(
     Ok(plugin)
 }
 
-/// Reload counters, for logs and metrics.
+/// Reload counters, for logs and metrics, and the latest rejection, for the dashboard.
 #[derive(Debug, Default)]
 pub struct ReloadStats {
     /// Reloads that swapped in a new set of plugins.
     pub applied: AtomicU64,
     /// Reloads refused because something was invalid.
     pub rejected: AtomicU64,
+    /// The latest reload refused since the last one applied (`None`: the files on disk are
+    /// what runs, as far as the last reload could tell).
+    last_rejection: std::sync::Mutex<Option<ReloadRejection>>,
+}
+
+/// A reload that was refused: when, and why (the error as the log states it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadRejection {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub reason: String,
+}
+
+impl ReloadStats {
+    /// The latest reload refused since one was last applied.
+    pub fn last_rejection(&self) -> Option<ReloadRejection> {
+        self.rejection().clone()
+    }
+
+    fn rejection(&self) -> std::sync::MutexGuard<'_, Option<ReloadRejection>> {
+        self.last_rejection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count_applied(&self) {
+        self.applied.fetch_add(1, Ordering::Relaxed);
+        *self.rejection() = None;
+    }
+
+    fn count_rejected(&self, reason: String) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        *self.rejection() = Some(ReloadRejection {
+            at: chrono::Utc::now(),
+            reason,
+        });
+    }
 }
 
 /// Follows a node's configuration and plugins folder and keeps its actor's plugins current.
@@ -243,14 +279,12 @@ impl Reloader {
                 }
             }
             match self.reload().await {
-                Ok(()) => {
-                    self.stats.applied.fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(()) => self.stats.count_applied(),
                 Err(e) => {
-                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
                         "reload rejected, the previous plugins and schedules stay: {e:#}"
                     );
+                    self.stats.count_rejected(format!("{e:#}"));
                 }
             }
             watched = self.watch_paths(&mut watcher, watched);

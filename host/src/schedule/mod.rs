@@ -24,7 +24,7 @@
 mod scheduler;
 mod slots;
 
-pub use scheduler::{Scheduler, Schedules};
+pub use scheduler::{run_now_task, Scheduler, Schedules};
 pub use slots::{
     due_slot, first_slot, parse_cron, parse_timezone, slot_task_id, slot_text, task_id_prefix, Due,
     Timing, MIN_EVERY,

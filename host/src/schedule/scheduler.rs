@@ -31,6 +31,29 @@ impl Schedules {
     pub fn replace(&self, schedules: Vec<ScheduleSpec>) {
         self.sender.send_replace(schedules);
     }
+
+    /// The schedules the scheduler follows now.
+    pub fn current(&self) -> Vec<ScheduleSpec> {
+        self.sender.borrow().clone()
+    }
+}
+
+/// The task that runs schedule `spec` now, outside its slots (an operator's "run now"): its
+/// id, `schedule:NAME:now:TIME` with the time to the microsecond, starts as the schedule's
+/// slots do (a node that starts the schedule later sees that it ran) but can never be a
+/// slot's id, whose time follows `NAME:` directly.
+pub fn run_now_task(spec: &ScheduleSpec, now: DateTime<Utc>) -> TaskData {
+    let id = format!(
+        "{}now:{}",
+        slots::task_id_prefix(&spec.name),
+        now.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+    );
+    TaskData {
+        body: spec.body.clone(),
+        max_tries: spec.max_tries,
+        priority: spec.priority,
+        ..TaskData::new(id, spec.action.clone())
+    }
 }
 
 /// Enqueues the tasks of a node's schedules, one per slot: each slot's task id is derived
@@ -79,11 +102,13 @@ impl Scheduler {
         stop: watch::Receiver<bool>,
     ) -> (Schedules, JoinHandle<()>) {
         let running = schedules
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|spec| Running::new(spec, "schedule started"))
             .collect();
-        // The initial set is in `running`; the channel carries only replacements.
-        let (sender, updates) = watch::channel(Vec::new());
+        // The initial set is in `running` too: a receiver takes the channel's first value as
+        // seen, so only replacements reach `apply`.
+        let (sender, updates) = watch::channel(schedules.clone());
         let scheduler = Scheduler {
             queue,
             running,

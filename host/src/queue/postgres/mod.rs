@@ -10,6 +10,7 @@
 
 mod copy;
 mod listener;
+mod listing;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -26,13 +27,14 @@ use super::rules::{
     check_batch, check_cancel_reason, check_return, check_returns, retry_refusal,
     successors_outside,
 };
-use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
+use super::sql::{self, in_batch_order, outcomes_from_rows};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
-    ActorId, Backoff, CancelOutcome, Cancellation, Error, OwnRequest, OwnedTask, Parade,
-    PerformanceToken, QueueSummary, Result, Retention, TaskCancellations, TaskData, TaskFilter,
-    TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
+    ActorId, Backoff, CancelOutcome, Cancellation, Error, OnCompletion, OwnRequest, OwnedTask,
+    Parade, PerformanceToken, QueueSummary, Result, Retention, TaskCancellations, TaskData,
+    TaskFilter, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
 };
+use super::{TaskGraph, TaskPage};
 
 /// `duration` as PostgreSQL's `interval` holds it: whole microseconds (sqlx refuses to send a
 /// finer one, and jittered delays are computed to the nanosecond).
@@ -92,11 +94,17 @@ const OWN_UNLIMITED: &str =
           own_tasks_with_backoff($1, $2::varchar[], $3::varchar, $4, $5, $6, $7, $8)";
 
 /// Owning within a concurrency limit (`$9`): `own_tasks_limited`, which counts the group's
-/// tasks in progress through `tasks_in_progress_idx`.
+/// tasks in progress through `tasks_limited_in_progress_idx` (migration 0012).
 const OWN_LIMITED: &str =
     "SELECT task_id::text, token, num_failures, action::text, body, num_tries \
      FROM set_config('synchronous_commit', 'off', true), \
           own_tasks_limited($1, $2::varchar[], $3::varchar, $4, $5, $6, $7, $8, $9)";
+
+/// One batch of [`Parade::return_tasks_with`]: the ids, tokens, statuses, codes and retry
+/// delays of the returns, and whether a completed task without a channel is deleted
+/// (migration 0014; its rows are found through tasks_pkey).
+const RETURN_BATCH: &str = "SELECT num_updated FROM return_tasks_with_delay($1::varchar[], $2, \
+     $3, $4::text[]::task_status_code_value[], $5, $6)";
 
 /// The lock every pruner of the store takes for its transaction (see
 /// [`PgParade::prune_finished`]), keyed as migration 0011 keys its concurrency limits.
@@ -434,7 +442,7 @@ impl Parade for PgParade {
         // wait for the flush, which makes every earlier ownership durable too. This takes a
         // disk flush off every batch the fetch loop owns and off every wake-up.
         // A limited group counts its tasks in progress under a lock of its own
-        // (own_tasks_limited, migrations/postgres/0011); an unlimited own runs exactly the
+        // (own_tasks_limited, migrations/postgres/0011 and 0012); an unlimited own runs exactly the
         // statement it always has.
         let statement = match request.max_in_progress {
             None => OWN_UNLIMITED,
@@ -523,6 +531,14 @@ impl Parade for PgParade {
     }
 
     async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
+        self.return_tasks_with(returns, OnCompletion::Keep).await
+    }
+
+    async fn return_tasks_with(
+        &self,
+        returns: &[TaskReturn],
+        on_completion: OnCompletion,
+    ) -> Result<Vec<Result<()>>> {
         // Refused here, one row at a time: in SQL a bad row would fail the whole batch.
         let checked = check_returns(returns);
         let valid: Vec<&TaskReturn> = returns
@@ -539,18 +555,16 @@ impl Parade for PgParade {
         let updated: Vec<i32> = if valid.is_empty() {
             Vec::new()
         } else {
-            sqlx::query_scalar(
-                "SELECT num_updated FROM return_tasks_with_delay($1::varchar[], $2, $3, \
-                 $4::text[]::task_status_code_value[], $5)",
-            )
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(&statuses)
-            .bind(&codes)
-            .bind(&delays)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
+            sqlx::query_scalar(RETURN_BATCH)
+                .bind(&ids)
+                .bind(&tokens)
+                .bind(&statuses)
+                .bind(&codes)
+                .bind(&delays)
+                .bind(on_completion == OnCompletion::Delete)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?
         };
         let mut updated = updated.into_iter();
         Ok(returns
@@ -704,29 +718,19 @@ impl Parade for PgParade {
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
-        let order = if filter.newest_first { "DESC" } else { "ASC" };
-        let rows = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks \
-             WHERE ($1::task_status_code_value IS NULL OR status_code = $1::task_status_code_value) \
-               {status} AND ($2::text IS NULL OR action = $2) \
-               AND ($3::text IS NULL OR starts_with(id, $3)) \
-               AND ($5::text IS NULL OR $5 = ANY(to_signal_after)) \
-             ORDER BY seq {order} LIMIT $4",
-            status = status_literal(filter)
-        ))
-        .bind(filter.status_code.map(TaskStatusCode::as_str))
-        .bind(filter.action.as_deref())
-        .bind(filter.id_prefix.as_deref())
-        .bind(filter.limit.map(i64::from))
-        .bind(filter.predecessors_of.as_ref().map(TaskId::as_str))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(task_from_row).collect()
+        self.list(filter).await
+    }
+
+    async fn list_task_page(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        self.list_page(filter).await
+    }
+
+    async fn task_graph(&self, id: &TaskId, max_nodes: u32) -> Result<Option<TaskGraph>> {
+        super::graph::explore(self, id, max_nodes, Utc::now()).await
     }
 
     async fn summary(&self) -> Result<QueueSummary> {
-        sql::summary(&self.pool, db_error).await
+        sql::summary(&self.pool, sql::SUMMARY_COUNTS_POSTGRES, db_error).await
     }
 
     async fn ping(&self) -> Result<()> {

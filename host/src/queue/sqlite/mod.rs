@@ -12,6 +12,7 @@
 //! `docs/queue-semantics.md`.
 
 mod cancel;
+mod listing;
 mod open;
 mod returns;
 mod waiters;
@@ -30,13 +31,15 @@ use self::returns::{abort_expired, return_batch, Effects};
 use self::waiters::LocalWaiters;
 use self::write_turn::{WriteTurn, WriteTx};
 use super::rules::{check_batch, check_cancel_reason, retry_refusal, successors_outside};
-use super::sql::{self, in_batch_order, outcomes_from_rows, status_literal};
+use super::sql::{self, in_batch_order, outcomes_from_rows};
 use super::waiter::{new_waiter, WaiterHandle, WaiterRegistry};
 use super::{
-    ActorId, Backoff, CancelSender, Cancellation, Error, OwnRequest, OwnedTask, Parade,
-    PerformanceToken, QueueSummary, Result, Retention, TaskCancellations, TaskData, TaskFilter,
-    TaskHintSender, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode, Waiter,
+    ActorId, Backoff, CancelSender, Cancellation, Error, OnCompletion, OwnRequest, OwnedTask,
+    Parade, PerformanceToken, QueueSummary, Result, Retention, TaskCancellations, TaskData,
+    TaskFilter, TaskHintSender, TaskHints, TaskId, TaskLease, TaskOutcome, TaskReturn,
+    TaskStatusCode, Waiter,
 };
+use super::{TaskGraph, TaskPage};
 
 /// Rows per INSERT statement: 18 bound values each, well under SQLite's 32766.
 const INSERT_CHUNK: usize = 500;
@@ -220,13 +223,15 @@ fn expiry_wait(
     })
 }
 
-/// How many tasks of `wanted` are in progress with an unexpired ownership at `now`
-/// (deadline unset or not passed), counting no further than `limit` (tasks_in_progress_idx).
+/// How many tasks of `wanted` owned within a limit are in progress with an unexpired
+/// ownership at `now` (deadline unset or not passed), counting no further than `limit`
+/// (tasks_limited_in_progress_idx).
 async fn count_in_progress(tx: &mut WriteTx, wanted: &[&str], now: i64, limit: u32) -> Result<u32> {
     let counted: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM ( \
-           SELECT 1 FROM tasks INDEXED BY tasks_in_progress_idx \
+           SELECT 1 FROM tasks INDEXED BY tasks_limited_in_progress_idx \
            WHERE action IN (SELECT value FROM json_each(?1)) AND status_code = 'in-progress' \
+             AND counts_toward_limit \
              AND (action_deadline IS NULL OR action_deadline >= ?2) \
            LIMIT ?3)",
     )
@@ -515,17 +520,20 @@ impl Parade for SqliteParade {
             );
         }
 
-        // One statement for the whole batch; tokens come from SQLite's CSPRNG.
+        // One statement for the whole batch; tokens come from SQLite's CSPRNG. A task owned
+        // within a limit is marked to count toward it, from now on (as on PostgreSQL,
+        // migrations/postgres/0012): only marked tasks are in the index the count reads.
         let rows: Vec<(i64, String, String, i32, String, Option<String>, i32)> = sqlx::query_as(
             "UPDATE tasks SET actor_id = ?2, status_code = 'in-progress', \
              num_tries = num_tries + 1, performance_token = lower(hex(randomblob(16))), \
-             action_deadline = ?3 \
+             action_deadline = ?3, counts_toward_limit = (counts_toward_limit OR ?4) \
              WHERE rowid IN (SELECT value FROM json_each(?1)) \
              RETURNING rowid, id, performance_token, num_failures, action, body, num_tries",
         )
         .bind(serde_json::Value::from(chosen.as_slice()).to_string())
         .bind(actor.as_str())
         .bind(deadline)
+        .bind(request.max_in_progress.is_some())
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -604,10 +612,18 @@ impl Parade for SqliteParade {
     }
 
     async fn return_tasks(&self, returns: &[TaskReturn]) -> Result<Vec<Result<()>>> {
+        self.return_tasks_with(returns, OnCompletion::Keep).await
+    }
+
+    async fn return_tasks_with(
+        &self,
+        returns: &[TaskReturn],
+        on_completion: OnCompletion,
+    ) -> Result<Vec<Result<()>>> {
         let mut tx = self.begin_write().await?;
         let mut effects = Effects::default();
         let now = now_micros();
-        let results = return_batch(&mut tx, returns, now, &mut effects).await?;
+        let results = return_batch(&mut tx, returns, on_completion, now, &mut effects).await?;
         tx.commit().await.map_err(db_error)?;
         self.publish(effects);
         Ok(results)
@@ -761,29 +777,19 @@ impl Parade for SqliteParade {
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
-        let order = if filter.newest_first { "DESC" } else { "ASC" };
-        let rows = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks \
-             WHERE (?1 IS NULL OR status_code = ?1) {status} AND (?2 IS NULL OR action = ?2) \
-               AND (?3 IS NULL OR substr(id, 1, length(?3)) = ?3) \
-               AND (?5 IS NULL OR EXISTS \
-                    (SELECT 1 FROM json_each(tasks.to_signal_after) WHERE value = ?5)) \
-             ORDER BY rowid {order} LIMIT ?4",
-            status = status_literal(filter)
-        ))
-        .bind(filter.status_code.map(TaskStatusCode::as_str))
-        .bind(filter.action.as_deref())
-        .bind(filter.id_prefix.as_deref())
-        .bind(filter.limit.map_or(-1, i64::from))
-        .bind(filter.predecessors_of.as_ref().map(TaskId::as_str))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(task_from_row).collect()
+        self.list(filter).await
+    }
+
+    async fn list_task_page(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        self.list_page(filter).await
+    }
+
+    async fn task_graph(&self, id: &TaskId, max_nodes: u32) -> Result<Option<TaskGraph>> {
+        super::graph::explore(self, id, max_nodes, Utc::now()).await
     }
 
     async fn summary(&self) -> Result<QueueSummary> {
-        sql::summary(&self.pool, db_error).await
+        sql::summary(&self.pool, sql::SUMMARY_COUNTS_SQLITE, db_error).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::write_turn::WriteTx;
 use super::{db_error, json_ids, micros_after, stored_successors, stored_token};
 use crate::queue::rules::check_returns;
-use crate::queue::{Error, Result, TaskOutcome, TaskReturn, TaskStatusCode};
+use crate::queue::{Error, OnCompletion, Result, TaskOutcome, TaskReturn, TaskStatusCode};
 
 /// Expired last tries aborted per `own_tasks` call (as on PostgreSQL).
 const EXPIRED_ABORTS_PER_OWN: i64 = 100;
@@ -115,12 +115,14 @@ struct ReturnedTask {
 
 /// Returns owned tasks inside `tx`, each with return_task's semantics on PostgreSQL and as
 /// if one at a time in order (a task returned by an earlier row has no token left for a
-/// later one), in at most three statements whatever the batch's size: one read of the
-/// tasks, one update of them all, one update of every successor. The outer result fails
-/// only if the store failed; each inner one is that row's answer.
+/// later one), in at most four statements whatever the batch's size: one read of the
+/// tasks, one update of them all, one delete of those completed under
+/// [`OnCompletion::Delete`] (those without a notify channel), one update of every successor.
+/// The outer result fails only if the store failed; each inner one is that row's answer.
 pub(super) async fn return_batch(
     tx: &mut WriteTx,
     returns: &[TaskReturn],
+    on_completion: OnCompletion,
     now: i64,
     effects: &mut Effects,
 ) -> Result<Vec<Result<()>>> {
@@ -139,6 +141,7 @@ pub(super) async fn return_batch(
         .map(|t| (t.id.as_str(), t))
         .collect();
     let mut updates = Vec::new();
+    let mut deletes = Vec::new();
     // successor -> (signals, failures)
     let mut signals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for (r, result) in returns.iter().zip(results.iter_mut()) {
@@ -167,13 +170,20 @@ pub(super) async fn return_batch(
             (TaskStatusCode::Pending, Some(delay)) => Some(micros_after(now, delay)),
             _ => None,
         };
-        updates.push(serde_json::json!({
-            "id": r.id.as_str(),
-            "status": r.status,
-            "code": final_code.as_str(),
-            "finished": final_code.is_final().then_some(now),
-            "run_after": run_after,
-        }));
+        if on_completion == OnCompletion::Delete
+            && final_code == TaskStatusCode::Completed
+            && task.notify_channel_after.is_none()
+        {
+            deletes.push(r.id.as_str());
+        } else {
+            updates.push(serde_json::json!({
+                "id": r.id.as_str(),
+                "status": r.status,
+                "code": final_code.as_str(),
+                "finished": final_code.is_final().then_some(now),
+                "run_after": run_after,
+            }));
+        }
         if !final_code.is_final() {
             effects.runnable = true;
             continue;
@@ -209,6 +219,13 @@ pub(super) async fn return_batch(
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
+    }
+    if !deletes.is_empty() {
+        sqlx::query("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?1))")
+            .bind(json_ids(deletes))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
     }
     if !signals.is_empty() {
         let signals: Vec<serde_json::Value> = signals

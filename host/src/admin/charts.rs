@@ -1,0 +1,286 @@
+//! The overview's charts, drawn on the server as inline SVG (no script, no library): the
+//! node's last hour from [`history`](super::history) — tasks completed and aborted per
+//! second per action, the queue's depth by status, and p50/p95 handler durations per
+//! action. Each line carries its last point in `data-last-at` and `data-last` (and, for
+//! throughput, the interval's count in `data-last-count`), which tests compare with
+//! `GET /api/history`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+
+use super::history::{HistoryView, Point};
+use super::pages::escape;
+
+const WIDTH: f64 = 560.0;
+const HEIGHT: f64 = 150.0;
+/// Room for the axis labels.
+const LEFT: f64 = 56.0;
+const BOTTOM: f64 = 18.0;
+const PALETTE: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+];
+/// The window drawn: an hour, ending at the last sample.
+const WINDOW_SECONDS: f64 = 3600.0;
+
+/// One line of a chart.
+struct Series {
+    /// As `data-series`: `completed echo`, `pending`, `p95 echo`.
+    name: String,
+    colour: &'static str,
+    dashed: bool,
+    points: Vec<(DateTime<Utc>, f64)>,
+    /// For throughput: the count of the last interval.
+    last_count: Option<u64>,
+}
+
+/// The three charts, or a line saying no interval has been sampled yet.
+pub(super) fn charts(history: &HistoryView) -> String {
+    let mut out = String::from("<section id=\"charts\"><h2>The last hour on this node</h2>");
+    let Some(last) = history.points.last() else {
+        let _ = write!(
+            out,
+            "<p class=\"muted\">No samples yet: the node samples its counters every {} s.</p>\
+             </section>",
+            history.interval_seconds
+        );
+        return out;
+    };
+    let end = last.at;
+    let actions: BTreeSet<&str> = history
+        .points
+        .iter()
+        .flat_map(|p| p.actions.keys().map(String::as_str))
+        .collect();
+    let colour = |i: usize| PALETTE[i % PALETTE.len()];
+
+    let mut throughput = Vec::new();
+    for (i, action) in actions.iter().enumerate() {
+        for (what, dashed) in [("completed", false), ("aborted", true)] {
+            let count = |p: &Point| {
+                p.actions.get(*action).map_or(0, |a| match what {
+                    "completed" => a.completed,
+                    _ => a.aborted,
+                })
+            };
+            throughput.push(Series {
+                name: format!("{what} {action}"),
+                colour: colour(i),
+                dashed,
+                points: history
+                    .points
+                    .iter()
+                    .map(|p| (p.at, per_second(count(p), p.seconds)))
+                    .collect(),
+                last_count: Some(count(last)),
+            });
+        }
+    }
+    out.push_str(&chart(
+        "throughput",
+        "Tasks per second (solid: completed, dashed: aborted)",
+        "/s",
+        &throughput,
+        end,
+    ));
+
+    let depth: Vec<Series> = [("pending", 0), ("in-progress", 1)]
+        .into_iter()
+        .map(|(status, i)| Series {
+            name: status.to_owned(),
+            colour: colour(i + 4),
+            dashed: false,
+            points: history
+                .points
+                .iter()
+                .filter_map(|p| {
+                    let d = p.depth?;
+                    Some((
+                        p.at,
+                        (if i == 0 { d.pending } else { d.in_progress }) as f64,
+                    ))
+                })
+                .collect(),
+            last_count: None,
+        })
+        .collect();
+    out.push_str(&chart(
+        "depth",
+        "Queue depth (the whole store): pending and in progress",
+        "",
+        &depth,
+        end,
+    ));
+
+    let mut durations = Vec::new();
+    for (i, action) in actions.iter().enumerate() {
+        for (q, dashed) in [("p50", false), ("p95", true)] {
+            durations.push(Series {
+                name: format!("{q} {action}"),
+                colour: colour(i),
+                dashed,
+                points: history
+                    .points
+                    .iter()
+                    .filter_map(|p| {
+                        let a = p.actions.get(*action)?;
+                        let seconds = if q == "p50" {
+                            a.p50_seconds
+                        } else {
+                            a.p95_seconds
+                        }?;
+                        Some((p.at, seconds * 1000.0))
+                    })
+                    .collect(),
+                last_count: None,
+            });
+        }
+    }
+    out.push_str(&chart(
+        "durations",
+        "Handler duration, ms (solid: p50, dashed: p95)",
+        " ms",
+        &durations,
+        end,
+    ));
+    out.push_str("</section>");
+    out
+}
+
+fn per_second(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// A round number at or above `max`, for the top of the axis: 1, 2 or 5 times a power of 10.
+fn axis_top(max: f64) -> f64 {
+    if max <= 0.0 || !max.is_finite() {
+        return 1.0;
+    }
+    let power = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|top| *top >= max)
+        .unwrap_or(10.0 * power)
+}
+
+/// A number as an axis label or a `data-` value: at most 3 decimals, no trailing zeros.
+fn number(value: f64) -> String {
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text.is_empty() || text == "-" {
+        "0".into()
+    } else {
+        text.to_owned()
+    }
+}
+
+fn chart(id: &str, title: &str, unit: &str, series: &[Series], end: DateTime<Utc>) -> String {
+    let max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|(_, v)| *v))
+        .fold(0.0, f64::max);
+    let top = axis_top(max);
+    let plot_width = WIDTH - LEFT;
+    let plot_height = HEIGHT - BOTTOM;
+    let x = |at: DateTime<Utc>| {
+        let age = (end - at).num_milliseconds() as f64 / 1000.0;
+        LEFT + plot_width * (1.0 - (age / WINDOW_SECONDS).clamp(0.0, 1.0))
+    };
+    let y = |value: f64| plot_height * (1.0 - (value / top).clamp(0.0, 1.0));
+    let mut svg = format!(
+        "<figure class=\"chart\"><figcaption>{}</figcaption>\
+         <svg id=\"chart-{id}\" role=\"img\" aria-label=\"{}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
+         width=\"{WIDTH}\" height=\"{HEIGHT}\" data-end=\"{}\">",
+        escape(title),
+        escape(title),
+        end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    // Axes and labels: the top value, zero, and the window's start and end.
+    let _ = write!(
+        svg,
+        "<g class=\"axis\" stroke=\"#ccc\"><line x1=\"{LEFT}\" y1=\"0\" x2=\"{LEFT}\" \
+         y2=\"{plot_height}\"/><line x1=\"{LEFT}\" y1=\"{plot_height}\" x2=\"{WIDTH}\" \
+         y2=\"{plot_height}\"/><line x1=\"{LEFT}\" y1=\"0.5\" x2=\"{WIDTH}\" y2=\"0.5\" \
+         stroke-dasharray=\"2 3\"/></g><g font-size=\"10\" fill=\"#777\">\
+         <text x=\"{}\" y=\"10\" text-anchor=\"end\">{}{}</text>\
+         <text x=\"{}\" y=\"{plot_height}\" text-anchor=\"end\">0</text>\
+         <text x=\"{LEFT}\" y=\"{HEIGHT}\">−60 min</text>\
+         <text x=\"{WIDTH}\" y=\"{HEIGHT}\" text-anchor=\"end\">{} UTC</text></g>",
+        LEFT - 4.0,
+        number(top),
+        escape(unit),
+        LEFT - 4.0,
+        end.format("%H:%M:%S")
+    );
+    let mut legend = String::from("<p class=\"legend\">");
+    for s in series {
+        let Some((last_at, last)) = s.points.last() else {
+            continue;
+        };
+        let points: Vec<String> = s
+            .points
+            .iter()
+            .map(|(at, v)| format!("{:.1},{:.1}", x(*at), y(*v)))
+            .collect();
+        let _ = write!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"{} points=\"{}\" \
+             data-series=\"{}\" data-last-at=\"{}\" data-last=\"{}\"{}><title>{}: {}{}</title>\
+             </polyline>",
+            s.colour,
+            if s.dashed {
+                " stroke-dasharray=\"4 3\""
+            } else {
+                ""
+            },
+            points.join(" "),
+            escape(&s.name),
+            last_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            number(*last),
+            s.last_count
+                .map(|n| format!(" data-last-count=\"{n}\""))
+                .unwrap_or_default(),
+            escape(&s.name),
+            number(*last),
+            escape(unit)
+        );
+        let _ = write!(
+            legend,
+            "<span style=\"color:{}\">{} {}</span> ",
+            s.colour,
+            if s.dashed { "┄" } else { "━" },
+            escape(&s.name)
+        );
+    }
+    if series.iter().all(|s| s.points.is_empty()) {
+        legend.push_str("<span class=\"muted\">nothing in this window</span>");
+    }
+    legend.push_str("</p>");
+    svg.push_str("</svg>");
+    svg.push_str(&legend);
+    svg.push_str("</figure>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_tops_are_round() {
+        assert_eq!(axis_top(0.0), 1.0);
+        assert_eq!(axis_top(0.7), 1.0);
+        assert_eq!(axis_top(1.3), 2.0);
+        assert_eq!(axis_top(37.0), 50.0);
+        assert_eq!(axis_top(500.0), 500.0);
+        assert_eq!(number(2.5), "2.5");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(0.0004), "0");
+    }
+}

@@ -1,0 +1,327 @@
+//! The last hour of this node, for the overview's charts and `GET /api/history`: a ring of
+//! samples of the node's own counters (per action: tasks completed and aborted, the
+//! histogram of handler durations) and of the queue's depth by status, one every
+//! [`HISTORY_INTERVAL`], at most [`HISTORY_SAMPLES`] of them (an hour), so the memory it
+//! takes is bounded by the actions with a label of their own ([`metrics`](super::metrics)
+//! caps those) whatever the node runs.
+//!
+//! A chart's point is the difference between two consecutive samples: tasks completed in
+//! that interval (drawn per second), and the p50/p95 of the durations observed in it,
+//! interpolated within the histogram's buckets as Prometheus' `histogram_quantile` does.
+//! The counts of every point together, plus those since the last sample (`since_last`),
+//! are exactly the node's counters while the ring has not wrapped: the ring starts with a
+//! zero sample at the node's start.
+//!
+//! A background task of the listener ([`sample_every_interval`]) takes the samples; the
+//! queue's depth comes from the shared [`SummaryCache`](super::SummaryCache), so sampling
+//! adds at most one summary per interval to the store's load.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::AdminState;
+use crate::manager::{ActionStats, Histogram, HISTOGRAM_BOUNDS};
+use crate::queue::{QueueSummary, TaskStatusCode};
+
+/// How often the node's counters are sampled.
+pub const HISTORY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How many samples are kept: an hour of [`HISTORY_INTERVAL`]s.
+pub const HISTORY_SAMPLES: usize = 360;
+
+/// The queue's depth in one sample: tasks by status code across the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Depth {
+    pub pending: u64,
+    #[serde(rename = "in-progress")]
+    pub in_progress: u64,
+    pub completed: u64,
+    pub aborted: u64,
+}
+
+impl Depth {
+    fn of(summary: &QueueSummary) -> Self {
+        let mut depth = Depth::default();
+        for count in &summary.counts {
+            *match count.status_code {
+                TaskStatusCode::Pending => &mut depth.pending,
+                TaskStatusCode::InProgress => &mut depth.in_progress,
+                TaskStatusCode::Completed => &mut depth.completed,
+                TaskStatusCode::Aborted => &mut depth.aborted,
+            } += count.count;
+        }
+        depth
+    }
+}
+
+/// The node's counters at one instant.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: DateTime<Utc>,
+    /// Cumulative, by action label.
+    by_action: BTreeMap<String, ActionStats>,
+    /// `None` when the store did not answer.
+    depth: Option<Depth>,
+}
+
+/// The ring of samples; the first is the baseline the next one is measured from.
+#[derive(Debug)]
+pub struct NodeHistory {
+    /// When the history started, from zero counters.
+    origin: DateTime<Utc>,
+    samples: Mutex<VecDeque<Sample>>,
+}
+
+impl Default for NodeHistory {
+    /// A history that starts now, from zero counters.
+    fn default() -> Self {
+        NodeHistory::starting_at(Utc::now())
+    }
+}
+
+/// One action in one interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ActionPoint {
+    /// Tasks this node returned completed in the interval.
+    pub completed: u64,
+    /// Tasks this node returned aborted in the interval.
+    pub aborted: u64,
+    /// Durations of the handlers that ended in the interval (`None`: none ended).
+    pub p50_seconds: Option<f64>,
+    pub p95_seconds: Option<f64>,
+}
+
+/// One interval: from the previous point's `at` (or the node's start) to `at`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    pub at: DateTime<Utc>,
+    /// The interval's length.
+    pub seconds: f64,
+    /// Actions with a task completed or aborted in the interval.
+    pub actions: BTreeMap<String, ActionPoint>,
+    /// The queue at `at` (`None`: the store did not answer).
+    pub depth: Option<Depth>,
+}
+
+/// What `GET /api/history` answers, and what the charts draw.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryView {
+    pub interval_seconds: u64,
+    /// The sampled intervals, oldest first: at most [`HISTORY_SAMPLES`].
+    pub points: Vec<Point>,
+    /// From the last sample to now (not drawn: it is still filling).
+    pub since_last: Point,
+    /// Whether `points` reach back to the node's start (else the oldest were dropped).
+    pub since_start: bool,
+}
+
+impl NodeHistory {
+    /// A history whose baseline is zero counters at `at`.
+    pub fn starting_at(at: DateTime<Utc>) -> Self {
+        let baseline = Sample {
+            at,
+            by_action: BTreeMap::new(),
+            depth: None,
+        };
+        NodeHistory {
+            origin: at,
+            samples: Mutex::new(VecDeque::from([baseline])),
+        }
+    }
+
+    fn samples(&self) -> std::sync::MutexGuard<'_, VecDeque<Sample>> {
+        self.samples.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, sample: Sample) {
+        let mut samples = self.samples();
+        samples.push_back(sample);
+        // The baseline plus HISTORY_SAMPLES intervals.
+        while samples.len() > HISTORY_SAMPLES + 1 {
+            samples.pop_front();
+        }
+    }
+
+    /// The intervals between the samples, and from the last one to `now`.
+    fn view(&self, now: Sample) -> HistoryView {
+        let samples = self.samples();
+        let points = samples
+            .iter()
+            .zip(samples.iter().skip(1))
+            .map(|(from, to)| point(from, to))
+            .collect();
+        let since_last = point(samples.back().expect("the baseline is never dropped"), &now);
+        let since_start = samples.front().is_some_and(|s| s.at == self.origin);
+        HistoryView {
+            interval_seconds: HISTORY_INTERVAL.as_secs(),
+            points,
+            since_last,
+            since_start,
+        }
+    }
+}
+
+/// The interval from `from` to `to`.
+fn point(from: &Sample, to: &Sample) -> Point {
+    let mut actions = BTreeMap::new();
+    for (action, now) in &to.by_action {
+        let before = from.by_action.get(action).copied().unwrap_or_default();
+        let completed = now.completed.saturating_sub(before.completed);
+        let aborted = now.aborted.saturating_sub(before.aborted);
+        let durations = difference(&now.durations, &before.durations);
+        if completed == 0 && aborted == 0 && durations.count == 0 {
+            continue;
+        }
+        actions.insert(
+            action.clone(),
+            ActionPoint {
+                completed,
+                aborted,
+                p50_seconds: quantile(&durations, 0.5),
+                p95_seconds: quantile(&durations, 0.95),
+            },
+        );
+    }
+    Point {
+        at: to.at,
+        seconds: (to.at - from.at).num_milliseconds().max(0) as f64 / 1000.0,
+        actions,
+        depth: to.depth,
+    }
+}
+
+/// The observations of `now` that `before` did not have.
+fn difference(now: &Histogram, before: &Histogram) -> Histogram {
+    let mut out = Histogram::default();
+    for (i, bucket) in out.buckets.iter_mut().enumerate() {
+        *bucket = now.buckets[i].saturating_sub(before.buckets[i]);
+    }
+    out.count = now.count.saturating_sub(before.count);
+    out.sum_seconds = (now.sum_seconds - before.sum_seconds).max(0.0);
+    out
+}
+
+/// The `q` quantile of `histogram`, linear within the bucket it falls in (the last bucket,
+/// above every bound, answers the highest bound); `None` without observations.
+pub fn quantile(histogram: &Histogram, q: f64) -> Option<f64> {
+    if histogram.count == 0 {
+        return None;
+    }
+    let rank = q * histogram.count as f64;
+    let mut below = 0u64;
+    for (i, &n) in histogram.buckets.iter().enumerate() {
+        if n > 0 && (below + n) as f64 >= rank {
+            let Some(&upper) = HISTOGRAM_BOUNDS.get(i) else {
+                return HISTOGRAM_BOUNDS.last().copied();
+            };
+            let lower = if i == 0 { 0.0 } else { HISTOGRAM_BOUNDS[i - 1] };
+            let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
+            return Some(lower + (upper - lower) * within);
+        }
+        below += n;
+    }
+    HISTOGRAM_BOUNDS.last().copied()
+}
+
+/// The node's counters now, by action label, and the queue's depth from the shared summary.
+async fn sample_now(state: &AdminState) -> Sample {
+    let summary = state.summary.get(state.queue.as_ref()).await;
+    Sample {
+        at: Utc::now(),
+        by_action: super::metrics::node_stats_by_label(state),
+        depth: summary.ok().map(|s| Depth::of(&s)),
+    }
+}
+
+/// The history so far, ending now.
+pub(super) async fn view(state: &AdminState) -> HistoryView {
+    let now = sample_now(state).await;
+    state.dashboard.history.view(now)
+}
+
+/// Samples `state`'s counters every [`HISTORY_INTERVAL`] until `stop` turns true.
+pub(super) async fn sample_every_interval(state: Arc<AdminState>, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(HISTORY_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: the baseline already stands for the start.
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            _ = ticks.tick() => {}
+        }
+        let sample = sample_now(&state).await;
+        state.dashboard.history.record(sample);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(at_seconds: i64, completed: u64, durations: &[f64]) -> Sample {
+        let mut stats = ActionStats {
+            completed,
+            ..ActionStats::default()
+        };
+        for d in durations {
+            stats.durations.observe(Duration::from_secs_f64(*d));
+        }
+        Sample {
+            at: DateTime::from_timestamp(at_seconds, 0).unwrap(),
+            by_action: BTreeMap::from([("echo".to_owned(), stats)]),
+            depth: None,
+        }
+    }
+
+    #[test]
+    fn points_are_the_differences_between_samples_and_add_up_to_the_counters() {
+        let history = NodeHistory::starting_at(DateTime::from_timestamp(0, 0).unwrap());
+        history.record(sample(10, 4, &[0.002; 4]));
+        history.record(sample(20, 4, &[0.002; 4]));
+        history.record(sample(30, 9, &[0.002; 9]));
+        let view = history.view(sample(35, 10, &[0.002; 10]));
+        let completed: Vec<u64> = view
+            .points
+            .iter()
+            .map(|p| p.actions.get("echo").map_or(0, |a| a.completed))
+            .collect();
+        assert_eq!(completed, [4, 0, 5]);
+        assert_eq!(view.since_last.actions["echo"].completed, 1);
+        assert_eq!(view.points[2].seconds, 10.0);
+        assert!(view.since_start);
+        // 2 ms falls in the bucket (1 ms, 2.5 ms].
+        let p50 = view.points[2].actions["echo"].p50_seconds.unwrap();
+        assert!((0.001..=0.0025).contains(&p50), "{p50}");
+    }
+
+    #[test]
+    fn the_ring_keeps_an_hour() {
+        let history = NodeHistory::starting_at(DateTime::from_timestamp(0, 0).unwrap());
+        for i in 1..=(HISTORY_SAMPLES as i64 + 5) {
+            history.record(sample(i * 10, i as u64, &[]));
+        }
+        let view = history.view(sample(10_000, 0, &[]));
+        assert_eq!(view.points.len(), HISTORY_SAMPLES);
+        assert!(!view.since_start);
+        assert!(view.points.iter().all(|p| p.actions["echo"].completed == 1));
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        let mut h = Histogram::default();
+        assert_eq!(quantile(&h, 0.5), None);
+        for _ in 0..10 {
+            h.observe(Duration::from_millis(30)); // (10 ms, 50 ms]
+        }
+        let p50 = quantile(&h, 0.5).unwrap();
+        assert!((p50 - 0.03).abs() < 1e-9, "{p50}");
+        h.observe(Duration::from_secs(100)); // above every bound
+        assert_eq!(quantile(&h, 1.0), Some(60.0));
+    }
+}

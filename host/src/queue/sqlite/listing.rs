@@ -1,0 +1,195 @@
+//! Listing tasks a page at a time, and the reads of the task graph's walk, on SQLite.
+//!
+//! As on PostgreSQL (`postgres/listing.rs`), a listing is one statement built from the
+//! filter's set fields. Insertion order is the rowid, the table's own key: a page walks the
+//! table itself from its cursor and stops at the page size, and needs no index of its own.
+//! A filter on the status of the failed tasks reads `tasks_aborted_idx` instead.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{db_error, json_ids, now_micros, task_from_row, SqliteParade, TASK_COLUMNS};
+use crate::queue::graph::GraphRows;
+use crate::queue::sql::status_literal;
+use crate::queue::{
+    Error, ListedTask, Result, TaskCursor, TaskData, TaskFilter, TaskId, TaskPage, TaskState,
+};
+
+/// The columns of [`TASK_COLUMNS`] with `body` and `status` left out (NULL), for the graph:
+/// [`task_from_row`] reads them alike.
+const GRAPH_COLUMNS: &str = "id, action, NULL, NULL, status_code, num_tries, num_failures, \
+     max_tries, num_signals, total_dependencies, actor_id, action_deadline, performance_token, \
+     to_signal_after, notify_channel_after, priority, run_after";
+
+/// The condition of `state` on a row, `now` in microseconds since the Unix epoch.
+fn push_state(q: &mut QueryBuilder<'static, Sqlite>, state: TaskState, now: i64) {
+    const DEPENDENCIES_MET: &str =
+        "status_code = 'pending' AND (total_dependencies IS NULL OR num_signals = total_dependencies)";
+    match state {
+        TaskState::Pending => {
+            q.push(DEPENDENCIES_MET)
+                .push(" AND (run_after IS NULL OR run_after <= ")
+                .push_bind(now)
+                .push(")");
+        }
+        TaskState::Delayed => {
+            q.push(DEPENDENCIES_MET)
+                .push(" AND run_after > ")
+                .push_bind(now);
+        }
+        TaskState::Waiting => {
+            q.push(
+                "status_code = 'pending' \
+                 AND total_dependencies IS NOT NULL AND num_signals <> total_dependencies",
+            );
+        }
+        TaskState::InProgress => {
+            q.push("status_code = 'in-progress'");
+        }
+        TaskState::Completed => {
+            q.push("status_code = 'completed'");
+        }
+        TaskState::Aborted => {
+            q.push("status_code = 'aborted'");
+        }
+    }
+}
+
+/// The listing of `filter`, reading one row past its limit when `peek` (to tell whether
+/// another page follows).
+fn listing(filter: &TaskFilter, peek: bool) -> QueryBuilder<'static, Sqlite> {
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {TASK_COLUMNS}, rowid, created_at, finished_at FROM tasks WHERE 1 {}",
+        status_literal(filter)
+    ));
+    if let Some(state) = filter.state {
+        q.push(" AND ");
+        push_state(&mut q, state, now_micros());
+    }
+    if let Some(action) = &filter.action {
+        q.push(" AND action = ").push_bind(action.clone());
+    }
+    if let Some(prefix) = &filter.id_prefix {
+        q.push(" AND substr(id, 1, ")
+            .push_bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
+            .push(") = ")
+            .push_bind(prefix.clone());
+    }
+    if let Some(from) = filter.enqueued_from {
+        q.push(" AND created_at >= ")
+            .push_bind(from.timestamp_micros());
+    }
+    if let Some(before) = filter.enqueued_before {
+        q.push(" AND created_at < ")
+            .push_bind(before.timestamp_micros());
+    }
+    if let Some(after) = filter.after {
+        q.push(if filter.newest_first {
+            " AND rowid < "
+        } else {
+            " AND rowid > "
+        })
+        .push_bind(after.0);
+    }
+    if let Some(successor) = &filter.predecessors_of {
+        q.push(" AND EXISTS (SELECT 1 FROM json_each(tasks.to_signal_after) WHERE value = ")
+            .push_bind(successor.as_str().to_owned())
+            .push(")");
+    }
+    q.push(if filter.newest_first {
+        " ORDER BY rowid DESC"
+    } else {
+        " ORDER BY rowid"
+    });
+    if let Some(limit) = filter.limit {
+        q.push(" LIMIT ")
+            .push_bind(i64::from(limit) + i64::from(peek));
+    }
+    q
+}
+
+fn listed_from_row(row: &SqliteRow) -> Result<ListedTask> {
+    let task = task_from_row(row)?;
+    let time = |micros: i64, what: &str| {
+        DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| Error::InvalidTask {
+            task_id: task.id.clone(),
+            problem: format!("stored {what} is unreadable"),
+        })
+    };
+    let enqueued_at = time(row.try_get(18)?, "created_at")?;
+    let finished_at = row
+        .try_get::<Option<i64>, _>(19)?
+        .map(|us| time(us, "finished_at"))
+        .transpose()?;
+    Ok(ListedTask {
+        cursor: TaskCursor(row.try_get(17)?),
+        enqueued_at,
+        finished_at,
+        task,
+    })
+}
+
+impl SqliteParade {
+    pub(super) async fn list(&self, filter: &TaskFilter) -> Result<Vec<TaskData>> {
+        let rows = listing(filter, false)
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    pub(super) async fn list_page(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        let rows = listing(filter, true)
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let mut tasks = rows
+            .iter()
+            .map(listed_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next = match filter.limit {
+            Some(limit) if tasks.len() > limit as usize => {
+                tasks.truncate(limit as usize);
+                tasks.last().map(|t| t.cursor)
+            }
+            _ => None,
+        };
+        Ok(TaskPage { tasks, next })
+    }
+}
+
+#[async_trait]
+impl GraphRows for SqliteParade {
+    async fn rows_by_id(&self, ids: &[TaskId]) -> Result<Vec<TaskData>> {
+        // The primary key's index, one probe per id.
+        let rows = sqlx::query(&format!(
+            "SELECT {GRAPH_COLUMNS} FROM tasks WHERE id IN (SELECT value FROM json_each(?1))"
+        ))
+        .bind(json_ids(ids.iter().map(TaskId::as_str)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn predecessor_rows(&self, ids: &[TaskId], limit: u32) -> Result<Vec<TaskData>> {
+        // No index lists predecessors: this reads the table once per level of ancestors,
+        // parsing only the rows that signal anything.
+        let rows = sqlx::query(&format!(
+            "SELECT {GRAPH_COLUMNS} FROM tasks WHERE to_signal_after IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM json_each(tasks.to_signal_after) s \
+                           WHERE s.value IN (SELECT value FROM json_each(?1))) \
+             LIMIT ?2"
+        ))
+        .bind(json_ids(ids.iter().map(TaskId::as_str)))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(task_from_row).collect()
+    }
+}

@@ -1,0 +1,472 @@
+//! The task browser's reads: `list_task_page` (keyset pages newest first, by state, action,
+//! id prefix and enqueue time) and `task_graph` (a task's ancestors and descendants, bounded).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use parade_host::queue::{
+    Parade, TaskData, TaskFilter, TaskId, TaskPage, TaskState, TaskStatusCode,
+};
+
+use crate::common::*;
+use crate::support::Store;
+
+/// Every page of `filter` (its limit the page size), followed by cursor to the end.
+async fn all_pages(q: &impl Parade, filter: &TaskFilter) -> anyhow::Result<Vec<TaskPage>> {
+    let mut pages = Vec::new();
+    let mut filter = filter.clone();
+    loop {
+        let page = q.list_task_page(&filter).await?;
+        let next = page.next;
+        anyhow::ensure!(pages.len() < 100_000, "paging does not end");
+        pages.push(page);
+        match next {
+            Some(cursor) => filter.after = Some(cursor),
+            None => return Ok(pages),
+        }
+    }
+}
+
+/// The ids of every page of `filter`, in order.
+async fn paged_ids(q: &impl Parade, filter: &TaskFilter) -> anyhow::Result<Vec<String>> {
+    Ok(all_pages(q, filter)
+        .await?
+        .iter()
+        .flat_map(|p| p.tasks.iter().map(|t| t.task.id.0.clone()))
+        .collect())
+}
+
+pub async fn pages_through_ten_thousand_tasks_without_gap_or_repeat(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let inserted: Vec<String> = (0..10_000).map(|i| format!("t{i:05}")).collect();
+    for chunk in inserted.chunks(2_500) {
+        let batch: Vec<TaskData> = chunk.iter().map(|id| task(id, "work")).collect();
+        q.insert_tasks(&batch).await?;
+    }
+    let newest_first = TaskFilter {
+        newest_first: true,
+        limit: Some(97),
+        ..TaskFilter::default()
+    };
+    let pages = all_pages(&q, &newest_first).await?;
+    assert_eq!(pages.len(), 10_000usize.div_ceil(97));
+    assert!(pages[..pages.len() - 1].iter().all(|p| p.tasks.len() == 97));
+    let listed: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.tasks.iter().map(|t| t.task.id.0.clone()))
+        .collect();
+    let mut expected = inserted.clone();
+    expected.reverse();
+    assert_eq!(listed, expected, "newest first, each task once");
+    // Positions fall strictly along the way, and each page continues after its last one.
+    let cursors: Vec<_> = pages
+        .iter()
+        .flat_map(|p| p.tasks.iter().map(|t| t.cursor))
+        .collect();
+    assert!(cursors.windows(2).all(|w| w[0] > w[1]));
+    for page in &pages[..pages.len() - 1] {
+        assert_eq!(page.next, page.tasks.last().map(|t| t.cursor));
+    }
+
+    let oldest_first = TaskFilter {
+        newest_first: false,
+        ..newest_first.clone()
+    };
+    assert_eq!(paged_ids(&q, &oldest_first).await?, inserted);
+
+    // Tasks deleted behind and ahead of the cursor neither repeat nor shift the rest.
+    let first = q.list_task_page(&newest_first).await?;
+    q.delete_tasks(&ids(&["t09999", "t09000", "t05000"]))
+        .await?;
+    let rest = paged_ids(
+        &q,
+        &TaskFilter {
+            after: first.next,
+            ..newest_first.clone()
+        },
+    )
+    .await?;
+    let expected_rest: Vec<String> = expected[97..]
+        .iter()
+        .filter(|id| !["t09000", "t05000"].contains(&id.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(rest, expected_rest);
+    Ok(())
+}
+
+pub async fn each_state_filter_lists_exactly_its_tasks(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let earlier = Utc::now() - chrono::Duration::hours(1);
+    q.insert_tasks(&[
+        TaskData {
+            total_dependencies: Some(1),
+            ..task("waiting", "work")
+        },
+        TaskData {
+            total_dependencies: Some(1),
+            run_after: Some(later),
+            ..task("waiting-and-delayed", "work")
+        },
+        TaskData {
+            to_signal_after: ids(&["waiting", "waiting-and-delayed"]),
+            ..task("signaller", "other")
+        },
+        TaskData {
+            run_after: Some(later),
+            ..task("delayed", "work")
+        },
+        TaskData {
+            run_after: Some(earlier),
+            ..task("due", "work")
+        },
+        task("pending", "work"),
+        TaskData {
+            total_dependencies: Some(0),
+            ..task("no-dependencies-left", "work")
+        },
+        task("running", "run"),
+        task("done", "finish"),
+        task("failed", "fail"),
+    ])
+    .await?;
+    let running = own_one(&q, "a", &["run"], MINUTE).await?;
+    let done = own_one(&q, "a", &["finish"], MINUTE).await?;
+    finish(&q, &done, TaskStatusCode::Completed).await?;
+    let failed = own_one(&q, "a", &["fail"], MINUTE).await?;
+    finish(&q, &failed, TaskStatusCode::Aborted).await?;
+    assert_eq!(running.id.as_str(), "running");
+
+    let expected: [(TaskState, &[&str]); 6] = [
+        (TaskState::Waiting, &["waiting", "waiting-and-delayed"]),
+        (TaskState::Delayed, &["delayed"]),
+        (
+            TaskState::Pending,
+            &["signaller", "due", "pending", "no-dependencies-left"],
+        ),
+        (TaskState::InProgress, &["running"]),
+        (TaskState::Completed, &["done"]),
+        (TaskState::Aborted, &["failed"]),
+    ];
+    let mut everything = HashSet::new();
+    for (state, names) in expected {
+        let filter = TaskFilter {
+            state: Some(state),
+            limit: Some(2),
+            ..TaskFilter::default()
+        };
+        let pages = all_pages(&q, &filter).await?;
+        let listed: Vec<String> = pages
+            .iter()
+            .flat_map(|p| p.tasks.iter().map(|t| t.task.id.0.clone()))
+            .collect();
+        assert_eq!(listed, names, "{state}");
+        for page in &pages {
+            for t in &page.tasks {
+                assert_eq!(TaskState::of(&t.task, Utc::now()), state, "{}", t.task.id);
+                // A finished task says when; nothing else does.
+                assert_eq!(t.finished_at.is_some(), t.task.status_code.is_final());
+            }
+        }
+        everything.extend(listed);
+    }
+    assert_eq!(everything.len(), 10, "the six states cover every task once");
+
+    // A state and a status code together are both applied.
+    let none = q
+        .list_task_page(&TaskFilter {
+            state: Some(TaskState::Delayed),
+            status_code: Some(TaskStatusCode::Completed),
+            ..TaskFilter::default()
+        })
+        .await?;
+    assert!(none.tasks.is_empty());
+    Ok(())
+}
+
+pub async fn pages_filter_by_action_id_prefix_and_enqueue_time(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    q.insert_tasks(&[
+        task("early-1", "mail"),
+        task("early-2", "resize"),
+        task("early-3", "mail"),
+    ])
+    .await?;
+    // The store's clock has moved on by the next insert.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    q.insert_tasks(&[
+        task("late-1", "mail"),
+        task("late-2", "resize"),
+        task("early-late", "mail"),
+    ])
+    .await?;
+    let all = q.list_task_page(&TaskFilter::default()).await?;
+    let at = |id: &str| {
+        all.tasks
+            .iter()
+            .find(|t| t.task.id.as_str() == id)
+            .map(|t| t.enqueued_at)
+            .unwrap()
+    };
+    let boundary = at("late-1");
+    assert!(at("early-3") < boundary);
+    let names =
+        |page: TaskPage| -> Vec<String> { page.tasks.into_iter().map(|t| t.task.id.0).collect() };
+    let page = |filter: TaskFilter| {
+        let q = q.clone();
+        async move {
+            q.list_task_page(&TaskFilter {
+                newest_first: true,
+                ..filter
+            })
+            .await
+        }
+    };
+
+    assert_eq!(
+        names(
+            page(TaskFilter {
+                action: Some("mail".into()),
+                ..TaskFilter::default()
+            })
+            .await?
+        ),
+        ["early-late", "late-1", "early-3", "early-1"]
+    );
+    assert_eq!(
+        names(
+            page(TaskFilter {
+                id_prefix: Some("early".into()),
+                ..TaskFilter::default()
+            })
+            .await?
+        ),
+        ["early-late", "early-3", "early-2", "early-1"]
+    );
+    assert_eq!(
+        names(
+            page(TaskFilter {
+                enqueued_from: Some(boundary),
+                ..TaskFilter::default()
+            })
+            .await?
+        ),
+        ["early-late", "late-2", "late-1"],
+        "from is inclusive"
+    );
+    assert_eq!(
+        names(
+            page(TaskFilter {
+                enqueued_before: Some(boundary),
+                ..TaskFilter::default()
+            })
+            .await?
+        ),
+        ["early-3", "early-2", "early-1"],
+        "before is exclusive"
+    );
+    assert_eq!(
+        names(
+            page(TaskFilter {
+                action: Some("mail".into()),
+                id_prefix: Some("early-".into()),
+                enqueued_from: Some(boundary),
+                ..TaskFilter::default()
+            })
+            .await?
+        ),
+        ["early-late"]
+    );
+    // A prefix is matched literally: no wildcard characters.
+    q.insert_tasks(&[task("a%b", "x"), task("a_c", "x"), task("ab", "x")])
+        .await?;
+    assert_eq!(
+        names(
+            page(TaskFilter {
+                id_prefix: Some("a%".into()),
+                ..TaskFilter::default()
+            })
+            .await?
+        ),
+        ["a%b"]
+    );
+    assert_eq!(
+        names(
+            page(TaskFilter {
+                id_prefix: Some("a_".into()),
+                ..TaskFilter::default()
+            })
+            .await?
+        ),
+        ["a_c"]
+    );
+    Ok(())
+}
+
+pub async fn tasks_enqueued_together_page_by_position_without_gap_or_repeat(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let batch: Vec<TaskData> = (0..250)
+        .map(|i| task(&format!("tie{i:03}"), "work"))
+        .collect();
+    q.insert_tasks(&batch).await?;
+    let all = q.list_task_page(&TaskFilter::default()).await?;
+    // One insert, one enqueue time: every task ties on it.
+    let at = all.tasks[0].enqueued_at;
+    assert!(all.tasks.iter().all(|t| t.enqueued_at == at));
+    let window = TaskFilter {
+        enqueued_from: Some(at),
+        enqueued_before: Some(at + chrono::Duration::microseconds(1)),
+        newest_first: true,
+        limit: Some(7),
+        ..TaskFilter::default()
+    };
+    let listed = paged_ids(&q, &window).await?;
+    let mut expected: Vec<String> = batch.iter().map(|t| t.id.0.clone()).collect();
+    expected.reverse();
+    assert_eq!(listed, expected);
+    Ok(())
+}
+
+/// s1, s2 → a → b1, b2, b3 → c → d1, d2: fan-in, fan-out, fan-in, fan-out. Beside it, x → b1
+/// (an ancestor of b1, not of a) and an unrelated u.
+fn fan_out_fan_in() -> Vec<TaskData> {
+    let node = |id: &str, total: Option<i32>, successors: &[&str]| TaskData {
+        total_dependencies: total,
+        to_signal_after: ids(successors),
+        ..task(id, "dag")
+    };
+    vec![
+        node("d1", Some(1), &[]),
+        node("d2", Some(1), &[]),
+        node("c", Some(3), &["d1", "d2"]),
+        node("b1", Some(2), &["c"]),
+        node("b2", Some(1), &["c"]),
+        node("b3", Some(1), &["c"]),
+        node("a", Some(2), &["b1", "b2", "b3"]),
+        node("s1", None, &["a"]),
+        node("s2", None, &["a"]),
+        node("x", None, &["b1"]),
+        node("u", None, &[]),
+    ]
+}
+
+pub async fn task_graph_holds_every_ancestor_and_descendant(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    q.insert_tasks(&fan_out_fan_in()).await?;
+    let s1 = own_one(&q, "a", &["dag"], MINUTE).await?;
+    finish(&q, &s1, TaskStatusCode::Completed).await?;
+
+    let graph = q.task_graph(&TaskId::from("a"), 300).await?.unwrap();
+    assert_eq!(graph.root.as_str(), "a");
+    assert!(!graph.truncated);
+    let mut depths: Vec<(String, i32)> = graph
+        .nodes
+        .iter()
+        .map(|n| (n.id.0.clone(), n.depth))
+        .collect();
+    depths.sort();
+    let expected: Vec<(String, i32)> = [
+        ("a", 0),
+        ("b1", 1),
+        ("b2", 1),
+        ("b3", 1),
+        ("c", 2),
+        ("d1", 3),
+        ("d2", 3),
+        ("s1", -1),
+        ("s2", -1),
+    ]
+    .iter()
+    .map(|(id, d)| (id.to_string(), *d))
+    .collect();
+    assert_eq!(depths, expected);
+    assert_eq!(graph.nodes[0].id.as_str(), "a", "the root comes first");
+    let mut edges: Vec<(String, String)> = graph
+        .edges
+        .iter()
+        .map(|(from, to)| (from.0.clone(), to.0.clone()))
+        .collect();
+    edges.sort();
+    let expected_edges: Vec<(String, String)> = [
+        ("a", "b1"),
+        ("a", "b2"),
+        ("a", "b3"),
+        ("b1", "c"),
+        ("b2", "c"),
+        ("b3", "c"),
+        ("c", "d1"),
+        ("c", "d2"),
+        ("s1", "a"),
+        ("s2", "a"),
+    ]
+    .iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(edges, expected_edges);
+    let node = |id: &str| graph.nodes.iter().find(|n| n.id.as_str() == id).unwrap();
+    assert_eq!(node("s1").state, TaskState::Completed);
+    assert_eq!(node("s2").state, TaskState::Pending);
+    assert_eq!(node("a").state, TaskState::Waiting);
+    assert_eq!(node("a").action, "dag");
+    assert!(graph.nodes.iter().all(|n| !n.more));
+
+    // From the middle of the fan-in, the siblings are neither ancestors nor descendants.
+    let graph = q.task_graph(&TaskId::from("b2"), 300).await?.unwrap();
+    let mut names: Vec<&str> = graph.nodes.iter().map(|n| n.id.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["a", "b2", "c", "d1", "d2", "s1", "s2"]);
+
+    assert!(q.task_graph(&TaskId::from("missing"), 300).await?.is_none());
+    let alone = q.task_graph(&TaskId::from("u"), 300).await?.unwrap();
+    assert_eq!(alone.nodes.len(), 1);
+    assert!(alone.edges.is_empty());
+    Ok(())
+}
+
+pub async fn task_graph_stops_at_its_bound_and_marks_what_it_left_out(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let children: Vec<String> = (0..40).map(|i| format!("child{i:02}")).collect();
+    let parents: Vec<String> = (0..40).map(|i| format!("parent{i:02}")).collect();
+    let mut tasks: Vec<TaskData> = children.iter().map(|id| task(id, "wide")).collect();
+    let child_ids: Vec<&str> = children.iter().map(String::as_str).collect();
+    tasks.push(TaskData {
+        to_signal_after: ids(&child_ids),
+        total_dependencies: Some(40),
+        ..task("hub", "wide")
+    });
+    tasks.extend(parents.iter().map(|id| TaskData {
+        to_signal_after: ids(&["hub"]),
+        ..task(id, "wide")
+    }));
+    q.insert_tasks(&tasks).await?;
+
+    let graph = q.task_graph(&TaskId::from("hub"), 25).await?.unwrap();
+    assert_eq!(graph.nodes.len(), 25);
+    assert!(graph.truncated);
+    let hub = graph.nodes.iter().find(|n| n.id.as_str() == "hub").unwrap();
+    assert!(hub.more, "the hub has neighbours the graph leaves out");
+    // Each edge joins two nodes of the graph.
+    let shown: HashSet<&TaskId> = graph.nodes.iter().map(|n| &n.id).collect();
+    assert!(graph
+        .edges
+        .iter()
+        .all(|(f, t)| shown.contains(f) && shown.contains(t)));
+    assert_eq!(graph.edges.len(), 24);
+    // Both sides get room: one level of each is read in turn.
+    assert!(graph.nodes.iter().any(|n| n.depth == 1));
+    assert!(graph.nodes.iter().any(|n| n.depth == -1));
+
+    let whole = q.task_graph(&TaskId::from("hub"), 81).await?.unwrap();
+    assert_eq!(whole.nodes.len(), 81);
+    assert!(!whole.truncated);
+    assert!(whole.nodes.iter().all(|n| !n.more));
+    Ok(())
+}
