@@ -479,7 +479,7 @@ async fn task_pages_show_what_applies_to_the_task_and_cancel_only_with_a_token(
     for absent in [
         "data-field=\"deadline\"",
         "data-field=\"due\"",
-        "id=\"operator\"",
+        "id=\"cancel\"",
     ] {
         assert!(
             !done.contains(absent),

@@ -191,3 +191,351 @@ async fn the_dashboard_shows_what_the_store_holds() -> anyhow::Result<()> {
     node.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_warns_charts_and_acts_on_sqlite() -> anyhow::Result<()> {
+    the_overview_warns_charts_and_acts(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_warns_charts_and_acts_on_postgres() -> anyhow::Result<()> {
+    the_overview_warns_charts_and_acts(Backend::Postgres).await
+}
+
+/// The overview of a node whose store holds something for every warning: runnable tasks of
+/// an action no node serves, a task in progress past its deadline (its owner "crashed"), a
+/// plugin at its concurrency limit (another "node" holds its one task), and, once the node
+/// runs, a reload it rejected. Its numbers are checked against the store, its charts against
+/// `/api/history` and the node's counters, and each button with no token, a wrong one and
+/// the right one. Screenshots: overview.png, overview-paused.png, overview-operator.png.
+async fn the_overview_warns_charts_and_acts(backend: Backend) -> anyhow::Result<()> {
+    let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
+    ensure!(
+        browser_dir.join("node_modules/playwright-core").is_dir()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs Debian's chromium and tests/browser/node_modules: run \
+         scripts/test.sh, which installs both"
+    );
+    let url = backend.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    // Held within echo's limit by another node until long after the test: echo (limit 1)
+    // is at its limit, and this node owns none of its tasks.
+    queue.insert_tasks(&[task("held", "echo", "")]).await?;
+    let held = queue
+        .own(&queue::OwnRequest {
+            actor: &queue::ActorId::from("other-node"),
+            max_tasks: 1,
+            actions: &["echo".into()],
+            max_duration: Some(Duration::from_secs(3600)),
+            expiry_backoff: &[],
+            max_in_progress: Some(1),
+        })
+        .await?;
+    ensure!(held.len() == 1, "{held:?}");
+    // Its owner stopped extending it: past its deadline, and no node serves `ghost`.
+    queue.insert_tasks(&[task("lapsed", "ghost", "")]).await?;
+    let crashed = queue::ActorId::from("crashed-node");
+    let lapsed = queue
+        .own_tasks(
+            &crashed,
+            1,
+            &["ghost".into()],
+            Some(Duration::from_millis(1)),
+        )
+        .await?;
+    ensure!(lapsed.len() == 1, "{lapsed:?}");
+    let mut tasks: Vec<TaskData> = (0..10)
+        .map(|i| task(&format!("w{i}"), "word-count", r#"{"text": "a b a"}"#))
+        .collect();
+    tasks.push(TaskData {
+        max_tries: Some(1),
+        ..task("bad", "word-count", "not JSON")
+    });
+    tasks.extend((0..2).map(|i| task(&format!("e{i}"), "echo", "waits for the limit")));
+    tasks.extend((0..3).map(|i| task(&format!("n{i}"), "nobody", "")));
+    queue.insert_tasks(&tasks).await?;
+
+    let dir = node_dir(&["echo", "json_transform"])?;
+    std::fs::write(dir.path().join("plugins/echo.toml"), "concurrency = 1\n")?;
+    let config = format!(
+        "[admin]\ntoken = \"{OPERATOR_TOKEN}\"\n\n[[schedule]]\nname = \"tick\"\nevery = \"1h\"\n\
+         action = \"word-count\"\nbody = '{{\"text\": \"tick\"}}'\n"
+    );
+    std::fs::write(dir.path().join("parade.toml"), &config)?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let open = queue
+            .list_tasks(&TaskFilter {
+                action: Some("word-count".into()),
+                ..TaskFilter::default()
+            })
+            .await?
+            .iter()
+            .filter(|t| !t.status_code.is_final())
+            .count();
+        if open == 0 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{open} word-count tasks still open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A reload it must reject: an unknown key.
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        format!("{config}\n[admin.extra]\nbogus = 1\n"),
+    )?;
+    node.until_logged("reload rejected", Duration::from_secs(30))
+        .await?;
+    // A sample after the last task ended (the charts draw sampled intervals), and past the
+    // grace after which runnable tasks no node owns are called unserved.
+    let last_return = Instant::now();
+    loop {
+        let history = get_json(&format!("{admin}/api/history")).await?;
+        let sampled_after = history["points"].as_array().is_some_and(|p| {
+            p.last().is_some_and(|p| {
+                p["at"]
+                    .as_str()
+                    .and_then(|at| at.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                    .is_some_and(|at| at > chrono::Utc::now() - last_return.elapsed())
+            })
+        });
+        if sampled_after && last_return.elapsed() > parade_host::admin::UNSERVED_GRACE {
+            break;
+        }
+        // Polls keep the unserved action's clock running, as an open page would.
+        get_json(&format!("{admin}/api/overview")).await?;
+        ensure!(
+            last_return.elapsed() < parade_host::admin::HISTORY_INTERVAL * 3,
+            "no sample after the tasks ended: {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-artifacts")
+        .join(format!("overview-{backend:?}").to_lowercase());
+    std::fs::create_dir_all(&artifacts)?;
+    // The store at the moment of the check: nothing the node serves is runnable (echo waits
+    // at its limit), so nothing changes until the buttons are pressed.
+    let summary = queue.summary().await?;
+    let metrics = support::process::http("GET", &format!("{admin}/metrics"), &[])
+        .await?
+        .body;
+    let output = tokio::process::Command::new("node")
+        .arg(browser_dir.join("overview.mjs"))
+        .arg(&admin)
+        .arg(&artifacts)
+        .args([OPERATOR_TOKEN, "word-count", "tick"])
+        .output()
+        .await
+        .context("running node (Node.js)")?;
+    ensure!(
+        output.status.success(),
+        "the browser script failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout)?;
+
+    // The counts table is the store's summary.
+    for count in &summary.counts {
+        let on_page = &seen["counts"][&count.action][count.status_code.as_str()];
+        assert_eq!(on_page.as_u64(), Some(count.count), "{count:?} vs {seen}");
+    }
+    // A warning for each thing, with the store's numbers.
+    let warning = |kind: &str, subject: &str| {
+        seen["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|w| w["kind"] == kind && w["subject"] == subject)
+            .cloned()
+            .with_context(|| format!("no {kind} warning for {subject}: {}", seen["warnings"]))
+    };
+    let attention = |action: &str| summary.attention.iter().find(|a| a.action == action);
+    let unserved = warning("unserved", "nobody")?;
+    assert_eq!(
+        unserved["count"].as_u64(),
+        attention("nobody").map(|a| a.runnable)
+    );
+    assert_eq!(unserved["count"], 3);
+    let past_deadline = warning("past-deadline", "ghost")?;
+    assert_eq!(
+        past_deadline["count"].as_u64(),
+        attention("ghost").map(|a| a.past_deadline)
+    );
+    assert_eq!(past_deadline["count"], 1);
+    let rejected = warning("reload-rejected", "reload")?;
+    assert!(
+        rejected["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("extra")),
+        "{rejected}"
+    );
+    let at_limit = warning("at-limit", "echo")?;
+    assert_eq!(at_limit["count"], 1);
+    assert_eq!(
+        seen["warnings"].as_array().map(Vec::len),
+        Some(4),
+        "{}",
+        seen["warnings"]
+    );
+    // Echo's limit is in use by the task the other node holds.
+    let echo_in_progress: u64 = summary
+        .counts
+        .iter()
+        .filter(|c| c.action == "echo" && c.status_code == queue::TaskStatusCode::InProgress)
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(
+        seen["limits"],
+        serde_json::json!([{"plugin": "echo", "scope": "store", "in_use": echo_in_progress, "limit": 1}])
+    );
+    // The schedule: its next slot, and its latest (no node ran it then).
+    let now = chrono::Utc::now();
+    let every_hour = parade_host::schedule::Timing::Every { seconds: 3600 };
+    let schedule = &seen["schedules"][0];
+    assert_eq!(schedule["name"], "tick");
+    assert_eq!(
+        schedule["next"].as_str(),
+        every_hour
+            .next_after(now)
+            .map(parade_host::schedule::slot_text)
+            .as_deref()
+    );
+    let latest = every_hour
+        .latest_at_or_before(now)
+        .map(parade_host::schedule::slot_text)
+        .context("no latest slot")?;
+    assert_eq!(
+        schedule["last"].as_str(),
+        Some(format!("{latest} not in the store").as_str())
+    );
+
+    // The charts' last points are /api/history's last sampled interval, and the intervals
+    // and the time since add up to the node's counters and to the store.
+    let history = &seen["history"];
+    let points = history["points"].as_array().context("no points")?;
+    let last = points.last().context("no sampled interval")?;
+    let throughput = &seen["charts"]["throughput"]["completed word-count"];
+    assert_eq!(throughput["points"].as_u64(), Some(points.len() as u64));
+    let last_at: chrono::DateTime<chrono::Utc> = last["at"].as_str().context("at")?.parse()?;
+    let drawn_at: chrono::DateTime<chrono::Utc> =
+        throughput["lastAt"].as_str().context("lastAt")?.parse()?;
+    // The page and /api/history were read moments apart; a sample may fall in between.
+    if (last_at - drawn_at).num_milliseconds().abs() <= 1 {
+        assert_eq!(
+            throughput["lastCount"].as_u64(),
+            Some(
+                last["actions"]["word-count"]["completed"]
+                    .as_u64()
+                    .unwrap_or(0)
+            )
+        );
+        assert_eq!(
+            seen["charts"]["depth"]["pending"]["last"].as_u64(),
+            last["depth"]["pending"].as_u64()
+        );
+    }
+    let total = |what: &str| -> u64 {
+        points
+            .iter()
+            .chain([&history["since_last"]])
+            .filter_map(|p| p["actions"]["word-count"][what].as_u64())
+            .sum()
+    };
+    let stored = |code: queue::TaskStatusCode| {
+        summary
+            .counts
+            .iter()
+            .find(|c| c.action == "word-count" && c.status_code == code)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(total("completed"), stored(queue::TaskStatusCode::Completed));
+    assert_eq!(total("aborted"), stored(queue::TaskStatusCode::Aborted));
+    assert_eq!((total("completed"), total("aborted")), (10, 1));
+    // Echo's tasks wait behind its limit.
+    assert_eq!(seen["counts"]["echo"]["pending"], 2);
+    assert!(
+        metrics.contains(&format!(
+            "parade_tasks_completed_total{{action=\"word-count\"}} {}",
+            total("completed")
+        )),
+        "{metrics}"
+    );
+
+    // The buttons: hidden and refused without a token, refused with a wrong one (which is
+    // forgotten), and with the token each does what it says.
+    assert_eq!(seen["unauthorized"]["tokenEntry"], true);
+    assert_eq!(seen["unauthorized"]["buttons"], serde_json::json!([]));
+    for (path, status) in seen["unauthorized"]["statuses"]
+        .as_object()
+        .context("statuses")?
+    {
+        assert_eq!(status, 401, "{path}");
+    }
+    let wrong = &seen["wrongToken"];
+    assert_eq!(wrong["failed"], true, "{wrong}");
+    assert!(
+        wrong["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("wrong token")),
+        "{wrong}"
+    );
+    assert_eq!(wrong["state"], "running");
+    assert_eq!(wrong["tokenEntryAgain"], true);
+    assert_eq!(seen["withToken"]["tokenEntry"], false);
+    assert_eq!(
+        seen["withToken"]["buttons"].as_array().map(Vec::len),
+        Some(3),
+        "pause for each of the two actions, run now for the schedule: {}",
+        seen["withToken"]
+    );
+    assert_eq!(
+        seen["pause"],
+        serde_json::json!({"answer": "action word-count paused on this node", "failed": false, "state": "paused"})
+    );
+    assert_eq!(
+        seen["resume"],
+        serde_json::json!({"answer": "action word-count resumed on this node", "failed": false, "state": "running"})
+    );
+    let ran = seen["runNow"]["answer"].as_str().context("no answer")?;
+    let run_id = ran
+        .strip_prefix("schedule tick: task ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .with_context(|| format!("unexpected answer {ran:?}"))?;
+    assert!(run_id.starts_with("schedule:tick:now:"), "{run_id}");
+    let run_task = queue
+        .get_task(&TaskId::from(run_id))
+        .await?
+        .context("the run-now task is not in the store")?;
+    assert_eq!(run_task.action, "word-count");
+    assert_eq!(run_task.body.as_deref(), Some(r#"{"text": "tick"}"#));
+    // Each press asked first: the wrong-token pause, pause, resume, run now.
+    let dialogs = seen["dialogs"].as_array().context("dialogs")?;
+    assert_eq!(dialogs.len(), 4, "{dialogs:?}");
+    assert!(dialogs[3].as_str().is_some_and(|d| d.contains("tick")));
+    assert_eq!(seen["tokenKept"], true);
+    assert_eq!(seen["cookies"], 0);
+    assert_eq!(seen["urlsWithToken"], serde_json::json!([]));
+    for shot in [
+        "overview.png",
+        "overview-paused.png",
+        "overview-operator.png",
+    ] {
+        let size = std::fs::metadata(artifacts.join(shot))?.len();
+        assert!(size > 10_000, "{shot} is only {size} bytes");
+    }
+    node.stop().await?;
+    Ok(())
+}
+
+async fn get_json(url: &str) -> anyhow::Result<Value> {
+    let response = support::process::http("GET", url, &[]).await?;
+    ensure!(response.status == 200, "GET {url}: {}", response.status);
+    Ok(serde_json::from_str(&response.body)?)
+}

@@ -273,6 +273,57 @@ async fn a_c_actor_goes_from_plugin_new_to_a_task_done_in_a_running_node() -> an
     new_build_call_and_run_in_a_node("c").await
 }
 
+#[tokio::test]
+async fn a_rust_project_builds_whatever_its_name_shadows() -> anyhow::Result<()> {
+    // Names whose type (`Actor`, `String`, ...) is one the template uses from the SDK or
+    // Rust's prelude, or a keyword (`Self`).
+    let work = tempfile::tempdir()?;
+    for name in ["actor", "outcome", "string", "option", "vec", "self"] {
+        parade_in(work.path(), &["plugin", "new", name, "--lang", "rust"])
+            .await?
+            .exits(0);
+        parade_in(work.path(), &["plugin", "build", name])
+            .await?
+            .exits(0)
+            .prints(&format!("actions\t{name}"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_rust_project_is_locked_to_the_sdks_dependencies_and_shares_their_build(
+) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    parade_in(work.path(), &["plugin", "new", "resize", "--lang", "rust"])
+        .await?
+        .exits(0);
+    // Cargo as the author runs it: no CARGO_TARGET_DIR, no registry.
+    let mut metadata = Command::new("cargo");
+    metadata
+        .current_dir(work.path().join("resize"))
+        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .env_remove("CARGO_TARGET_DIR")
+        .env("XDG_CACHE_HOME", cache_home())
+        .kill_on_drop(true);
+    let described = run(metadata).await?;
+    assert_eq!(
+        described.code, 0,
+        "cargo metadata --locked --offline: {}",
+        described.stderr
+    );
+    let metadata: serde_json::Value = serde_json::from_str(&described.stdout)?;
+    assert_eq!(
+        Path::new(
+            metadata["target_directory"]
+                .as_str()
+                .context("no target_directory")?
+        ),
+        cache_home().join("parade/rust-target"),
+        "every project made here compiles the SDK's dependencies once, in one target folder"
+    );
+    Ok(())
+}
+
 /// The test-only `misbehave` component in `dir`, with node settings `settings`.
 fn misbehave_in(dir: &Path, settings: &str) -> anyhow::Result<PathBuf> {
     let file = dir.join("misbehave.wasm");

@@ -26,7 +26,7 @@
 // execution time and WAL per job, and the statements that took most of the time.
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
@@ -34,7 +34,13 @@ import pg from "pg";
 const here = dirname(fileURLToPath(import.meta.url));
 
 function parseArgs(argv) {
-  const options = { tasks: 100000, rounds: 3, sizes: [500, 1000, 2000, 5000, 10000], profile: true };
+  const options = {
+    tasks: 100000,
+    rounds: 3,
+    sizes: [500, 1000, 2000, 5000, 10000],
+    systems: ["graphile", "parade", "parade0"],
+    profile: true,
+  };
   for (let i = 0; i < argv.length; i++) {
     const value = () => {
       if (i + 1 >= argv.length) fail(`${argv[i]} needs a value`);
@@ -49,10 +55,17 @@ function parseArgs(argv) {
       case "--tasks": options.tasks = positive("--tasks", value()); break;
       case "--rounds": options.rounds = positive("--rounds", value()); break;
       case "--sizes": options.sizes = value().split(",").map((s) => positive("--sizes", s)); break;
+      case "--systems": options.systems = value().split(","); break;
       case "--no-profile": options.profile = false; break;
-      default: fail(`unknown argument ${argv[i]}: --tasks N, --rounds N, --sizes A,B,..., --no-profile`);
+      default: fail(`unknown argument ${argv[i]}: --tasks N, --rounds N, --sizes A,B,..., --systems S,..., --no-profile`);
     }
   }
+  for (const key of options.systems) {
+    if (!["graphile", "parade", "parade0", "untuned"].includes(key)) {
+      fail(`--systems: unknown system ${key} (graphile, parade, parade0, untuned)`);
+    }
+  }
+  if (options.systems[0] !== "graphile") fail("--systems: graphile first (the others' ratios are to it)");
   return options;
 }
 
@@ -190,8 +203,18 @@ const systems = {
       return result.seconds;
     },
   },
-  parade: {
-    label: "Parade",
+  parade: paradeSystem("Parade", { tuned: true, completedRetention: null }),
+  // Completed tasks deleted as they complete, graphile-worker's model (issue #21).
+  parade0: paradeSystem("Parade, completed retention 0s", { tuned: true, completedRetention: "0s" }),
+  // The node's defaults: no [manager] settings at all, whatever the row's size.
+  untuned: paradeSystem("Parade untuned (defaults)", { tuned: false, completedRetention: null }),
+};
+
+/** Parade's side: `tuned` sets max_tasks and return_batch to the row's size (channel_size
+ * twice it), `completedRetention` is `[retention] completed` if set. */
+function paradeSystem(label, { tuned, completedRetention }) {
+  return {
+    label,
     async prepare(url) {
       await runProcess(paradeBin, ["migrate"], { PARADE_DATABASE_URL: url });
       return url;
@@ -204,7 +227,7 @@ const systems = {
       return seconds;
     },
     async drain(url, size, hooks) {
-      const config = join(work, `parade-${size}.toml`);
+      const config = join(work, `parade-${size}-${tuned ? "tuned" : "untuned"}-${completedRetention ?? "default"}.toml`);
       writeFileSync(
         config,
         [
@@ -214,9 +237,8 @@ const systems = {
           "",
           "[manager]",
           "workers = 8",
-          `max_tasks = ${size}`,
-          `channel_size = ${2 * size}`,
-          `return_batch = ${size}`,
+          ...(tuned ? [`max_tasks = ${size}`, `channel_size = ${2 * size}`, `return_batch = ${size}`] : []),
+          ...(completedRetention ? ["", "[retention]", `completed = "${completedRetention}"`] : []),
           "",
         ].join("\n"),
       );
@@ -237,13 +259,18 @@ const systems = {
       }
       const left = new pg.Client({ connectionString: url });
       await left.connect();
-      const { rows } = await left.query("SELECT count(*)::int AS n FROM tasks WHERE status_code::text <> 'completed'");
+      const { rows } = await left.query(
+        "SELECT count(*) FILTER (WHERE status_code::text <> 'completed')::int AS n, count(*)::int AS kept FROM tasks",
+      );
       await left.end();
       if (rows[0].n !== 0) throw new Error(`Parade left ${rows[0].n} tasks not completed`);
+      if (completedRetention === "0s" && rows[0].kept !== 0) {
+        throw new Error(`Parade kept ${rows[0].kept} completed tasks with a completed retention of 0s`);
+      }
       return Number(elapsed[1]);
     },
-  },
-};
+  };
+}
 
 /** One round of one system: fresh database, enqueue, drain, checks, drop. */
 async function round(key, size, index, profile = false) {
@@ -273,10 +300,10 @@ console.log(
 );
 const rows = [];
 for (const size of options.sizes) {
-  const drains = { graphile: [], parade: [] };
-  const enqueues = { graphile: [], parade: [] };
+  const drains = Object.fromEntries(options.systems.map((k) => [k, []]));
+  const enqueues = Object.fromEntries(options.systems.map((k) => [k, []]));
   for (let r = 0; r < options.rounds; r++) {
-    const order = r % 2 === 0 ? ["graphile", "parade"] : ["parade", "graphile"];
+    const order = r % 2 === 0 ? options.systems : [...options.systems].reverse();
     for (const key of order) {
       const { enqueue, drain } = await round(key, size, r);
       drains[key].push(rate(options.tasks, drain));
@@ -287,28 +314,32 @@ for (const size of options.sizes) {
       );
     }
   }
-  const row = {
-    size,
-    graphile: median(drains.graphile),
-    parade: median(drains.parade),
-    enqueueGraphile: median(enqueues.graphile),
-    enqueueParade: median(enqueues.parade),
-  };
+  const row = { size, drain: {}, enqueue: {} };
+  for (const key of options.systems) {
+    row.drain[key] = median(drains[key]);
+    row.enqueue[key] = median(enqueues[key]);
+  }
   rows.push(row);
+  const others = options.systems.slice(1);
   console.log(
-    `peers: size ${size}: drain median graphile-worker ${fmt(row.graphile)} jobs/s, Parade ${fmt(row.parade)} jobs/s, ` +
-      `Parade ÷ graphile ${(row.parade / row.graphile).toFixed(2)} ` +
-      `(rounds: graphile ${drains.graphile.map(fmt).join(" ")}; Parade ${drains.parade.map(fmt).join(" ")})`,
+    `peers: size ${size}: drain median graphile-worker ${fmt(row.drain.graphile)} jobs/s` +
+      others.map((k) => `, ${systems[k].label} ${fmt(row.drain[k])} jobs/s (÷ graphile ${(row.drain[k] / row.drain.graphile).toFixed(2)})`).join("") +
+      ` (load average ${loadavg()[0].toFixed(1)}; rounds: ` +
+      options.systems.map((k) => `${k} ${drains[k].map(fmt).join(" ")}`).join("; ") + ")",
   );
 }
 
 console.log("");
-console.log("| batch / local queue | graphile-worker jobs/s | Parade jobs/s | Parade ÷ graphile |");
-console.log("| --- | --- | --- | --- |");
+const others = options.systems.slice(1);
+console.log(`| batch / local queue | graphile-worker jobs/s | ${others.map((k) => `${systems[k].label} jobs/s | ÷ graphile`).join(" | ")} |`);
+console.log(`| --- | --- | ${others.map(() => "--- | ---").join(" | ")} |`);
 for (const row of rows) {
-  console.log(`| ${fmt(row.size)} | ${fmt(row.graphile)} | ${fmt(row.parade)} | ${(row.parade / row.graphile).toFixed(2)} |`);
+  console.log(
+    `| ${fmt(row.size)} | ${fmt(row.drain.graphile)} | ` +
+      others.map((k) => `${fmt(row.drain[k])} | ${(row.drain[k] / row.drain.graphile).toFixed(2)}`).join(" | ") + " |",
+  );
 }
-const allEnqueue = (key) => median(rows.map((r) => (key === "parade" ? r.enqueueParade : r.enqueueGraphile)));
+const allEnqueue = (key) => median(rows.map((r) => r.enqueue[key === "parade" ? others[0] : key]));
 console.log(
   `peers: bulk enqueue of ${fmt(options.tasks)} jobs, median of the row medians: graphile-worker addJobs ` +
     `${fmt(allEnqueue("graphile"))} jobs/s, Parade task add --file ${fmt(allEnqueue("parade"))} jobs/s, ` +
@@ -318,7 +349,7 @@ console.log(
 if (profiling) {
   console.log("");
   for (const size of options.sizes) {
-    for (const key of ["graphile", "parade"]) {
+    for (const key of options.systems) {
       const { drain, statements: stats } = await round(key, size, "profile", true);
       const per = (x) => x / options.tasks;
       // Totals over top-level statements (what the client sent); a nested statement's time

@@ -45,8 +45,8 @@ try {
     predecessors: await page.$$eval("#predecessors a", (links) => links.map((a) => a.textContent)),
     successors: await page.$$eval("#successors a", (links) => links.map((a) => a.textContent)),
   };
-  // An ended task has no operator controls.
-  task.operator = (await page.$("#operator")) !== null;
+  // An ended task cannot be cancelled (its page offers retry and delete instead).
+  task.operator = (await page.$("#cancel")) !== null;
   await page.screenshot({ path: `${screenshots}/task.png`, fullPage: true });
 
   await page.goto(`${adminUrl}/task?id=${encodeURIComponent(delayedId)}`);

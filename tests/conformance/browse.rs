@@ -281,6 +281,14 @@ pub async fn pages_filter_by_action_id_prefix_and_enqueue_time(store: Store) -> 
         ),
         ["early-late"]
     );
+    // An id is one task, exactly.
+    let one = q
+        .list_task_page(&TaskFilter {
+            id: Some(TaskId::from("early-1")),
+            ..TaskFilter::default()
+        })
+        .await?;
+    assert_eq!(names(one), ["early-1"]);
     // A prefix is matched literally: no wildcard characters.
     q.insert_tasks(&[task("a%b", "x"), task("a_c", "x"), task("ab", "x")])
         .await?;

@@ -47,6 +47,7 @@ pub(super) fn charts(history: &HistoryView) -> String {
         );
         return out;
     };
+    out.push_str("<div class=\"charts\">");
     let end = last.at;
     let actions: BTreeSet<&str> = history
         .points
@@ -144,7 +145,7 @@ pub(super) fn charts(history: &HistoryView) -> String {
         &durations,
         end,
     ));
-    out.push_str("</section>");
+    out.push_str("</div></section>");
     out
 }
 
@@ -249,6 +250,13 @@ fn chart(id: &str, title: &str, unit: &str, series: &[Series], end: DateTime<Utc
             escape(&s.name),
             number(*last),
             escape(unit)
+        );
+        let _ = write!(
+            svg,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"/>",
+            x(*last_at),
+            y(*last),
+            s.colour
         );
         let _ = write!(
             legend,

@@ -27,7 +27,9 @@
 //! queue summary per second however many clients poll ([`summary`]), and so does every
 //! other store read of the overview (recent failures, the schedules' last slots).
 
+mod browse;
 mod charts;
+mod graph;
 mod history;
 mod hosts;
 mod listener;
@@ -60,7 +62,9 @@ use tokio::sync::watch;
 
 use crate::cli::cancel::CancelAnswer;
 use crate::manager::{ActionManager, ManagerStats};
-use crate::queue::{Error, Parade, QueueSummary, TaskData, TaskFilter, TaskId, TaskStatusCode};
+use crate::queue::{
+    Error, Parade, QueueSummary, TaskData, TaskFilter, TaskGraph, TaskId, TaskState, TaskStatusCode,
+};
 use crate::reload::ReloadStats;
 use crate::retention::PruneStats;
 use crate::runtime::{ComponentActor, FailurePolicy, Runtime};
@@ -129,6 +133,8 @@ pub async fn serve(
     let router = Router::new()
         .route("/", get(overview_page))
         .route("/task", get(task_page))
+        .route("/tasks", get(browse::tasks_page))
+        .route("/api/tasks", get(browse::tasks_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -548,14 +554,25 @@ async fn overview_page(State(state): State<Arc<AdminState>>) -> Result<Html<Stri
     Ok(Html(pages::overview(&overview, &history)))
 }
 
-/// One task with its neighbours in the DAG.
+/// The most tasks a task's page draws of its DAG.
+const GRAPH_NODES: u32 = 300;
+
+/// One task, what the store keeps about it besides its row, and its DAG.
 #[derive(Debug, Serialize)]
 struct TaskView {
     task: ShownTask,
+    /// Its state now (pending split into waiting, delayed and pending).
+    state: TaskState,
+    /// When it was inserted.
+    enqueued_at: chrono::DateTime<chrono::Utc>,
+    /// When it ended, if it has.
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Tasks that signal it.
     predecessors: Vec<ShownTask>,
     /// Tasks it signals (missing ones are left out).
     successors: Vec<ShownTask>,
+    /// Every ancestor and descendant, up to [`GRAPH_NODES`].
+    graph: TaskGraph,
 }
 
 fn id_param(params: &HashMap<String, String>, key: &str) -> Result<String, Problem> {
@@ -567,27 +584,55 @@ fn id_param(params: &HashMap<String, String>, key: &str) -> Result<String, Probl
 
 async fn task_view(state: &AdminState, id: &str) -> Result<TaskView, Problem> {
     let id = TaskId::from(id);
-    let Some(task) = state.queue.get_task(&id).await? else {
-        return Err(Error::TaskNotFound { task_id: id }.into());
+    let not_found = || {
+        Problem::from(Error::TaskNotFound {
+            task_id: id.clone(),
+        })
     };
-    let predecessors = state
+    let listed = state
         .queue
-        .list_tasks(&TaskFilter {
-            predecessors_of: Some(id),
-            limit: Some(100),
+        .list_task_page(&TaskFilter {
+            id: Some(id.clone()),
+            limit: Some(1),
             ..TaskFilter::default()
         })
-        .await?;
+        .await?
+        .tasks
+        .pop()
+        .ok_or_else(not_found)?;
+    let graph = state
+        .queue
+        .task_graph(&id, GRAPH_NODES)
+        .await?
+        .ok_or_else(not_found)?;
+    // The direct neighbours are the graph's first level on each side: whole rows for them
+    // (to say when each is due) by primary key, rather than another search for predecessors.
+    let mut predecessors = Vec::new();
     let mut successors = Vec::new();
-    for successor in task.to_signal_after.iter().take(100) {
-        if let Some(t) = state.queue.get_task(successor).await? {
-            successors.push(t);
+    for (from, to) in graph.edges.iter().take(1000) {
+        let (list, neighbour) = match (from == &id, to == &id) {
+            (false, true) => (&mut predecessors, from),
+            (true, false) => (&mut successors, to),
+            _ => continue,
+        };
+        if list.len() < 100 {
+            if let Some(t) = state.queue.get_task(neighbour).await? {
+                list.push(t);
+            }
         }
     }
+    let order = |tasks: &mut Vec<TaskData>, ids: &[TaskId]| {
+        tasks.sort_by_key(|t| ids.iter().position(|i| *i == t.id).unwrap_or(usize::MAX))
+    };
+    order(&mut successors, &listed.task.to_signal_after);
     Ok(TaskView {
-        task: ShownTask::new(task),
+        state: TaskState::of(&listed.task, chrono::Utc::now()),
+        enqueued_at: listed.enqueued_at,
+        finished_at: listed.finished_at,
+        task: ShownTask::new(listed.task),
         predecessors: ShownTask::all(predecessors),
         successors: ShownTask::all(successors),
+        graph,
     })
 }
 

@@ -106,6 +106,7 @@
       say(body.tasks.map((t) => `${t.id}: ${describe(t)}`).join("; "), false);
       $("cancel-box").hidden = true;
       await refreshFields();
+      await window.paradeRefresh?.();
       document.body.dataset.cancelled = "true";
     } catch (e) {
       say(`cancel failed: ${e}`, true);

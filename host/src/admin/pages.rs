@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use super::history::HistoryView;
 use super::{Overview, ShownTask, TaskView};
 use crate::cli::due::{due_text, timestamp, until, waits_until};
-use crate::queue::TaskStatusCode;
+use crate::queue::{TaskState, TaskStatusCode};
 
 /// The status columns of the counts table, in lifecycle order.
 const STATUSES: [TaskStatusCode; 4] = [
@@ -35,7 +35,7 @@ pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;max-width:60em}\
 .aborted{color:#b00}.completed{color:#070}#operator{margin-top:1.6em}\
 .charts{display:flex;flex-wrap:wrap;gap:1em}figure.chart{margin:0}figcaption,.legend{font-size:12px}\
 .legend{margin:.2em 0 0;max-width:560px}#warnings td.kind{font-weight:bold;color:#b00}\
-button.op{display:none}body.operator button.op{display:inline}";
+button.op{display:none}body.operator button.op{display:inline}.swatch{display:inline-block;width:.9em;height:.9em;border:1px solid #999;margin:0 .25em 0 .6em;vertical-align:middle}.dag{overflow:auto;max-width:100%;max-height:80vh}#filters label{margin-right:.6em}#filters{margin:1em 0}";
 
 /// Escapes text for HTML content and attribute values.
 pub(super) fn escape(text: &str) -> String {
@@ -54,7 +54,7 @@ pub(super) fn escape(text: &str) -> String {
 }
 
 /// A query-string value.
-fn url_value(text: &str) -> String {
+pub(super) fn url_value(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
         match byte {
@@ -69,11 +69,11 @@ fn url_value(text: &str) -> String {
     out
 }
 
-fn task_link(id: &str) -> String {
+pub(super) fn task_link(id: &str) -> String {
     format!("<a href=\"/task?id={}\">{}</a>", url_value(id), escape(id))
 }
 
-fn page(title: &str, body: &str) -> String {
+pub(super) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{} · Parade</title><style>{STYLE}</style></head><body>{body}</body></html>",
@@ -132,9 +132,7 @@ pub(super) fn overview_panels(overview: &Overview, history: &HistoryView) -> Str
     }
     body.push_str("</tbody></table>");
 
-    body.push_str("<div class=\"charts\">");
     body.push_str(&super::charts::charts(history));
-    body.push_str("</div>");
 
     body.push_str(
         "<h2>Schedules</h2><table id=\"schedules\"><thead><tr><th>schedule</th><th>timing</th>\
@@ -405,49 +403,53 @@ fn neighbours(title: &str, tasks: &[ShownTask], id: &str, now: DateTime<Utc>) ->
     out
 }
 
-/// A task's page; `operator`: the node takes operator actions (`[admin] token` is set),
-/// so a task that has not ended gets the token entry and, once a token is entered, a
-/// Cancel button.
+/// A task's page; `operator`: the node takes operator actions (`[admin] token` is set), so
+/// the page gets the token entry and, once a token is entered, the buttons that apply: Cancel
+/// while the task has not ended, Retry once it has aborted, Delete always.
 pub(super) fn task(view: &TaskView, operator: bool) -> String {
     let task = &view.task;
     let now = Utc::now();
+    let state = view.state;
     let mut body = format!(
-        "<p><a href=\"/\">← overview</a></p><h1>Task <code id=\"task-id\">{}</code></h1>",
+        "<p><a href=\"/\">← overview</a> · <a href=\"/tasks\">tasks</a></p>\
+         <h1>Task <code id=\"task-id\">{}</code></h1>",
         escape(task.id.as_str())
     );
     body.push_str("<table id=\"task\">");
+    // Only what applies to the task's state: an ended task has no owner, deadline or due
+    // time; a task without dependencies no dependency counts.
     let mut fields: Vec<(&str, String)> = vec![
         ("action", task.action.clone()),
+        ("state", state.to_string()),
         ("status code", task.status_code.to_string()),
         ("status", task.status.clone().unwrap_or_default()),
     ];
     if let Some(due) = due_text(task, now) {
         fields.push(("due", due));
     }
-    fields.extend([
-        (
-            "tries",
-            match task.max_tries {
-                Some(max) => format!("{} of {max}", task.num_tries),
-                None => task.num_tries.to_string(),
-            },
-        ),
-        ("failed predecessors", task.num_failures.to_string()),
-        (
+    fields.push((
+        "tries",
+        match task.max_tries {
+            Some(max) => format!("{} of {max}", task.num_tries),
+            None => task.num_tries.to_string(),
+        },
+    ));
+    if let Some(total) = task.total_dependencies {
+        fields.push((
             "dependencies",
-            match task.total_dependencies {
-                Some(total) => format!("{} of {total} signalled", task.num_signals),
-                None => "none".into(),
-            },
-        ),
-        (
+            format!("{} of {total} signalled", task.num_signals),
+        ));
+    }
+    if task.total_dependencies.is_some() || task.num_failures > 0 {
+        fields.push(("failed predecessors", task.num_failures.to_string()));
+    }
+    if task.status_code == TaskStatusCode::InProgress {
+        fields.push((
             "owner",
             task.actor_id
                 .as_ref()
                 .map_or(String::new(), |a| a.as_str().to_owned()),
-        ),
-    ]);
-    if task.status_code == TaskStatusCode::InProgress {
+        ));
         if let Some(deadline) = task.action_deadline {
             fields.push((
                 "deadline",
@@ -455,21 +457,34 @@ pub(super) fn task(view: &TaskView, operator: bool) -> String {
             ));
         }
     }
-    fields.extend([
-        ("priority", task.priority.to_string()),
-        (
-            "notify channel",
-            task.notify_channel_after.clone().unwrap_or_default(),
+    fields.push((
+        "enqueued",
+        format!(
+            "{} ({})",
+            timestamp(view.enqueued_at),
+            relative(view.enqueued_at, now)
         ),
-        (
+    ));
+    if let Some(finished) = view.finished_at {
+        fields.push((
+            "finished",
+            format!("{} ({})", timestamp(finished), relative(finished, now)),
+        ));
+    }
+    fields.push(("priority", task.priority.to_string()));
+    if let Some(channel) = &task.notify_channel_after {
+        fields.push(("notify channel", channel.clone()));
+    }
+    if !task.to_signal_after.is_empty() {
+        fields.push((
             "signals",
             task.to_signal_after
                 .iter()
                 .map(|t| t.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-        ),
-    ]);
+        ));
+    }
     for (name, value) in fields {
         let _ = write!(
             body,
@@ -477,12 +492,25 @@ pub(super) fn task(view: &TaskView, operator: bool) -> String {
             escape(&value)
         );
     }
-    body.push_str("</table><h2>Body</h2>");
+    body.push_str("</table>");
+    if operator {
+        body.push_str(&operator_controls(view));
+    }
+
     let _ = write!(
         body,
-        "<pre id=\"body\">{}</pre>",
-        escape(task.body.as_deref().unwrap_or(""))
+        "<h2>Tries</h2><p id=\"tries\">{}</p>",
+        escape(&tries_text(view, now))
     );
+
+    body.push_str("<h2>Body</h2>");
+    let (text, format) = shown_body(task.body.as_deref().unwrap_or(""));
+    let _ = write!(
+        body,
+        "<pre id=\"body\" data-format=\"{format}\">{}</pre>",
+        escape(&text)
+    );
+
     body.push_str("<h2>Dependencies</h2><div class=\"graph\">");
     body.push_str(&neighbours(
         "signalled by",
@@ -500,15 +528,124 @@ pub(super) fn task(view: &TaskView, operator: bool) -> String {
     body.push_str("<div>→</div>");
     body.push_str(&neighbours("signals", &view.successors, "successors", now));
     body.push_str("</div>");
-    if operator && !task.status_code.is_final() {
+
+    let graph = &view.graph;
+    let ancestors = graph.nodes.iter().filter(|n| n.depth < 0).count();
+    let descendants = graph.nodes.iter().filter(|n| n.depth > 0).count();
+    let _ = write!(
+        body,
+        "<h2>DAG</h2><p class=\"muted\" id=\"dag-count\">{ancestors} ancestors, {descendants} \
+         descendants</p>{}<div class=\"dag\">{}</div>",
+        super::graph::legend(),
+        super::graph::svg(graph)
+    );
+    if graph.truncated {
         let _ = write!(
             body,
-            "{}<script>{}</script>",
-            OPERATOR_CONTROLS.replace("{id}", &escape(task.id.as_str())),
-            include_str!("operator.js")
+            "<p id=\"dag-more\">More: the graph stops at {} tasks, nearest first; tasks marked \
+             + have neighbours it leaves out (open their pages to see them).</p>",
+            graph.nodes.len()
+        );
+    }
+    if operator {
+        let _ = write!(
+            body,
+            "<script>{}</script><script>{}</script>",
+            include_str!("operator.js"),
+            include_str!("task.js")
         );
     }
     page(&format!("task {}", task.id), &body)
+}
+
+/// The retry history as far as the store keeps it, in words.
+fn tries_text(view: &TaskView, now: DateTime<Utc>) -> String {
+    let task = &view.task;
+    let mut text = match (task.num_tries, task.max_tries) {
+        (0, _) => "Not tried yet.".to_owned(),
+        (n, Some(max)) => format!("Tried {n} of at most {max} times."),
+        (n, None) => format!("Tried {n} times."),
+    };
+    match view.state {
+        TaskState::Delayed if task.num_tries > 0 => {
+            if let Some(at) = waits_until(task, now) {
+                let _ = write!(
+                    text,
+                    " Try {} waits out its backoff until {} (in {}).",
+                    task.num_tries + 1,
+                    timestamp(at),
+                    until(at, now)
+                );
+            }
+        }
+        TaskState::InProgress => {
+            let _ = write!(text, " Try {} is running.", task.num_tries);
+        }
+        _ => {}
+    }
+    if let Some(status) = task.status.as_deref().filter(|s| !s.is_empty()) {
+        let _ = write!(text, " The last try returned: {status}");
+    }
+    text.push_str(
+        " (The store keeps the count of tries, the status of the last return and, while a \
+         retry waits out its backoff, when it is due: not each try's outcome or time. The \
+         node's log and metrics have those.)",
+    );
+    text
+}
+
+/// The body as shown: pretty-printed when it is a JSON object or array (`json`), else as
+/// stored (`text`).
+fn shown_body(body: &str) -> (String, &'static str) {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(value) if value.is_object() || value.is_array() => (
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| body.to_owned()),
+            "json",
+        ),
+        _ => (body.to_owned(), "text"),
+    }
+}
+
+/// The operator's controls: the token entry, shown until a token is entered, then the
+/// buttons that apply. No `<form>`, and the token field has no name: it can never be sent in
+/// a URL. Retry and Delete are `operator.js`'s confirmed `data-post` buttons; `task.js`
+/// re-reads the task after each answer.
+fn operator_controls(view: &TaskView) -> String {
+    let task = &view.task;
+    let id = escape(task.id.as_str());
+    let query = url_value(task.id.as_str());
+    let mut out = format!(
+        "<div id=\"operator\" data-task=\"{id}\"><p id=\"token-entry\" hidden>Operator token \
+         <input id=\"token\" type=\"password\" autocomplete=\"off\" aria-label=\"operator \
+         token\"> <button type=\"button\" id=\"token-use\">use</button> <span class=\"muted\">\
+         kept in this tab only</span></p><p id=\"token-held\" hidden>"
+    );
+    if !task.status_code.is_final() {
+        out.push_str(
+            "<span id=\"cancel-box\" hidden><input id=\"cancel-reason\" placeholder=\"reason \
+             (optional)\" aria-label=\"reason\"> <label><input type=\"checkbox\" \
+             id=\"cancel-cascade\"> and the tasks waiting on it</label> <button type=\"button\" \
+             id=\"cancel\">Cancel task</button></span> ",
+        );
+    }
+    let _ = write!(
+        out,
+        "<span id=\"retry-box\"{hidden}><button type=\"button\" class=\"op\" id=\"retry\" \
+         data-post=\"/api/task/retry?id={query}\" data-confirm=\"Retry task {id}? It becomes \
+         pending again with no tries used.\">Retry</button></span> \
+         <button type=\"button\" class=\"op\" id=\"delete\" \
+         data-post=\"/api/task/delete?id={query}\" data-confirm=\"Delete task {id}? Its row is \
+         removed; successors stop waiting on it, and those left with nothing to wait for are \
+         deleted too.\">Delete</button> \
+         <button type=\"button\" id=\"token-forget\">forget token</button></p>\
+         <p id=\"answer\" role=\"status\"></p></div>",
+        hidden = if view.state == TaskState::Aborted {
+            ""
+        } else {
+            " hidden"
+        },
+    );
+    out
 }
 
 /// "in 4m" or "4m ago".
@@ -528,19 +665,6 @@ autocomplete=\"off\" aria-label=\"operator token\"> <button type=\"button\" id=\
 use</button> <span class=\"muted\">kept in this tab only</span></p>\
 <p id=\"token-held\" hidden>Operator actions on. <button type=\"button\" id=\"token-forget\">\
 forget token</button></p><p id=\"answer\" role=\"status\"></p></div>";
-
-/// The operator's controls on the page of a task that has not ended, hidden until
-/// `operator.js` shows the token entry or, once a token is entered, the Cancel button. No
-/// `<form>`, and the token field has no name: it can never be sent in a URL.
-const OPERATOR_CONTROLS: &str = "<div id=\"operator\" data-task=\"{id}\">\
-<p id=\"token-entry\" hidden>Operator token <input id=\"token\" type=\"password\" \
-autocomplete=\"off\" aria-label=\"operator token\"> <button type=\"button\" id=\"token-use\">\
-use</button> <span class=\"muted\">kept in this tab only</span></p>\
-<p id=\"cancel-box\" hidden><input id=\"cancel-reason\" placeholder=\"reason (optional)\" \
-aria-label=\"reason\"> <label><input type=\"checkbox\" id=\"cancel-cascade\"> and the tasks \
-waiting on it</label> <button type=\"button\" id=\"cancel\">Cancel task</button> \
-<button type=\"button\" id=\"token-forget\">forget token</button></p>\
-<p id=\"answer\" role=\"status\"></p></div>";
 
 #[cfg(test)]
 mod tests {

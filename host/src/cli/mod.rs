@@ -171,6 +171,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(|e| redact::hide_in_error(e, &url))
         }
         Command::Plugin(command) => plugin::run(command).await,
-        Command::Schedule(command) => schedule::run(command, &config),
+        Command::Schedule(command) => schedule::run(command, &config, url).await,
     }
 }

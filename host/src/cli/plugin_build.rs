@@ -498,4 +498,33 @@ mod tests {
             assert_eq!(project.sidecar(), Some(folder.join("shout.toml")));
         }
     }
+
+    #[test]
+    fn a_package_name_that_is_not_a_plain_file_name_is_refused_naming_its_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let python = dir.path().join("python");
+        new_project("shout", Language::Python, Some(&python), None).unwrap();
+        let manifest = python.join("pyproject.toml");
+        for bad in ["../../escape", ".hidden", "a\\b"] {
+            std::fs::write(
+                &manifest,
+                format!(
+                    "[project]\nname = {}\n",
+                    serde_json::to_string(bad).unwrap()
+                ),
+            )
+            .unwrap();
+            let e = format!("{:#}", Project::find(&python).unwrap_err());
+            assert!(
+                e.contains(&format!("{}: [project] name", manifest.display()))
+                    && e.contains("cannot name a component file"),
+                "{bad}: {e}"
+            );
+        }
+        let js = dir.path().join("js");
+        new_project("shout", Language::Js, Some(&js), None).unwrap();
+        std::fs::write(js.join("package.json"), r#"{"name": "@scope/.."}"#).unwrap();
+        let e = format!("{:#}", Project::find(&js).unwrap_err());
+        assert!(e.contains("package.json: \"name\""), "{e}");
+    }
 }

@@ -121,17 +121,23 @@ impl Grant {
     }
 }
 
-/// Where `plugin build` and `plugin call` keep compiled components, as a node keeps them in
-/// its `plugins.cache_dir`: `$XDG_CACHE_HOME/parade/components`, else
-/// `~/.cache/parade/components` (none without either variable). A Python or JavaScript
-/// component takes seconds to compile; this way `call` after `build`, and every later
-/// `call` of the same build, loads it in milliseconds.
-fn author_cache_dir() -> Option<PathBuf> {
+/// The plugin author's cache of this user: `$XDG_CACHE_HOME/parade`, else
+/// `~/.cache/parade` (none without either variable). It holds compiled components
+/// ([`author_cache_dir`]) and the target folder Rust projects share (`plugin_new.rs`).
+pub(super) fn author_cache_home() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("parade").join("components"))
+    Some(base.join("parade"))
+}
+
+/// Where `plugin build` and `plugin call` keep compiled components, as a node keeps them in
+/// its `plugins.cache_dir`: `components/` of [`author_cache_home`]. A Python or JavaScript
+/// component takes seconds to compile; this way `call` after `build`, and every later
+/// `call` of the same build, loads it in milliseconds.
+fn author_cache_dir() -> Option<PathBuf> {
+    Some(author_cache_home()?.join("components"))
 }
 
 /// Loads `component` as a node loads a component of its plugins folder: with the settings

@@ -126,9 +126,21 @@ const C: [TemplateFile; 3] = [
     ("README.md", include_str!("../../templates/c/README.md")),
 ];
 
+/// A Rust project's `.cargo/config.toml`, written when the user has a cache folder: the
+/// target folder every Rust project shares.
+const RUST_CARGO_CONFIG: TemplateFile = (
+    ".cargo/config.toml",
+    include_str!("../../templates/rust/cargo-config.toml"),
+);
+
 /// The Rust SDK of the checkout this binary was built from: a Rust project's default
 /// `parade-guest` path (the SDK is not on crates.io).
 const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk");
+
+/// The guest workspace's lock file: the versions of the SDK's dependencies that
+/// `scripts/build-plugins.sh` builds and the tests run. A Rust project's `Cargo.lock` is
+/// cut from it ([`rust_lockfile`]).
+const GUEST_LOCK: &str = include_str!("../../../plugins/Cargo.lock");
 
 /// Writes a new project for actor `name` in `language` into `dir` (default `./NAME`), which
 /// must be missing or empty. `sdk` is the Rust SDK's folder (default [`BUILT_FROM_SDK`]).
@@ -156,29 +168,127 @@ pub(super) fn new_project(
         Language::Rust => rust_sdk(sdk)?,
         _ => String::new(),
     };
-    let files: &[TemplateFile] = match language {
-        Language::Rust => &RUST,
-        Language::Python => &PYTHON,
-        Language::Js => &JS,
-        Language::C => &C,
+    let mut files: Vec<TemplateFile> = match language {
+        Language::Rust => RUST.to_vec(),
+        Language::Python => PYTHON.to_vec(),
+        Language::Js => JS.to_vec(),
+        Language::C => C.to_vec(),
     };
+    // Shared by every Rust project of this user (see the template's comment); without a
+    // cache folder, cargo's own default, a target/ per project.
+    let rust_target = super::plugin_call::author_cache_home().map(|home| home.join("rust-target"));
+    if language == Language::Rust && rust_target.is_some() {
+        files.push(RUST_CARGO_CONFIG);
+    }
+    let rust_target = rust_target.map_or_else(String::new, |t| t.to_string_lossy().into_owned());
     let version = ContractVersion::CURRENT.number();
     let fill = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{type}}", &type_name(name))
             .replace("{{sdk}}", &sdk)
+            .replace("{{sdk_toml}}", &toml_string(&sdk))
+            .replace("{{rust_target_toml}}", &toml_string(&rust_target))
             .replace("{{version}}", version)
     };
-    for (path, text) in files.iter().chain(&COMMON).chain(&WIT) {
-        let path = dir.join(fill(path));
+    let mut written: Vec<(PathBuf, String)> = files
+        .iter()
+        .chain(&COMMON)
+        .chain(&WIT)
+        .map(|(path, text)| (dir.join(fill(path)), fill(text)))
+        .collect();
+    if language == Language::Rust {
+        written.push((dir.join("Cargo.lock"), rust_lockfile(name)?));
+    }
+    for (path, text) in written {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        std::fs::write(&path, fill(text))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(dir)
+}
+
+/// `text` as a TOML basic string, quotes included. (JSON's escapes are TOML's, and
+/// serde_json writes no other.)
+fn toml_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// The `Cargo.lock` of a new Rust project `name`: its own entry, and the SDK's with its
+/// dependencies' as [`GUEST_LOCK`] pins them, each entry's text as it is there. So the first
+/// build resolves nothing (no registry index is fetched, and once the crates are
+/// downloaded it builds offline), and every project gets the versions the tests build,
+/// which the shared target folder then compiles once for all of them. (A `--sdk` of another
+/// checkout with other dependencies is resolved again by cargo, as any stale lock is.)
+fn rust_lockfile(name: &str) -> anyhow::Result<String> {
+    const ENTRY: &str = "\n[[package]]\n";
+    let broken = || anyhow::anyhow!("the embedded plugins/Cargo.lock is not a Cargo lock file");
+    let mut entries = GUEST_LOCK.split(ENTRY);
+    let header = entries.next().ok_or_else(broken)?;
+    // Each entry: (name, version, the specs of its dependencies: "NAME" or "NAME VERSION
+    // ..."), its text.
+    let mut parsed = Vec::new();
+    for text in entries {
+        let table: toml::Table = toml::from_str(text).map_err(|_| broken())?;
+        let field = |key: &str| {
+            table
+                .get(key)
+                .and_then(toml::Value::as_str)
+                .map(str::to_owned)
+        };
+        let dependencies: Vec<String> = table
+            .get("dependencies")
+            .and_then(toml::Value::as_array)
+            .map(|specs| {
+                specs
+                    .iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let name = field("name").ok_or_else(broken)?;
+        let version = field("version").ok_or_else(broken)?;
+        parsed.push(((name, version, dependencies), text));
+    }
+    // The entries the SDK needs, by following dependencies from it.
+    let mut needed = vec![false; parsed.len()];
+    let mut to_visit = vec!["parade-guest".to_owned()];
+    while let Some(spec) = to_visit.pop() {
+        let mut words = spec.split(' ');
+        let wanted_name = words.next().unwrap_or_default();
+        let wanted_version = words.next();
+        let found = parsed.iter().position(|((name, version, _), _)| {
+            name == wanted_name && wanted_version.is_none_or(|v| v == version)
+        });
+        let Some(index) = found else {
+            bail!("the embedded plugins/Cargo.lock has no entry for {spec:?}");
+        };
+        if !std::mem::replace(&mut needed[index], true) {
+            to_visit.extend(parsed[index].0 .2.iter().cloned());
+        }
+    }
+    let own = format!(
+        "name = {}\nversion = \"0.1.0\"\ndependencies = [\n \"parade-guest\",\n]\n",
+        toml_string(name)
+    );
+    // Cargo keeps its entries sorted by name: the project's goes before the first after it.
+    let mut lock = header.to_owned();
+    let mut own_written = false;
+    for (((entry_name, _, _), text), _) in parsed.iter().zip(&needed).filter(|(_, n)| **n) {
+        if !own_written && entry_name.as_str() > name {
+            lock.push_str(ENTRY);
+            lock.push_str(&own);
+            own_written = true;
+        }
+        lock.push_str(ENTRY);
+        lock.push_str(text);
+    }
+    if !own_written {
+        lock.push_str(ENTRY);
+        lock.push_str(&own);
+    }
+    Ok(lock)
 }
 
 /// An actor's name is its action, its component's file stem and its package's name in every
@@ -200,7 +310,9 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `resize-image` as a Rust type: `ResizeImage`.
+/// The Rust type of actor `resize-image`: `ResizeImageActor`. The suffix keeps every name
+/// from shadowing a type the template uses (`actor` would be the SDK's `Actor`, `string`
+/// Rust's `String`) or being a keyword (`Self`).
 fn type_name(name: &str) -> String {
     name.split('-')
         .map(|part| {
@@ -209,6 +321,7 @@ fn type_name(name: &str) -> String {
                 first.to_ascii_uppercase().to_string() + chars.as_str()
             })
         })
+        .chain(["Actor".to_owned()])
         .collect()
 }
 
@@ -246,7 +359,7 @@ mod tests {
             let e = check_name(bad).unwrap_err().to_string();
             assert!(e.contains("invalid actor name"), "{bad}: {e}");
         }
-        assert_eq!(type_name("resize-image"), "ResizeImage");
+        assert_eq!(type_name("resize-image"), "ResizeImageActor");
     }
 
     #[test]

@@ -204,6 +204,12 @@ pub(super) async fn run(
             stats.lost + stats.return_failures
         );
     }
+    if stats.cancelled > 0 {
+        println!(
+            "cancelled while this node owned them (stopped, not run again): {}",
+            stats.cancelled
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,7 @@
 //! `parade schedule list`: the `[[schedule]]` entries of the configuration and when each
-//! next falls due, read from `parade.toml` alone (no store is opened).
+//! next falls due, read from `parade.toml` alone (no store is opened); `parade schedule run
+//! NAME`: one task of a schedule, enqueued now outside its slots (as the dashboard's "run
+//! now" button does).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -8,7 +10,8 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
 use crate::config::{NodeConfig, ScheduleSpec};
-use crate::schedule::slot_text;
+use crate::queue::{Parade, Prefixed};
+use crate::schedule::{run_now_task, slot_text};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ScheduleCommand {
@@ -24,9 +27,55 @@ pub(super) enum ScheduleCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Enqueue one task of a schedule now, outside its slots; its slots go on as before.
+    ///
+    /// The task is the schedule's (action, body, max_tries, priority), with the id
+    /// schedule:NAME:now:TIME, which no slot's task can have; it goes into the store of
+    /// `--database` (else `[database] url`), namespaced by `[actor] prefix` as the node's
+    /// own schedules are. Prints the task's id. Exit 0, or 2 if the configuration has no
+    /// such schedule.
+    Run {
+        /// The schedule's `name`.
+        name: String,
+    },
 }
 
-pub(super) fn run(command: &ScheduleCommand, config: &NodeConfig) -> anyhow::Result<ExitCode> {
+/// `parade schedule run NAME` on the store at `url`.
+async fn run_now(name: &str, config: &NodeConfig, url: &str) -> anyhow::Result<ExitCode> {
+    let Some(spec) = config.schedules.iter().find(|s| s.name == name) else {
+        let known: Vec<&str> = config.schedules.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "error: no schedule {name:?} in {} (its schedules: {}); `parade schedule list` \
+             shows them",
+            config
+                .file
+                .as_ref()
+                .map_or("the configuration".into(), |f| f.display().to_string()),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let store = crate::queue::open(url).await?;
+    let queue: std::sync::Arc<dyn Parade> = match config.actor.prefix.as_deref() {
+        Some(prefix) if !prefix.is_empty() => std::sync::Arc::new(Prefixed::new(store, prefix)),
+        _ => store,
+    };
+    let task = run_now_task(spec, Utc::now());
+    queue.insert_tasks(std::slice::from_ref(&task)).await?;
+    println!("{}", task.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `command`; `url` gives the store's URL, for the commands that open it.
+pub(super) async fn run(
+    command: &ScheduleCommand,
+    config: &NodeConfig,
+    url: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<ExitCode> {
     match command {
         ScheduleCommand::List { json } => {
             let now = Utc::now();
@@ -38,6 +87,12 @@ pub(super) fn run(command: &ScheduleCommand, config: &NodeConfig) -> anyhow::Res
                 print!("{}", table(config, now));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        ScheduleCommand::Run { name } => {
+            let url = url()?;
+            run_now(name, config, &url)
+                .await
+                .map_err(|e| super::redact::hide_in_error(e, &url))
         }
     }
 }

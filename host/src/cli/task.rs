@@ -417,7 +417,11 @@ async fn poll_until_ended(
     let mut pause = POLL_FIRST;
     loop {
         let Some(task) = queue.get_task(id).await? else {
-            bail!("task {id} not found (deleted while waiting?)");
+            bail!(
+                "task {id} not found: deleted while waiting? (with [retention] completed = \"0s\" \
+                 a task without a notify channel is deleted as it completes; give it a channel \
+                 to wait for its result)"
+            );
         };
         if matches!(
             task.status_code,

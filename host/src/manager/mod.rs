@@ -30,6 +30,7 @@
 //! [`ActionManager::close`] stops owning, lets running handlers finish within
 //! `shutdown_grace`, and hands every other owned task back at once with `release_tasks`.
 
+mod batch;
 mod limits;
 mod pace;
 mod properties;
@@ -251,6 +252,8 @@ struct Shared {
     /// completed retention of zero makes the returner delete completed tasks as it returns
     /// them ([`OnCompletion::Delete`]).
     retention: std::sync::OnceLock<watch::Receiver<crate::queue::Retention>>,
+    /// The size of the next own, and what follows it: the waiting bound, the return batch.
+    batch: batch::BatchSize,
 }
 
 impl Shared {
@@ -338,6 +341,7 @@ impl ActionManager {
             retry_wait: StdMutex::default(),
             retry_returned: tokio::sync::Notify::new(),
             retention: std::sync::OnceLock::new(),
+            batch: batch::BatchSize::new(&props),
             cancelled: StdMutex::default(),
             cancel_epoch: watch::channel(0).0,
             cancelled_unstarted: StdMutex::default(),
@@ -345,7 +349,7 @@ impl ActionManager {
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(watch_cancellations(shared.clone(), stopped.clone()));
-        let (queue_tx, queue_rx) = mpsc::channel(shared.props.channel_size);
+        let (queue_tx, queue_rx) = mpsc::channel(shared.batch.channel_capacity(&shared.props));
         let queued = Arc::new(Mutex::new(queue_rx));
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let workers = (0..shared.props.workers)
@@ -590,7 +594,9 @@ async fn fetch_loop(
         // would make run again. Without the batch's room, a busy node's queue ran dry
         // whenever a return was in flight, and its workers waited for the return and then
         // for the next own (about 10% fewer no-op tasks/s on PostgreSQL).
-        let limit = (props.channel_size + props.workers + props.return_batch) as u64;
+        // (The waiting queue and the return batch follow an adaptive batch: `batch.rs`.)
+        let waiting_bound = shared.batch.waiting_bound(props);
+        let limit = (waiting_bound + props.workers + shared.batch.return_batch(props)) as u64;
         // Only this loop owns, so `owned` cannot grow before the own below, and
         // settling only shrinks `unsettled`: zero here still holds when owning.
         let unsettled = {
@@ -624,7 +630,9 @@ async fn fetch_loop(
         let waiting = queue_tx.max_capacity() - queue_tx.capacity();
         let idle_workers = props.workers.saturating_sub(shared.in_flight().len());
         let start_soon = (idle_workers.saturating_add(shared.pace.waiting_allowed(props)))
-            .saturating_sub(waiting);
+            .saturating_sub(waiting)
+            // Within the waiting bound too: the channel is made for the largest one.
+            .min(waiting_bound.saturating_sub(waiting));
         if start_soon == 0 {
             tokio::select! {
                 _ = stop_requested(&mut stopped) => return,
@@ -636,8 +644,9 @@ async fn fetch_loop(
         let room = room
             .min(usize::try_from(limit - unsettled).unwrap_or(usize::MAX))
             .min(start_soon);
-        let max_tasks = props
-            .max_tasks
+        let max_tasks = shared
+            .batch
+            .current()
             .min(u32::try_from(room).unwrap_or(u32::MAX))
             .max(1);
         let actions = shared.actor.actions();
@@ -676,6 +685,9 @@ async fn fetch_loop(
             (round.owned, round.failure)
         };
         let found_none = failure.is_none() && owned.is_empty();
+        if failure.is_none() {
+            shared.batch.observe(max_tasks, owned.len(), waiting);
+        }
         // Read only after an empty own: the busy path takes no lock for it.
         let retry_wait = if found_none {
             shared.retry_wait_left()

@@ -12,7 +12,9 @@ pub struct ManagerProperties {
     /// slow: no more than the workers will start within half of `max_duration` (or the
     /// heartbeat, if shorter).
     pub channel_size: usize,
-    /// Tasks owned per `own_tasks` call. Default 500.
+    /// Tasks owned per `own_tasks` call. Default 0: adaptive, from 500 up to 10,000 while
+    /// the backlog is deep and the workers drain each batch, back down when it is shallow
+    /// (`batch.rs`); the waiting queue and the return batch follow it.
     pub max_tasks: u32,
     /// Longest pause after an own that found nothing: shorter when a task of the actions
     /// is due sooner (the wake timer), and cut short by new-task hints. Default 300 ms.
@@ -26,7 +28,7 @@ pub struct ManagerProperties {
     /// How long `close` lets running handlers finish before handing their tasks back.
     /// Default 30 s.
     pub shutdown_grace: Duration,
-    /// Most results returned in one round trip. Default 500, the default `max_tasks`: the
+    /// Most results returned in one round trip. Default 500, the least adaptive batch: the
     /// returner never waits to fill a batch, so this only bounds how much it
     /// sends at once when results pile up. At 100, a busy node's returns settled 100 tasks
     /// each, so its owns found room for only 100 more, and both paid a transaction per 100
@@ -39,7 +41,7 @@ impl Default for ManagerProperties {
         ManagerProperties {
             workers: 5,
             channel_size: 1000,
-            max_tasks: 500,
+            max_tasks: 0,
             wait_time: Duration::from_millis(300),
             err_wait_time: Duration::from_secs(3),
             max_duration: Duration::from_secs(30 * 60),
@@ -67,11 +69,8 @@ impl ManagerProperties {
             } else {
                 self.channel_size
             },
-            max_tasks: if self.max_tasks == 0 {
-                defaults.max_tasks
-            } else {
-                self.max_tasks
-            },
+            // 0 stays: the adaptive batch.
+            max_tasks: self.max_tasks,
             wait_time: or(self.wait_time, defaults.wait_time),
             err_wait_time: or(self.err_wait_time, defaults.err_wait_time),
             max_duration,
@@ -106,7 +105,7 @@ mod tests {
         .with_defaults();
         assert_eq!(zero.workers, 5);
         assert_eq!(zero.channel_size, 1000);
-        assert_eq!(zero.max_tasks, 500);
+        assert_eq!(zero.max_tasks, 0, "adaptive");
         assert_eq!(zero.wait_time, Duration::from_millis(300));
         assert_eq!(zero.err_wait_time, Duration::from_secs(3));
         assert_eq!(zero.heartbeat, Duration::from_secs(30));

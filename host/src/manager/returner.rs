@@ -91,7 +91,7 @@ pub(super) async fn run(
                     replaces_refused: false,
                 },
             );
-            if batch.len() < shared.props.return_batch {
+            if batch.len() < shared.batch.return_batch(&shared.props) {
                 next = results.try_recv().ok();
             }
         }

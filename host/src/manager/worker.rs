@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{stop_requested, ActorResult, Counters, Declined, Finished, Queued, Shared};
-use crate::queue::{Error, OwnedTask, TaskReturn};
+use crate::queue::{is_cancel_status, Error, OwnedTask, TaskId, TaskReturn, TaskStatusCode};
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -108,10 +108,17 @@ async fn still_owned(shared: &Shared, task: &OwnedTask, owned_at: Instant) -> Op
             Some(asked)
         }
         Err(e @ Error::InvalidToken { .. }) => {
-            tracing::warn!(error = %e, "ownership lost while waiting in the queue; not starting it");
-            shared
-                .counters
-                .count_settled(&task.action, &shared.counters.lost);
+            if was_cancelled(shared, &task.id).await {
+                tracing::info!("cancelled while waiting for a worker: not started");
+                shared
+                    .counters
+                    .count_settled(&task.action, &shared.counters.cancelled);
+            } else {
+                tracing::warn!(error = %e, "ownership lost while waiting in the queue; not starting it");
+                shared
+                    .counters
+                    .count_settled(&task.action, &shared.counters.lost);
+            }
             None
         }
         Err(e) => {
@@ -119,6 +126,20 @@ async fn still_owned(shared: &Shared, task: &OwnedTask, owned_at: Instant) -> Op
             tracing::warn!(error = %e, "extending the deadline before starting failed; starting anyway");
             Some(owned_at)
         }
+    }
+}
+
+/// Whether the task whose token stopped working was ended by `cancel_tasks` (aborted with
+/// a `cancelled` status), not owned by another actor after its deadline: an announcement of
+/// the cancel can be missed (SQLite's come only from this process), and then the store says
+/// it. A read that fails answers no, so the task counts as lost, as before.
+async fn was_cancelled(shared: &Shared, id: &TaskId) -> bool {
+    match shared.queue.get_task(id).await {
+        Ok(Some(task)) => {
+            task.status_code == TaskStatusCode::Aborted
+                && task.status.as_deref().is_some_and(is_cancel_status)
+        }
+        _ => false,
     }
 }
 
@@ -185,8 +206,13 @@ async fn perform(shared: &Shared, task: OwnedTask, extended_at: Instant) -> Done
                         // Cancelled in the store (a node that did not hear the announcement finds out
                         // here), or owned elsewhere after its deadline: either way the component
                         // is stopped as the handler is dropped below.
-                        tracing::warn!(error = %e, "ownership lost while running (cancelled, or owned elsewhere after its deadline): stopped; its result will be dropped");
-                        shared.counters.count_settled(&task.action, &shared.counters.lost);
+                        if was_cancelled(shared, &task.id).await {
+                            tracing::info!("cancelled while running (found at its heartbeat): stopped");
+                            shared.counters.count_settled(&task.action, &shared.counters.cancelled);
+                        } else {
+                            tracing::warn!(error = %e, "ownership lost while running (owned elsewhere after its deadline): stopped; its result will be dropped");
+                            shared.counters.count_settled(&task.action, &shared.counters.lost);
+                        }
                         break None;
                     }
                     Err(e) => tracing::warn!(error = %e, "extending the deadline failed; will retry"),

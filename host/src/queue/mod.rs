@@ -47,7 +47,7 @@ pub use hints::TaskHints;
 pub use open::{check_url, migrate, open, open_with, DEFAULT_DATABASE_URL};
 pub use postgres::PgParade;
 pub use prefix::Prefixed;
-pub use rules::{MAX_ACTION_BYTES, MAX_CHANNEL_BYTES, MAX_ID_BYTES};
+pub use rules::{is_cancel_status, MAX_ACTION_BYTES, MAX_CHANNEL_BYTES, MAX_ID_BYTES};
 pub use sqlite::SqliteParade;
 pub use types::{
     ActionAttention, ActorId, Backoff, CancelOutcome, Cancellation, OnCompletion, OwnRequest,

@@ -91,6 +91,7 @@ impl<P: Parade> Prefixed<P> {
     fn add_prefix_filter(&self, filter: &TaskFilter) -> TaskFilter {
         TaskFilter {
             action: filter.action.as_deref().map(|a| self.add_prefix(a)),
+            id: filter.id.as_ref().map(|id| self.add_prefix_task(id)),
             id_prefix: Some(self.add_prefix(filter.id_prefix.as_deref().unwrap_or(""))),
             predecessors_of: filter
                 .predecessors_of

@@ -182,6 +182,21 @@ pub(super) fn check_returns(returns: &[TaskReturn]) -> Vec<Result<()>> {
     returns.iter().map(check_return).collect()
 }
 
+/// The status `cancel_tasks` gives the tasks it ends (PostgreSQL's `cancel_tasks`, migration
+/// 0010, writes the same).
+pub(super) fn cancel_status(reason: &str) -> String {
+    if reason.is_empty() {
+        "cancelled".to_owned()
+    } else {
+        format!("cancelled: {reason}")
+    }
+}
+
+/// Whether `status` is one [`cancel_status`] gives.
+pub fn is_cancel_status(status: &str) -> bool {
+    status == "cancelled" || status.starts_with("cancelled: ")
+}
+
 /// Checks a cancel's reason, which becomes the cancelled tasks' status.
 pub(super) fn check_cancel_reason(reason: &str) -> Result<()> {
     if has_nul(reason) {

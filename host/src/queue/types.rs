@@ -398,6 +398,8 @@ pub struct TaskFilter {
     /// that can run now from those that wait for a time or for their dependencies.
     pub state: Option<TaskState>,
     pub action: Option<String>,
+    /// Only the task with this id (a primary-key lookup).
+    pub id: Option<TaskId>,
     /// Only ids that start with this.
     pub id_prefix: Option<String>,
     /// Only tasks enqueued at or after this time (the store's `created_at`).

@@ -60,6 +60,9 @@ fn listing(filter: &TaskFilter, peek: bool) -> QueryBuilder<'static, Postgres> {
     if let Some(action) = &filter.action {
         q.push(" AND action = ").push_bind(action.clone());
     }
+    if let Some(id) = &filter.id {
+        q.push(" AND id = ").push_bind(id.as_str().to_owned());
+    }
     if let Some(prefix) = &filter.id_prefix {
         q.push(" AND starts_with(id, ")
             .push_bind(prefix.clone())

@@ -7,6 +7,7 @@ use std::collections::{HashSet, VecDeque};
 use super::returns::{signal_successors, Effects};
 use super::write_turn::WriteTx;
 use super::{db_error, stored_successors};
+use crate::queue::rules;
 use crate::queue::{CancelOutcome, Cancellation, Result, TaskId, TaskOutcome, TaskStatusCode};
 
 /// What a cancel changed besides the rows: the running tasks it ended, whose nodes must stop
@@ -25,11 +26,7 @@ pub(super) async fn cancel_batch(
     now: i64,
     effects: &mut Effects,
 ) -> Result<Cancelled> {
-    let status = if reason.is_empty() {
-        "cancelled".to_owned()
-    } else {
-        format!("cancelled: {reason}")
-    };
+    let status = rules::cancel_status(reason);
     let mut seen: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<String> = ids
         .iter()

@@ -71,6 +71,9 @@ fn listing(filter: &TaskFilter, peek: bool) -> QueryBuilder<'static, Sqlite> {
     if let Some(action) = &filter.action {
         q.push(" AND action = ").push_bind(action.clone());
     }
+    if let Some(id) = &filter.id {
+        q.push(" AND id = ").push_bind(id.as_str().to_owned());
+    }
     if let Some(prefix) = &filter.id_prefix {
         q.push(" AND substr(id, 1, ")
             .push_bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
