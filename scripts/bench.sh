@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Parade's benchmark suite, against a throwaway PostgreSQL cluster and SQLite files.
 #
-#   scripts/bench.sh [all|queue|manager|guests|soak|peers] [ARGS...]
+#   scripts/bench.sh [all|queue|manager|guests|soak|peers|dashboard] [ARGS...]
 #
 # queue: bulk insert rate, own latency at 1,000,000 vs 1,000 pending tasks and its ratio (and
 # at 1,000,000 of which 900,000 are not due yet),
@@ -25,7 +25,12 @@
 # Timed: the enqueue call, and the drain from the worker's start to its last job done
 # (bench/peers/peers.mjs says exactly where each clock starts and stops). Parade is the
 # release `parade run --until-idle` with the no-op component. Not part of `all` (it needs
-# npm, and about ten minutes); ARGS: --tasks N, --rounds N, --sizes A,B,..., --no-profile.
+# npm, and about ten minutes); ARGS: --tasks N, --rounds N, --sizes A,B,..., --systems
+# graphile,parade,parade0,untuned, --no-profile, --no-fairness (two untuned nodes sharing one queue).
+# dashboard (host/benches/dashboard.rs): the admin listener's answer times with 1,000,000 tasks
+# in the store: the overview's pages and APIs, warm (served from the one-second caches) and
+# cold (waiting for the store's summary), and the summary query alone. Not part of `all`;
+# ARGS: --backend, --tasks N, --quick.
 # all (the default): queue, manager and guests, each with its defaults (ARGS: only --quick).
 # ARGS go to the benchmark: --backend postgres|sqlite|all, --tasks N, --quick, and for
 # manager --workers N, --actor native|wasm|both, --rounds N, --only FIGURE,... (instantiate,
@@ -40,7 +45,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=all
 case "${1:-}" in
-all | queue | manager | guests | soak) bench=$1; shift ;;
+all | queue | manager | guests | soak | dashboard) bench=$1; shift ;;
 peers) bench=peers; shift ;;
 esac
 if [ "$bench" = peers ]; then

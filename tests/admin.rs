@@ -795,10 +795,12 @@ async fn connections_over_the_cap_wait_for_a_free_slot() -> anyhow::Result<()> {
 }
 
 /// A store that counts `summary` calls and makes each take a while, so concurrent scrapes
-/// overlap one in flight.
+/// overlap one in flight; it counts the dashboard's other reads (`list_tasks`, `get_task`)
+/// in `reads`.
 struct CountingSummaries {
     inner: Arc<dyn Parade>,
     calls: std::sync::atomic::AtomicUsize,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -855,10 +857,23 @@ impl Parade for CountingSummaries {
         self.inner.delete_tasks(ids).await
     }
     async fn get_task(&self, id: &TaskId) -> queue::Result<Option<TaskData>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.get_task(id).await
     }
     async fn list_tasks(&self, filter: &TaskFilter) -> queue::Result<Vec<TaskData>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.list_tasks(filter).await
+    }
+    async fn list_task_page(&self, filter: &TaskFilter) -> queue::Result<queue::TaskPage> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.list_task_page(filter).await
+    }
+    async fn task_graph(
+        &self,
+        id: &TaskId,
+        max_nodes: u32,
+    ) -> queue::Result<Option<queue::TaskGraph>> {
+        self.inner.task_graph(id, max_nodes).await
     }
     async fn summary(&self) -> queue::Result<queue::QueueSummary> {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -954,6 +969,7 @@ async fn concurrent_scrapes_share_one_summary_query_per_second() -> anyhow::Resu
     let counting = Arc::new(CountingSummaries {
         inner: store.clone(),
         calls: Default::default(),
+        reads: Default::default(),
     });
     let (admin, _stop) = admin_in_process(counting.clone()).await?;
     let calls = || counting.calls.load(std::sync::atomic::Ordering::SeqCst);
@@ -997,6 +1013,59 @@ async fn concurrent_scrapes_share_one_summary_query_per_second() -> anyhow::Resu
         );
     }
     assert!(calls() - before <= 1 + started.elapsed().as_secs() as usize);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_polls_share_each_store_read_once_per_second() -> anyhow::Result<()> {
+    let store = Backend::Sqlite.open().await?;
+    store
+        .insert_tasks(&[task("a", "x", "", None), task("b", "y", "", None)])
+        .await?;
+    let counting = Arc::new(CountingSummaries {
+        inner: store.clone(),
+        calls: Default::default(),
+        reads: Default::default(),
+    });
+    let (admin, _stop) = admin_in_process(counting.clone()).await?;
+    let load = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::SeqCst);
+    // Many tabs polling everything the overview reads, at once and over a few seconds.
+    let started = Instant::now();
+    let mut polls = Vec::new();
+    for tab in 0..10 {
+        let admin = admin.clone();
+        polls.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for round in 0..6 {
+                for path in ["/", "/overview/panels", "/api/overview", "/api/history"] {
+                    statuses.push(http("GET", &format!("{admin}{path}"), &[]).await?.status);
+                }
+                if round % 2 == tab % 2 {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                }
+            }
+            anyhow::Ok(statuses)
+        }));
+    }
+    for poll in polls {
+        assert!(poll.await??.iter().all(|s| *s == 200));
+    }
+    let seconds = started.elapsed().as_secs() as usize;
+    // The history's sampler may add one summary per interval.
+    let allowed = 1 + seconds + seconds / parade_host::admin::HISTORY_INTERVAL.as_secs() as usize;
+    assert!(
+        load(&counting.calls) <= allowed,
+        "240 polls ran {} summary queries in {:?}",
+        load(&counting.calls),
+        started.elapsed()
+    );
+    // One read of the recent failures per second (this node has no schedules).
+    assert!(
+        load(&counting.reads) <= 1 + seconds,
+        "240 polls ran {} other reads in {:?}",
+        load(&counting.reads),
+        started.elapsed()
+    );
     Ok(())
 }
 

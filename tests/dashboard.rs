@@ -539,3 +539,432 @@ async fn get_json(url: &str) -> anyhow::Result<Value> {
     ensure!(response.status == 200, "GET {url}: {}", response.status);
     Ok(serde_json::from_str(&response.body)?)
 }
+
+#[tokio::test]
+async fn schedule_run_enqueues_one_task_now_in_the_nodes_namespace() -> anyhow::Result<()> {
+    let url = Backend::Sqlite.fresh_url().await?;
+    let dir = node_dir(&[])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        "[actor]\nprefix = \"team\"\n\n[[schedule]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\n\
+         action = \"report\"\nbody = \"all\"\nmax_tries = 2\n",
+    )?;
+    let (code, out, err) = support::process::run(
+        dir.path(),
+        &["--database", &url, "schedule", "run", "nightly"],
+    )
+    .await?;
+    assert_eq!(code, 0, "{err}");
+    let id = out.trim();
+    assert!(id.starts_with("schedule:nightly:now:"), "{out}");
+    let namespaced = queue::Prefixed::new(queue::open(&url).await?, "team");
+    let task = namespaced
+        .get_task(&TaskId::from(id))
+        .await?
+        .context("the task is not in the node's namespace")?;
+    assert_eq!(
+        (task.action.as_str(), task.body.as_deref(), task.max_tries),
+        ("report", Some("all"), Some(2))
+    );
+    assert_eq!(task.run_after, None, "it runs now, not at a slot");
+
+    // A name the configuration does not have: exit 2, naming the schedules it has.
+    let (code, _, err) =
+        support::process::run(dir.path(), &["--database", &url, "schedule", "run", "nope"]).await?;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no schedule \"nope\"") && err.contains("nightly"),
+        "{err}"
+    );
+    Ok(())
+}
+
+/// s1, s2 → a → b1, b2, b3 → c → d1, d2, with x → b1 beside it (an ancestor of b1, not of
+/// a) and an unrelated u: a 3-level fan-out/fan-in around `a`.
+fn fan_out_fan_in(action: &str) -> Vec<TaskData> {
+    let node = |id: &str, total: Option<i32>, successors: &[&str]| TaskData {
+        total_dependencies: total,
+        to_signal_after: successors.iter().map(|s| TaskId::from(*s)).collect(),
+        ..TaskData::new(id, action)
+    };
+    vec![
+        node("d1", Some(1), &[]),
+        node("d2", Some(1), &[]),
+        node("c", Some(3), &["d1", "d2"]),
+        node("b1", Some(2), &["c"]),
+        node("b2", Some(1), &["c"]),
+        node("b3", Some(1), &["c"]),
+        node("a", Some(2), &["b1", "b2", "b3"]),
+        node("s1", None, &["a"]),
+        node("s2", None, &["a"]),
+        node("x", None, &["b1"]),
+        node("u", None, &[]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_browser_pages_filters_and_acts_on_sqlite() -> anyhow::Result<()> {
+    the_task_browser_pages_filters_and_acts(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_browser_pages_filters_and_acts_on_postgres() -> anyhow::Result<()> {
+    the_task_browser_pages_filters_and_acts(Backend::Postgres).await
+}
+
+/// The task browser and task pages in Chromium (`tests/browser/browser.mjs`): 10,000 tasks
+/// paged through by the "older" link without a gap or a repeat, each state filter, an action
+/// with an id prefix, an enqueue-time window, a task's DAG with every ancestor and
+/// descendant, and Retry, Delete and Cancel refused with a wrong token and done with the
+/// right one, the cancel stopping a task the node is running (a component in an endless
+/// loop). Screenshots in `target/test-artifacts/`.
+async fn the_task_browser_pages_filters_and_acts(backend: Backend) -> anyhow::Result<()> {
+    let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
+    ensure!(
+        browser_dir.join("node_modules/playwright-core").is_dir()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs Debian's chromium and tests/browser/node_modules: run \
+         scripts/test.sh, which installs both"
+    );
+    let url = backend.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let bulk: Vec<String> = (0..10_000).map(|i| format!("bulk-{i:05}")).collect();
+    for chunk in bulk.chunks(2_500) {
+        let tasks: Vec<TaskData> = chunk
+            .iter()
+            .map(|id| TaskData::new(id.as_str(), "bulk"))
+            .collect();
+        queue.insert_tasks(&tasks).await?;
+    }
+    // The DAG goes in on its own, a moment later: one enqueue time that no other task has.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    queue.insert_tasks(&fan_out_fan_in("dag")).await?;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let now = chrono::Utc::now();
+    queue
+        .insert_tasks(&[
+            TaskData {
+                run_after: Some(now + chrono::Duration::hours(1)),
+                ..TaskData::new("delayed-1", "spare")
+            },
+            TaskData {
+                status_code: queue::TaskStatusCode::Aborted,
+                status: Some("boom".into()),
+                num_tries: 3,
+                max_tries: Some(3),
+                ..TaskData::new("failed-1", "spare")
+            },
+            TaskData {
+                status_code: queue::TaskStatusCode::Completed,
+                ..TaskData::new("done-1", "spare")
+            },
+            TaskData::new("doomed", "spare"),
+            TaskData::new("endless", "loop"),
+        ])
+        .await?;
+    let dag_enqueued = queue
+        .list_task_page(&TaskFilter {
+            id: Some(TaskId::from("a")),
+            ..TaskFilter::default()
+        })
+        .await?
+        .tasks
+        .first()
+        .context("no task a")?
+        .enqueued_at;
+
+    let dir = node_dir(&["misbehave"])?;
+    std::fs::write(
+        dir.path().join("parade.toml"),
+        format!(
+            "[admin]\ntoken = \"{OPERATOR_TOKEN}\"\n[manager]\nworkers = 1\nmax_duration = \"1h\"\n"
+        ),
+    )?;
+    let node = Node::start(dir.path(), &url, &["--admin", "127.0.0.1:0"])?;
+    let admin = node.admin_url().await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while queue
+        .get_task(&TaskId::from("endless"))
+        .await?
+        .map(|t| t.status_code)
+        != Some(queue::TaskStatusCode::InProgress)
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "endless never started:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-artifacts")
+        .join(format!("browser-{backend:?}").to_lowercase());
+    std::fs::create_dir_all(&artifacts)?;
+    let micros = chrono::SecondsFormat::Micros;
+    let args = serde_json::json!({
+        "bulkAction": "bulk",
+        "pageSize": 500,
+        "dagAction": "dag",
+        "dagPrefix": "b",
+        "dagTask": "a",
+        "from": dag_enqueued.to_rfc3339_opts(micros, true),
+        "to": (dag_enqueued + chrono::Duration::microseconds(1)).to_rfc3339_opts(micros, true),
+        "retryId": "failed-1",
+        "deleteId": "doomed",
+        "cancelId": "endless",
+    });
+    let output = tokio::process::Command::new("node")
+        .arg(browser_dir.join("browser.mjs"))
+        .arg(&admin)
+        .arg(&artifacts)
+        .arg(OPERATOR_TOKEN)
+        .arg(args.to_string())
+        .output()
+        .await
+        .context("running node (Node.js)")?;
+    ensure!(
+        output.status.success(),
+        "the browser script failed:\n{}\nthe node's log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        node.log()
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout)?;
+
+    // 10,000 tasks, newest first, 500 a page: each exactly once, in order.
+    let paged = &seen["paged"];
+    let ids: Vec<&str> = paged["ids"]
+        .as_array()
+        .context("no ids")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let newest_first: Vec<&str> = bulk.iter().rev().map(String::as_str).collect();
+    assert_eq!(ids.len(), 10_000);
+    assert!(ids == newest_first, "the pages skip or repeat a task");
+    assert_eq!(paged["pages"], 20);
+    assert_eq!(paged["endShown"], true);
+
+    // Each state, as the form filters it.
+    let filters = &seen["filters"];
+    let keys = |state: &str| -> Vec<String> {
+        let mut ids: Vec<String> = filters[state]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    assert_eq!(keys("waiting"), ["a", "b1", "b2", "b3", "c", "d1", "d2"]);
+    assert_eq!(keys("delayed"), ["delayed-1"]);
+    assert_eq!(keys("in-progress"), ["endless"]);
+    assert_eq!(keys("completed"), ["done-1"]);
+    assert_eq!(keys("aborted"), ["failed-1"]);
+    let pending = filters["pending"].as_object().context("no pending")?;
+    assert_eq!(pending.len(), 50, "a full first page");
+    assert!(pending.values().all(|s| s == "pending"), "{pending:?}");
+    assert!(
+        pending.contains_key("doomed"),
+        "the newest pending task leads"
+    );
+    for state in ["waiting", "delayed", "in-progress", "completed", "aborted"] {
+        let states = filters[state].as_object().context("no rows")?;
+        assert!(states.values().all(|s| s == state), "{state}: {states:?}");
+    }
+    assert_eq!(
+        filters["actionAndPrefix"],
+        serde_json::json!(["b3", "b2", "b1"])
+    );
+    let filtered_url = filters["actionAndPrefixUrl"].as_str().unwrap_or("");
+    assert!(
+        filtered_url.contains("action=dag") && filtered_url.contains("id=b"),
+        "{filtered_url}"
+    );
+    let mut in_window: Vec<&str> = filters["timeRange"]
+        .as_array()
+        .context("no window")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    in_window.sort();
+    assert_eq!(
+        in_window,
+        ["a", "b1", "b2", "b3", "c", "d1", "d2", "s1", "s2", "u", "x"]
+    );
+    assert_eq!(
+        filters["fromField"],
+        dag_enqueued.format("%Y-%m-%dT%H:%M:%S").to_string()
+    );
+
+    // The DAG of a, opened from its row: every ancestor and descendant, nothing else.
+    let dag = &seen["dag"];
+    assert_eq!(dag["id"], "a");
+    assert!(dag["url"]
+        .as_str()
+        .is_some_and(|u| u.ends_with("/task?id=a")));
+    let mut nodes: Vec<(String, i64, String)> = dag["nodes"]
+        .as_array()
+        .context("no nodes")?
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap_or("").to_owned(),
+                n["depth"].as_i64().unwrap_or(99),
+                n["state"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    nodes.sort();
+    let expected: Vec<(String, i64, String)> = [
+        ("a", 0, "waiting"),
+        ("b1", 1, "waiting"),
+        ("b2", 1, "waiting"),
+        ("b3", 1, "waiting"),
+        ("c", 2, "waiting"),
+        ("d1", 3, "waiting"),
+        ("d2", 3, "waiting"),
+        ("s1", -1, "pending"),
+        ("s2", -1, "pending"),
+    ]
+    .iter()
+    .map(|(id, depth, state)| (id.to_string(), *depth, state.to_string()))
+    .collect();
+    assert_eq!(nodes, expected);
+    let mut edges: Vec<(String, String)> = dag["edges"]
+        .as_array()
+        .context("no edges")?
+        .iter()
+        .map(|e| {
+            (
+                e[0].as_str().unwrap_or("").into(),
+                e[1].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    edges.sort();
+    let expected: Vec<(String, String)> = [
+        ("a", "b1"),
+        ("a", "b2"),
+        ("a", "b3"),
+        ("b1", "c"),
+        ("b2", "c"),
+        ("b3", "c"),
+        ("c", "d1"),
+        ("c", "d2"),
+        ("s1", "a"),
+        ("s2", "a"),
+    ]
+    .iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(edges, expected);
+    assert_eq!(dag["more"], false);
+
+    // The buttons: none before a token, a wrong token refused, the right one obeyed.
+    let buttons = &seen["buttons"];
+    assert_eq!(
+        buttons["retryBeforeToken"],
+        serde_json::json!({"token-entry": true, "retry": false, "delete": false, "cancel": false})
+    );
+    let refused = "missing or wrong token: send Authorization: Bearer TOKEN";
+    for wrong in ["retryWrong", "deleteWrong", "cancelWrong"] {
+        assert_eq!(buttons[wrong], refused, "{wrong}: {buttons}");
+    }
+    assert_eq!(
+        buttons["retryAfterWrong"],
+        serde_json::json!({"token-entry": true, "retry": false})
+    );
+    assert_eq!(
+        buttons["retryWithToken"],
+        serde_json::json!({"token-entry": false, "retry": true, "delete": true, "cancel": false})
+    );
+    assert_eq!(buttons["retry"], "task failed-1 is pending again");
+    assert_eq!(
+        buttons["retryFields"],
+        serde_json::json!({"state": "pending", "retryShown": false})
+    );
+    assert_eq!(
+        buttons["deleteWithKeptToken"],
+        serde_json::json!({"token-entry": false, "delete": true, "retry": false})
+    );
+    assert_eq!(buttons["delete"], "task doomed deleted");
+    assert_eq!(
+        buttons["deletedButtons"],
+        serde_json::json!({"delete": false, "retry": false})
+    );
+    assert_eq!(
+        buttons["cancelBefore"],
+        serde_json::json!({"state": "in-progress", "cancel": true, "retry": false, "delete": true})
+    );
+    assert_eq!(buttons["cancel"], "endless: cancelled");
+    assert_eq!(
+        buttons["cancelAfter"],
+        serde_json::json!({"state": "aborted", "cancel": false, "retry": true, "delete": true})
+    );
+    // Each press asked first: retry twice, delete twice, cancel twice.
+    let dialogs: Vec<&str> = buttons["dialogs"]
+        .as_array()
+        .context("no dialogs")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(dialogs.len(), 6, "{dialogs:?}");
+    assert!(
+        dialogs[0].starts_with("Retry task failed-1?"),
+        "{dialogs:?}"
+    );
+    assert!(dialogs[2].starts_with("Delete task doomed?"), "{dialogs:?}");
+    assert!(
+        dialogs[4].starts_with("Cancel task endless?"),
+        "{dialogs:?}"
+    );
+    assert_eq!(buttons["cookies"], 0);
+    assert_eq!(buttons["urlsWithToken"], serde_json::json!([]));
+
+    // The store agrees, and the node stopped the running component.
+    let retried = queue
+        .get_task(&TaskId::from("failed-1"))
+        .await?
+        .context("failed-1 gone")?;
+    assert_eq!(
+        (retried.status_code, retried.num_tries),
+        (queue::TaskStatusCode::Pending, 0)
+    );
+    assert!(queue.get_task(&TaskId::from("doomed")).await?.is_none());
+    let cancelled = queue
+        .get_task(&TaskId::from("endless"))
+        .await?
+        .context("endless gone")?;
+    assert_eq!(
+        (cancelled.status_code, cancelled.status.as_deref()),
+        (
+            queue::TaskStatusCode::Aborted,
+            Some("cancelled: stopped from the page")
+        )
+    );
+    let stopped = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("id=endless") && l.contains("stopped"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stopped(&node.log()) {
+        ensure!(
+            Instant::now() < deadline,
+            "the node never stopped endless:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for shot in [
+        "tasks.png",
+        "tasks-filtered.png",
+        "task-dag.png",
+        "retry.png",
+        "cancel-running.png",
+    ] {
+        let size = std::fs::metadata(artifacts.join(shot))?.len();
+        assert!(size > 10_000, "{shot} is only {size} bytes");
+    }
+    node.stop().await?;
+    Ok(())
+}

@@ -2,7 +2,8 @@
 // side, in one run (issue #21's table). scripts/bench.sh builds and installs everything and
 // starts the cluster, then runs
 //
-//   node peers.mjs [--tasks N] [--rounds N] [--sizes 500,1000,...] [--no-profile]
+//   node peers.mjs [--tasks N] [--rounds N] [--sizes 500,1000,...] [--systems S,...]
+//                  [--no-profile] [--no-fairness]
 //
 // with PARADE_BENCH_DATABASE_URL (the cluster's admin URL), PARADE_BIN (a release `parade`)
 // and PARADE_NOOP_WASM (tests/plugins/noop built as a component) in the environment.
@@ -18,7 +19,14 @@
 //   (see graphile.mjs); Parade: the "in X.XXs" that `parade run --until-idle` prints, from
 //   the manager's start (the component is loaded and the pool open) until it is idle and
 //   closed, its last results written. Neither includes process start or compiling anything.
-// Medians of the rounds per row, and Parade ÷ graphile-worker of the medians.
+// Medians of the rounds per row, and each Parade's ÷ graphile-worker of the medians.
+// The systems (--systems, graphile first; default all four): graphile-worker;
+// `parade` tuned to the row's size; `parade0` the same with `[retention] completed = "0s"`
+// (completed tasks deleted as they complete); `untuned` Parade with no [manager] settings but
+// its 8 workers (the adaptive batch), whatever the row.
+//
+// Then, unless --no-fairness, ROUNDS drains of N tasks by two untuned nodes at once on one
+// database: each node's share, and their rate together.
 //
 // Then, unless --no-profile, one more (untimed) round per system per size with
 // pg_stat_statements tracking that round's database (the cluster loads the module with
@@ -38,8 +46,9 @@ function parseArgs(argv) {
     tasks: 100000,
     rounds: 3,
     sizes: [500, 1000, 2000, 5000, 10000],
-    systems: ["graphile", "parade", "parade0"],
+    systems: ["graphile", "parade", "parade0", "untuned"],
     profile: true,
+    fairness: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const value = () => {
@@ -57,7 +66,8 @@ function parseArgs(argv) {
       case "--sizes": options.sizes = value().split(",").map((s) => positive("--sizes", s)); break;
       case "--systems": options.systems = value().split(","); break;
       case "--no-profile": options.profile = false; break;
-      default: fail(`unknown argument ${argv[i]}: --tasks N, --rounds N, --sizes A,B,..., --systems S,..., --no-profile`);
+      case "--no-fairness": options.fairness = false; break;
+      default: fail(`unknown argument ${argv[i]}: --tasks N, --rounds N, --sizes A,B,..., --systems S,..., --no-profile, --no-fairness`);
     }
   }
   for (const key of options.systems) {
@@ -345,6 +355,50 @@ console.log(
     `${fmt(allEnqueue("graphile"))} jobs/s, Parade task add --file ${fmt(allEnqueue("parade"))} jobs/s, ` +
     `Parade ÷ graphile ${(allEnqueue("parade") / allEnqueue("graphile")).toFixed(2)}`,
 );
+
+if (options.fairness) {
+  // Two untuned nodes (the defaults, so the adaptive batch) drain one queue together: each
+  // node's share of the tasks, and the rate of the two, ROUNDS times.
+  console.log("");
+  for (let r = 0; r < options.rounds; r++) {
+    const name = `peers_fairness_${r}`;
+    const url = await systems.untuned.prepare(await freshDatabase(name));
+    try {
+      await systems.untuned.enqueue(url);
+      const config = join(work, "parade-fairness.toml");
+      writeFileSync(
+        config,
+        ["[plugins]", `dir = "${join(work, "plugins")}"`, `cache_dir = "${join(work, "cache")}"`, "", "[manager]", "workers = 8", ""].join("\n"),
+      );
+      await runProcess(paradeBin, ["run", "--check"], { PARADE_CONFIG: config, PARADE_DATABASE_URL: url });
+      const start = performance.now();
+      const nodes = await Promise.all(
+        ["a", "b"].map(() =>
+          runProcess(paradeBin, ["run", "--until-idle", "--admin", "off"], {
+            PARADE_CONFIG: config,
+            PARADE_DATABASE_URL: url,
+            PARADE_LOG: "warn",
+          }),
+        ),
+      );
+      const seconds = (performance.now() - start) / 1000;
+      const completed = nodes.map(({ stdout }) => {
+        const total = stdout.match(/^total\s+(\d+)\s+(\d+)\s+(\d+)/m);
+        if (!total) throw new Error(`cannot read parade run's summary:\n${stdout}`);
+        return Number(total[1]);
+      });
+      const all = completed[0] + completed[1];
+      if (all !== options.tasks) throw new Error(`the two nodes completed ${all} of ${options.tasks} tasks`);
+      console.log(
+        `fairness: round ${r + 1}: two untuned nodes, ${fmt(options.tasks)} tasks: node a ${fmt(completed[0])} ` +
+          `(${((100 * completed[0]) / all).toFixed(1)}%), node b ${fmt(completed[1])} (${((100 * completed[1]) / all).toFixed(1)}%), ` +
+          `${fmt(rate(all, seconds))} jobs/s together (both processes' wall time, start-up included; load average ${loadavg()[0].toFixed(1)})`,
+      );
+    } finally {
+      await dropDatabase(name);
+    }
+  }
+}
 
 if (profiling) {
   console.log("");

@@ -23,7 +23,9 @@ pub(super) enum PluginCommand {
     /// the language's build manifest, its plugin settings (NAME.toml) and a README.
     ///
     /// Rust depends on the SDK (parade-guest, not on crates.io) by path: the guest-sdk
-    /// folder of the checkout this parade was built from, or --sdk. Python pins
+    /// folder of the checkout this parade was built from, or --sdk; its Cargo.lock pins the
+    /// SDK's dependencies, and its .cargo/config.toml builds into the target folder every
+    /// Rust project shares (~/.cache/parade/rust-target), so they compile once. Python pins
     /// componentize-py, JavaScript componentize-js, and C builds with clang, wasi-libc and
     /// parade-wit-c. Refuses a folder that exists and is not empty.
     New {

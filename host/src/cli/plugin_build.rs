@@ -39,10 +39,11 @@ impl Project {
             let absolute = dir
                 .canonicalize()
                 .with_context(|| format!("cannot resolve {}", dir.display()))?;
-            Ok(absolute
+            let name = absolute
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "actor".into()))
+                .unwrap_or_else(|| "actor".into());
+            component_stem(name, &absolute, "folder name")
         };
         let (language, name) = if dir.join("Cargo.toml").is_file() {
             (Language::Rust, cargo_package_name(&dir.join("Cargo.toml"))?)
@@ -58,7 +59,11 @@ impl Project {
         } else if dir.join("compile_flags.txt").is_file() && !c_sources(dir)?.is_empty() {
             // One source file names the actor, as `plugin new` writes it; several, the folder.
             let name = match c_sources(dir)?.as_slice() {
-                [only] => only.trim_end_matches(".c").to_owned(),
+                [only] => component_stem(
+                    only.trim_end_matches(".c").to_owned(),
+                    &dir.join(only),
+                    "file name",
+                )?,
                 _ => folder_name()?,
             };
             (Language::C, name)
@@ -322,6 +327,7 @@ fn cargo_package_name(manifest: &Path) -> anyhow::Result<String> {
         .and_then(toml::Value::as_str)
         .map(str::to_owned)
         .with_context(|| format!("{}: no [package] name", manifest.display()))
+        .and_then(|name| component_stem(name, manifest, "[package] name"))
 }
 
 /// The `[project] name` of a pyproject.toml.
@@ -336,6 +342,7 @@ fn python_project_name(manifest: &Path) -> anyhow::Result<String> {
         .and_then(toml::Value::as_str)
         .map(str::to_owned)
         .with_context(|| format!("{}: no [project] name", manifest.display()))
+        .and_then(|name| component_stem(name, manifest, "[project] name"))
 }
 
 /// The `name` of a package.json, without its `@scope/`.
@@ -347,7 +354,23 @@ fn npm_package_name(manifest: &Path) -> anyhow::Result<String> {
     let name = package["name"]
         .as_str()
         .with_context(|| format!("{}: no \"name\"", manifest.display()))?;
-    Ok(name.rsplit('/').next().unwrap_or(name).to_owned())
+    let unscoped = name.rsplit('/').next().unwrap_or(name).to_owned();
+    component_stem(unscoped, manifest, "\"name\"")
+}
+
+/// `name`, if it can name the component `NAME.wasm` in the project's folder and in a
+/// node's plugins folder (where `--install` writes it): not empty, no path separator, and
+/// not hidden (a node skips hidden files; `..` is one). Else an error naming `source` and
+/// its `key`.
+fn component_stem(name: String, source: &Path, key: &str) -> anyhow::Result<String> {
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) {
+        bail!(
+            "{}: {key} {name:?} cannot name a component file (NAME.wasm): use one without \
+             `/`, `\\` or a leading `.`",
+            source.display()
+        );
+    }
+    Ok(name)
 }
 
 /// The `.c` files at the top of `dir`, sorted, as paths relative to it.
@@ -413,15 +436,20 @@ fn copy(from: &Path, to: &Path) -> anyhow::Result<()> {
 fn install_file(from: &Path, dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let hidden = dir.join(format!(".{name}.installing"));
     let target = dir.join(name);
-    copy(from, &hidden)?;
-    std::fs::rename(&hidden, &target).with_context(|| {
-        format!(
-            "cannot move {} into place as {}",
-            hidden.display(),
-            target.display()
-        )
-    })?;
-    Ok(target)
+    let installed = copy(from, &hidden).and_then(|()| {
+        std::fs::rename(&hidden, &target).with_context(|| {
+            format!(
+                "cannot move {} into place as {}",
+                hidden.display(),
+                target.display()
+            )
+        })
+    });
+    if installed.is_err() {
+        // Not left to fill the folder: a node skips it, but nobody else removes it.
+        let _ = std::fs::remove_file(&hidden);
+    }
+    installed.map(|()| target)
 }
 
 /// Builds the project in `dir`, checks its component, prints what it built, and installs
@@ -526,5 +554,22 @@ mod tests {
         std::fs::write(js.join("package.json"), r#"{"name": "@scope/.."}"#).unwrap();
         let e = format!("{:#}", Project::find(&js).unwrap_err());
         assert!(e.contains("package.json: \"name\""), "{e}");
+    }
+
+    #[test]
+    fn an_install_that_cannot_be_moved_into_place_leaves_no_hidden_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = dir.path().join("shout.wasm");
+        std::fs::write(&built, "component").unwrap();
+        let plugins = dir.path().join("plugins");
+        // A folder in the way: the rename cannot replace it.
+        std::fs::create_dir_all(plugins.join("shout.wasm/inside")).unwrap();
+        let e = install_file(&built, &plugins, "shout.wasm").unwrap_err();
+        assert!(e.to_string().contains("cannot move"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(&plugins)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["shout.wasm"]);
     }
 }

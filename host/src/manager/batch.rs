@@ -6,7 +6,9 @@
 //! follows the backlog and the workers: it starts at [`MIN_ADAPTIVE_BATCH`] (the fixed
 //! default of earlier versions) and doubles, up to [`MAX_ADAPTIVE_BATCH`], after each own that
 //! came back full while the workers had drained most of the previous one (the queue is deep
-//! and the node is starved between owns); it halves, down to the minimum, after an own that
+//! and the node is starved between owns), as long as the workers run what may then wait
+//! within [`DRAIN_WINDOW`] at the handlers' mean pace (so a task owned behind it starts
+//! soon: slow handlers keep the batch where it was); it halves, down to the minimum, after an own that
 //! came back short (the queue is shallow: owning more would only take what others could
 //! run). The waiting queue and the return batch follow it ([`BatchSize::waiting_bound`],
 //! [`BatchSize::return_batch`]), never below `channel_size` and `return_batch`, so the bound
@@ -14,6 +16,7 @@
 //! it; a handler slower than no-op still limits what waits through the pace (`pace.rs`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use super::ManagerProperties;
 
@@ -23,6 +26,10 @@ pub const MIN_ADAPTIVE_BATCH: u32 = 500;
 /// The most the adaptive batch grows to: a node holds at most twice this waiting, plus its
 /// workers and one return batch of this many, unsettled.
 pub const MAX_ADAPTIVE_BATCH: u32 = 10_000;
+
+/// The longest the workers may take to run what waits, for the batch to grow: a task owned
+/// at the back (of a higher priority, say, or another action's) starts within about this.
+pub const DRAIN_WINDOW: Duration = Duration::from_millis(250);
 
 /// The size of the next own, shared by the fetch loop (which adapts it) and the returner.
 #[derive(Debug)]
@@ -75,8 +82,16 @@ impl BatchSize {
     }
 
     /// Adapts the batch after an own that asked for `asked` and got `owned`, when `waiting`
-    /// tasks were still waiting for a worker as it was sent; returns the next batch.
-    pub(super) fn observe(&self, asked: u32, owned: usize, waiting: usize) -> u32 {
+    /// tasks were still waiting for a worker as it was sent and `workers` ran handlers of
+    /// `mean` duration (`None`: none finished yet); returns the next batch.
+    pub(super) fn observe(
+        &self,
+        asked: u32,
+        owned: usize,
+        waiting: usize,
+        workers: usize,
+        mean: Option<Duration>,
+    ) -> u32 {
         let current = self.current();
         if self.fixed.is_some() {
             return current;
@@ -86,7 +101,17 @@ impl BatchSize {
             (current / 2).max(MIN_ADAPTIVE_BATCH)
         } else if asked == current && waiting < current as usize / 2 {
             // Deep, and the workers ran most of the last batch while this one was owned.
-            current.saturating_mul(2).min(MAX_ADAPTIVE_BATCH)
+            let grown = current.saturating_mul(2).min(MAX_ADAPTIVE_BATCH);
+            // The most that may wait then, at the handlers' pace, runs within the window.
+            let drains_soon = mean.is_some_and(|mean| {
+                mean.saturating_mul(2 * grown) / u32::try_from(workers.max(1)).unwrap_or(u32::MAX)
+                    <= DRAIN_WINDOW
+            });
+            if drains_soon {
+                grown
+            } else {
+                current
+            }
         } else {
             current
         };
@@ -98,6 +123,9 @@ impl BatchSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A no-op handler's mean: the batch may grow to the most.
+    const NOOP: Option<Duration> = Some(Duration::from_micros(20));
 
     fn adaptive() -> (BatchSize, ManagerProperties) {
         let props = ManagerProperties::default().with_defaults();
@@ -112,8 +140,8 @@ mod tests {
         }
         .with_defaults();
         let batch = BatchSize::new(&props);
-        assert_eq!(batch.observe(200, 200, 0), 200);
-        assert_eq!(batch.observe(200, 3, 0), 200);
+        assert_eq!(batch.observe(200, 200, 0, 8, NOOP), 200);
+        assert_eq!(batch.observe(200, 3, 0, 8, NOOP), 200);
         assert_eq!(batch.waiting_bound(&props), props.channel_size);
         assert_eq!(batch.return_batch(&props), props.return_batch);
         assert_eq!(batch.channel_capacity(&props), props.channel_size);
@@ -123,12 +151,12 @@ mod tests {
     fn the_default_batch_grows_while_full_owns_find_the_workers_drained() {
         let (batch, props) = adaptive();
         assert_eq!(batch.current(), MIN_ADAPTIVE_BATCH);
-        assert_eq!(batch.observe(500, 500, 10), 1000);
-        assert_eq!(batch.observe(1000, 1000, 100), 2000);
+        assert_eq!(batch.observe(500, 500, 10, 8, NOOP), 1000);
+        assert_eq!(batch.observe(1000, 1000, 100, 8, NOOP), 2000);
         // The workers had not caught up: big enough.
-        assert_eq!(batch.observe(2000, 2000, 1500), 2000);
+        assert_eq!(batch.observe(2000, 2000, 1500, 8, NOOP), 2000);
         for _ in 0..10 {
-            batch.observe(batch.current(), batch.current() as usize, 0);
+            batch.observe(batch.current(), batch.current() as usize, 0, 8, NOOP);
         }
         assert_eq!(batch.current(), MAX_ADAPTIVE_BATCH);
         assert_eq!(batch.waiting_bound(&props), 2 * MAX_ADAPTIVE_BATCH as usize);
@@ -138,17 +166,32 @@ mod tests {
             2 * MAX_ADAPTIVE_BATCH as usize
         );
         // An own cut short by the room left is no sign of a deep queue.
-        assert_eq!(batch.observe(300, 300, 0), MAX_ADAPTIVE_BATCH);
+        assert_eq!(batch.observe(300, 300, 0, 8, NOOP), MAX_ADAPTIVE_BATCH);
+    }
+
+    #[test]
+    fn slow_handlers_or_an_unknown_pace_keep_the_default_batch() {
+        let (batch, _) = adaptive();
+        assert_eq!(batch.observe(500, 500, 0, 8, None), 500);
+        // 20 ms on 8 workers: 1,000 waiting would take 2.5 s.
+        let slow = Some(Duration::from_millis(20));
+        assert_eq!(batch.observe(500, 500, 0, 8, slow), 500);
+        // 100 µs: 2,000 waiting take 25 ms, and 20,000 (at the most) 250 ms.
+        let fast = Some(Duration::from_micros(100));
+        for _ in 0..6 {
+            batch.observe(batch.current(), batch.current() as usize, 0, 8, fast);
+        }
+        assert_eq!(batch.current(), MAX_ADAPTIVE_BATCH);
     }
 
     #[test]
     fn the_default_batch_shrinks_when_owns_come_back_short() {
         let (batch, props) = adaptive();
-        batch.observe(500, 500, 0);
-        batch.observe(1000, 1000, 0);
-        assert_eq!(batch.observe(2000, 1999, 0), 1000);
-        assert_eq!(batch.observe(1000, 0, 0), 500);
-        assert_eq!(batch.observe(500, 0, 0), MIN_ADAPTIVE_BATCH);
+        batch.observe(500, 500, 0, 8, NOOP);
+        batch.observe(1000, 1000, 0, 8, NOOP);
+        assert_eq!(batch.observe(2000, 1999, 0, 8, NOOP), 1000);
+        assert_eq!(batch.observe(1000, 0, 0, 8, NOOP), 500);
+        assert_eq!(batch.observe(500, 0, 0, 8, NOOP), MIN_ADAPTIVE_BATCH);
         assert_eq!(batch.waiting_bound(&props), props.channel_size);
         assert_eq!(batch.return_batch(&props), props.return_batch);
     }

@@ -686,7 +686,10 @@ async fn fetch_loop(
         };
         let found_none = failure.is_none() && owned.is_empty();
         if failure.is_none() {
-            shared.batch.observe(max_tasks, owned.len(), waiting);
+            let mean = shared.pace.mean();
+            shared
+                .batch
+                .observe(max_tasks, owned.len(), waiting, props.workers, mean);
         }
         // Read only after an empty own: the busy path takes no lock for it.
         let retry_wait = if found_none {
