@@ -228,9 +228,14 @@ pub fn quantile(histogram: &Histogram, q: f64) -> Option<f64> {
     HISTOGRAM_BOUNDS.last().copied()
 }
 
-/// The node's counters now, by action label, and the queue's depth from the shared summary.
-async fn sample_now(state: &AdminState) -> Sample {
-    let summary = state.summary.get(state.queue.as_ref()).await;
+/// The node's counters now, by action label, and the queue's depth from the shared summary
+/// (for a poll, as polls read it: without waiting for a slow store).
+async fn sample_now(state: &AdminState, for_poll: bool) -> Sample {
+    let summary = if for_poll {
+        state.summary.get_for_poll(&state.queue).await
+    } else {
+        state.summary.get(state.queue.as_ref()).await
+    };
     Sample {
         at: Utc::now(),
         by_action: super::metrics::node_stats_by_label(state),
@@ -240,7 +245,7 @@ async fn sample_now(state: &AdminState) -> Sample {
 
 /// The history so far, ending now.
 pub(super) async fn view(state: &AdminState) -> HistoryView {
-    let now = sample_now(state).await;
+    let now = sample_now(state, true).await;
     state.dashboard.history.view(now)
 }
 
@@ -255,7 +260,7 @@ pub(super) async fn sample_every_interval(state: Arc<AdminState>, mut stop: watc
             _ = stop.wait_for(|stop| *stop) => return,
             _ = ticks.tick() => {}
         }
-        let sample = sample_now(&state).await;
+        let sample = sample_now(&state, false).await;
         state.dashboard.history.record(sample);
     }
 }

@@ -40,7 +40,7 @@ mod warnings;
 
 pub use history::{NodeHistory, HISTORY_INTERVAL, HISTORY_SAMPLES};
 pub use listener::AdminLimits;
-pub use summary::{SummaryCache, SUMMARY_TTL};
+pub use summary::{SummaryCache, READ_SPACING, SLOW_READ, SUMMARY_TTL};
 pub use warnings::UNSERVED_GRACE;
 
 use std::collections::HashMap;
@@ -379,7 +379,7 @@ impl From<ManagerStats> for ManagerView {
 async fn overview(state: &AdminState) -> Result<Overview, Problem> {
     let summary = state
         .summary
-        .get(state.queue.as_ref())
+        .get_for_poll(&state.queue)
         .await
         .map_err(|e| Problem::from(&*e))?;
     let schedules = state
@@ -387,12 +387,15 @@ async fn overview(state: &AdminState) -> Result<Overview, Problem> {
         .as_ref()
         .map(Schedules::current)
         .unwrap_or_default();
-    let reads = state
-        .dashboard
-        .reads
-        .get(|| store_reads(state.queue.as_ref(), &schedules))
-        .await
-        .map_err(|e| Problem::from(&*e))?;
+    let reads = {
+        let (queue, schedules) = (state.queue.clone(), schedules.clone());
+        state
+            .dashboard
+            .reads
+            .get_for_poll(move || async move { store_reads(queue.as_ref(), &schedules).await })
+            .await
+            .map_err(|e| Problem::from(&*e))?
+    };
     let held = state.manager.stats_by_action();
     let plugins = state
         .actor
