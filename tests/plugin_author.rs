@@ -4,8 +4,9 @@
 //! call` says of a component that traps, loops, hogs memory or tries what its sandbox
 //! forbids, and the errors of `new` and `build`.
 //!
-//! The toolchains are the ones scripts/build-guests.sh installs (componentize-py in
-//! target/guest-tools/, componentize-js in plugins/http-get-js/node_modules, Debian's clang
+//! The toolchains are the ones scripts/build-guests.sh installs (componentize-py in the
+//! virtualenv target/guest-tools/componentize-py-*, which a Python project uses as its
+//! `.venv`, componentize-js in plugins/http-get-js/node_modules, Debian's clang
 //! and wasi-libc, parade-wit-c beside `parade`), and the Rust guest workspace's target folder
 //! (plugins/target) keeps the SDK's dependencies compiled between runs. Each language is
 //! built once per run: its one test builds straight into the node's folder.
@@ -73,18 +74,13 @@ fn cache_home() -> &'static Path {
         .path()
 }
 
-/// `parade ARGS` in `dir` with the build tools scripts/build-guests.sh installs on the PATH
-/// (at most 10 minutes: a cold Python or JavaScript build takes one or two).
+/// `parade ARGS` in `dir` (at most 10 minutes: a cold Python or JavaScript build takes one
+/// or two).
 async fn parade_in(dir: &Path, args: &[&str]) -> anyhow::Result<Run> {
-    let tools = repo().join("target/guest-tools/componentize-py-0.25.1/bin");
-    let path = std::env::join_paths(std::iter::once(tools).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))?;
     let mut command = Command::new(env!("CARGO_BIN_EXE_parade"));
     command
         .current_dir(dir)
         .args(args)
-        .env("PATH", path)
         .env("CARGO_TARGET_DIR", repo().join("plugins/target"))
         .env("XDG_CACHE_HOME", cache_home())
         .env_remove("PARADE_DATABASE_URL")
@@ -125,6 +121,17 @@ async fn new_build_call_and_run_in_a_node(language: &str) -> anyhow::Result<()> 
             installed.display()
         );
         std::os::unix::fs::symlink(installed, project.join("node_modules"))?;
+    }
+    if language == "python" {
+        // The project's own .venv, which `plugin build` would make and use: here the one
+        // scripts/build-guests.sh installed componentize-py into (no registry needed).
+        let installed = repo().join("target/guest-tools/componentize-py-0.25.1");
+        ensure!(
+            installed.join("bin/componentize-py").is_file(),
+            "{} is missing: run scripts/build-guests.sh python",
+            installed.display()
+        );
+        std::os::unix::fs::symlink(installed, project.join(".venv"))?;
     }
 
     if language == "rust" {

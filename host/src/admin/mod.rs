@@ -14,10 +14,10 @@
 //!   `POST /api/action/pause?action=A`, `POST /api/action/resume?action=A`,
 //!   `POST /api/schedule/run?name=NAME` — operator
 //!   actions, refused unless the request carries `Authorization: Bearer TOKEN` with the
-//!   configured `[admin] token` (and refused outright when none is configured). A task's
-//!   page offers a Cancel button for a task that has not ended once the operator has entered
-//!   the token, which the page keeps in the tab's `sessionStorage` and sends only as that
-//!   header (`operator.js`).
+//!   configured `[admin] token` (and refused outright when none is configured). Once the
+//!   operator has entered the token, which a page keeps in the tab's `sessionStorage` and
+//!   sends only as that header (`operator.js`), the overview offers pause/resume for each
+//!   action and "run now" for each schedule, and a task's page its buttons.
 //!
 //! It listens on loopback by default; everything it serves comes from the binary. Because a
 //! browser on the operator's machine can be made to reach it, it answers only requests
@@ -25,7 +25,8 @@
 //! a task's performance token, and bounds what slow or numerous clients can hold
 //! ([`AdminLimits`]: a connection cap, header and request timeouts). Counts come from one
 //! queue summary per second however many clients poll ([`summary`]), and so does every
-//! other store read of the overview (recent failures, the schedules' last slots).
+//! other store read of the overview (recent failures, the schedules' last slots); the
+//! overview's warnings are [`warnings`], its charts [`charts`] of the node's [`history`].
 
 mod browse;
 mod charts;

@@ -172,7 +172,11 @@ impl Project {
     }
 
     fn build_python(&self) -> anyhow::Result<()> {
-        let venv_tool = self.dir.join(".venv/bin/componentize-py");
+        // The programs of .venv by absolute path: a relative one would be looked up from
+        // inside the project, where each step runs.
+        let venv = std::path::absolute(self.dir.join(".venv"))
+            .with_context(|| format!("cannot resolve {}/.venv", self.dir.display()))?;
+        let venv_tool = venv.join("bin/componentize-py");
         let tool = if venv_tool.is_file() {
             venv_tool
         } else if let Some(on_path) = find_program("componentize-py") {
@@ -197,7 +201,7 @@ impl Project {
                 vec![COMPONENTIZE_PY]
             };
             run(
-                Command::new(self.dir.join(".venv/bin/pip"))
+                Command::new(venv.join("bin/pip"))
                     .current_dir(&self.dir)
                     .args(["install", "--disable-pip-version-check", "--quiet"])
                     .args(requirements),
@@ -385,12 +389,14 @@ fn c_sources(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(sources)
 }
 
-/// `program` on the PATH.
+/// `program` on the PATH, as an absolute path (the build steps run inside the project, where
+/// a relative PATH entry would point elsewhere).
 fn find_program(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| is_executable(candidate))
+        .and_then(|found| std::path::absolute(found).ok())
 }
 
 /// `program` in the folder of the running `parade` (where `cargo build` puts the tools of

@@ -62,15 +62,17 @@ fn push_state(q: &mut QueryBuilder<'static, Sqlite>, state: TaskState, now: i64)
 /// a partial index that the filter implies (`tasks_delayed_idx` for delayed tasks, say) and
 /// then sorts every match by rowid, which at 1,000,000 tasks takes hundreds of milliseconds
 /// for a page it could read in the first few hundred rows. So a listing walks the table in
-/// rowid order itself (NOT INDEXED), except for one task by id (its primary key) and for
-/// failed tasks, whose index is in rowid order too (`tasks_aborted_idx` on the constant
-/// status_code) and holds nothing else.
+/// rowid order itself (NOT INDEXED), except for one task by id (its primary key), for tasks
+/// in progress (few, bounded by the workers: the planner reads and sorts the index of owned
+/// tasks), and for failed tasks, whose index is in rowid order too (`tasks_aborted_idx` on
+/// the constant status_code) and holds nothing else.
 fn access_path(filter: &TaskFilter) -> &'static str {
-    let aborted = filter.status_code == Some(TaskStatusCode::Aborted)
-        || filter.state == Some(TaskState::Aborted);
-    if filter.id.is_some() {
+    let is = |code: TaskStatusCode| {
+        filter.status_code == Some(code) || filter.state.map(TaskState::status_code) == Some(code)
+    };
+    if filter.id.is_some() || is(TaskStatusCode::InProgress) {
         ""
-    } else if aborted {
+    } else if is(TaskStatusCode::Aborted) {
         "INDEXED BY tasks_aborted_idx"
     } else {
         "NOT INDEXED"
