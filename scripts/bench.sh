@@ -29,8 +29,9 @@
 # graphile,parade,parade0,untuned, --no-profile, --no-fairness (two untuned nodes sharing one queue).
 # dashboard (host/benches/dashboard.rs): the admin listener's answer times with 1,000,000 tasks
 # in the store: the overview's pages and APIs, warm (served from the one-second caches) and
-# cold (waiting for the store's summary), and the summary query alone. Not part of `all`;
-# ARGS: --backend, --tasks N, --quick.
+# cold (waiting for the store's summary), and the summary query alone; the task browser's
+# pages (list_task_page for each filter, GET /api/tasks and /tasks) and task_graph. Not part
+# of `all`; ARGS: --backend, --tasks N, --quick, --only overview|browser.
 # all (the default): queue, manager and guests, each with its defaults (ARGS: only --quick).
 # ARGS go to the benchmark: --backend postgres|sqlite|all, --tasks N, --quick, and for
 # manager --workers N, --actor native|wasm|both, --rounds N, --only FIGURE,... (instantiate,

@@ -5,7 +5,7 @@
 //! set PARADE_BENCH_DATABASE_URL to a cluster's admin URL (`.../postgres?...`), in which the
 //! benchmark creates (and finally drops) its own `bench_<uuid>` database.
 //!
-//! cargo bench -p parade-host --bench dashboard -- [--backend postgres|sqlite|all] [--tasks N] [--quick]
+//! cargo bench -p parade-host --bench dashboard -- [--backend postgres|sqlite|all] [--tasks N] [--quick] [--only overview|browser]
 //!
 //! Method. Each backend gets a fresh store loaded in batches of 100,000 tasks over ten
 //! actions — half completed, a quarter pending, an eighth aborted, an eighth delayed a day,
@@ -24,7 +24,12 @@
 //! store (as long as the summary query alone, timed first: the median of 5 calls of
 //! `Parade::summary`). Warm: the median and p95 of 50 polls; cold: the median and worst of
 //! 7 polls, each after the cache expired.
-//! --quick: 20,000 tasks.
+//! The task browser (`bench_browser`): a DAG of 302 tasks is added (1 → 150 → 1 → 150),
+//! then each of the browser's queries — `list_task_page` for a page of 50 newest first,
+//! unfiltered, from a cursor, by each state, action, id prefix and enqueue time — is timed
+//! over 21 calls (median and worst), as are `GET /api/tasks` and `GET /tasks` over HTTP and
+//! `task_graph` of three tasks of the DAG (bound 300). `--only overview|browser` runs one
+//! half. --quick: 20,000 tasks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -483,14 +488,20 @@ async fn bench_browser(backend: Backend, store: &Store, tasks: usize) -> anyhow:
             }),
         ),
         (
-            "id prefix of a recent task (t-99999: 11 tasks, the newest 10 at the top)".into(),
+            format!(
+                "id prefix t-{} (the newest tasks, and one a tenth of the way in)",
+                tasks / 10 - 1
+            ),
             first(TaskFilter {
                 id_prefix: Some(format!("t-{}", tasks / 10 - 1)),
                 ..TaskFilter::default()
             }),
         ),
         (
-            "id prefix of one old task (t-1000: 11 tasks, 1 old)".into(),
+            format!(
+                "id prefix t-{} (tasks spread over the oldest tenth)",
+                tasks / 1000
+            ),
             first(TaskFilter {
                 id_prefix: Some(format!("t-{}", tasks / 1000)),
                 ..TaskFilter::default()

@@ -128,6 +128,62 @@ async fn a_node_with_retention_of_2_s_keeps_the_table_small(
     Ok(())
 }
 
+/// `[retention] completed = "0s"`: the node deletes completed tasks as it returns them, but
+/// keeps one with a notify channel (its waiter reads the outcome); a reload to a longer
+/// retention keeps completed tasks again, live.
+async fn a_node_with_retention_zero_deletes_tasks_as_they_complete(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let url = backend.fresh_url().await?;
+    let queue = queue::open(&url).await?;
+    let dir = node_dir(&["noop"])?;
+    let config = dir.path().join("parade.toml");
+    std::fs::write(&config, "[retention]\ncompleted = \"0s\"\n")?;
+    let node = Node::start(dir.path(), &url, &[])?;
+    let waited = TaskData {
+        notify_channel_after: Some("zero.done".into()),
+        ..TaskData::new("waited", "noop")
+    };
+    queue.insert_tasks(&[waited]).await?;
+    let waiter = queue.new_waiter(&"waited".into()).await?;
+    queue.insert_tasks(&noop_tasks(0, 1_000)).await?;
+    until_rows(&queue, "the tasks deleted as they complete", |all, open| {
+        all == 1 && open == 0
+    })
+    .await?;
+    let outcome = tokio::time::timeout(Duration::from_secs(30), waiter.wait()).await??;
+    assert_eq!(outcome.status_code, TaskStatusCode::Completed);
+    let (code, out, _) = run(dir.path(), &["task", "wait", "waited", "--database", &url]).await?;
+    assert_eq!(
+        (code, out.split('\t').next()),
+        (0, Some("completed")),
+        "{out}"
+    );
+
+    std::fs::write(&config, "[retention]\ncompleted = \"1h\"\n")?;
+    node.until_logged("retention changed", Duration::from_secs(30))
+        .await?;
+    queue.insert_tasks(&noop_tasks(1_000, 100)).await?;
+    until_rows(&queue, "the tasks kept after the reload", |all, open| {
+        all == 101 && open == 0
+    })
+    .await?;
+    let (code, summary) = node.stop().await?;
+    assert_eq!(code, 0, "{summary}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_node_with_retention_zero_deletes_tasks_as_they_complete() -> anyhow::Result<()> {
+    a_node_with_retention_zero_deletes_tasks_as_they_complete(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_with_retention_zero_deletes_tasks_as_they_complete() -> anyhow::Result<()>
+{
+    a_node_with_retention_zero_deletes_tasks_as_they_complete(Backend::Postgres).await
+}
+
 /// `parade task prune ARGS` against `url` in `dir`: its exit code, stdout and stderr.
 async fn prune(
     dir: &std::path::Path,

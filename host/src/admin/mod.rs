@@ -4,8 +4,12 @@
 //! - `GET /healthz` — 200 when the store answers and plugins are loaded, else 503;
 //! - `GET /readyz` — 200 while the node is owning tasks, 503 once it is shutting down;
 //! - `GET /metrics` — Prometheus text format (see [`metrics`]);
-//! - `GET /` and `GET /task?id=ID` — the dashboard, and one task's page;
-//! - `GET /api/overview`, `GET /api/task?id=ID` — the same data as JSON;
+//! - `GET /` and `GET /task?id=ID` — the dashboard, and one task's page (its fields as its
+//!   state has them, its tries, its body, and its DAG drawn by [`graph`]);
+//! - `GET /tasks` — the task browser ([`browse`]): every task newest first, a keyset page
+//!   at a time, filtered by action, state, id prefix and enqueue time;
+//! - `GET /api/overview`, `GET /api/task?id=ID`, `GET /api/tasks?...` — the same data as
+//!   JSON;
 //! - `GET /api/history` — the node's last hour, as the overview's charts draw it
 //!   ([`history`]); `GET /overview/panels` — the overview's charts, warnings, schedules,
 //!   limits and actions as an HTML fragment, which the overview re-reads to stay current;

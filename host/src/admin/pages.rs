@@ -2,9 +2,11 @@
 //! the overview that refresh its counts from `/api/overview` and its panels (charts,
 //! warnings, schedules, limits, actions) from `/overview/panels` every two seconds
 //! (`live.js`), and the operator's buttons (`operator.js`): on the overview pause/resume an
-//! action and run a schedule now, on a task's page Cancel. A task shows the fields that
-//! apply to its state: when it is due only while it waits for its `run_after`, its deadline
-//! only while it runs.
+//! action and run a schedule now, on a task's page Cancel, Retry and Delete as they apply
+//! (`task.js` shows what each answer changed). A task shows the fields that apply to its
+//! state: when it is due only while it waits for its `run_after`, its owner and deadline only
+//! while it runs, when it finished once it has ended. The task browser's page is
+//! [`browse`](super::browse), the task's DAG [`graph`](super::graph).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -260,7 +262,8 @@ pub(super) fn overview(overview: &Overview, history: &HistoryView) -> String {
     let mut body = String::new();
     let _ = write!(
         body,
-        "<h1>Parade</h1><p>node <code id=\"actor\">{}</code> on <code>{}</code>, up {} s{}</p>",
+        "<h1>Parade</h1><p>node <code id=\"actor\">{}</code> on <code>{}</code>, up {} s{} · \
+         <a href=\"/tasks\" id=\"browse\">browse tasks</a></p>",
         escape(&overview.actor_id),
         escape(&overview.database),
         overview.uptime_seconds,
@@ -504,12 +507,17 @@ pub(super) fn task(view: &TaskView, operator: bool) -> String {
     );
 
     body.push_str("<h2>Body</h2>");
-    let (text, format) = shown_body(task.body.as_deref().unwrap_or(""));
-    let _ = write!(
-        body,
-        "<pre id=\"body\" data-format=\"{format}\">{}</pre>",
-        escape(&text)
-    );
+    match task.body.as_deref() {
+        None | Some("") => body.push_str("<p id=\"body\" class=\"muted\">none</p>"),
+        Some(stored) => {
+            let (text, format) = shown_body(stored);
+            let _ = write!(
+                body,
+                "<pre id=\"body\" data-format=\"{format}\">{}</pre>",
+                escape(&text)
+            );
+        }
+    }
 
     body.push_str("<h2>Dependencies</h2><div class=\"graph\">");
     body.push_str(&neighbours(
@@ -669,6 +677,17 @@ forget token</button></p><p id=\"answer\" role=\"status\"></p></div>";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_bodies_are_pretty_printed_and_others_shown_as_stored() {
+        assert_eq!(
+            shown_body(r#"{"a":[1,2]}"#),
+            ("{\n  \"a\": [\n    1,\n    2\n  ]\n}".to_owned(), "json")
+        );
+        // A bare number or string is JSON too, but nothing to lay out.
+        assert_eq!(shown_body("42"), ("42".to_owned(), "text"));
+        assert_eq!(shown_body("not JSON"), ("not JSON".to_owned(), "text"));
+    }
 
     #[test]
     fn text_and_urls_are_escaped() {

@@ -50,9 +50,9 @@ pub use prefix::Prefixed;
 pub use rules::{is_cancel_status, MAX_ACTION_BYTES, MAX_CHANNEL_BYTES, MAX_ID_BYTES};
 pub use sqlite::SqliteParade;
 pub use types::{
-    ActionAttention, ActorId, Backoff, CancelOutcome, Cancellation, OnCompletion, OwnRequest,
-    OwnedTask, OwnerCount, PerformanceToken, QueueSummary, Retention, TaskCount, TaskData,
-    TaskFilter, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode,
+    ActionAttention, ActorId, Backoff, CancelOutcome, Cancellation, FinishedMinute, OnCompletion,
+    OwnRequest, OwnedTask, OwnerCount, PerformanceToken, QueueSummary, Retention, TaskCount,
+    TaskData, TaskFilter, TaskId, TaskLease, TaskOutcome, TaskReturn, TaskStatusCode,
 };
 pub use types::{GraphTask, ListedTask, TaskCursor, TaskGraph, TaskPage, TaskState};
 pub use waiter::Waiter;
@@ -213,6 +213,16 @@ pub trait Parade: Send + Sync {
 
     /// Task counts by action and status code, and the actors owning tasks now.
     async fn summary(&self) -> Result<QueueSummary>;
+
+    /// How many tasks of each action ended `completed` or `aborted` in each minute since
+    /// `since`, by their `finished_at` (tasks the store keeps: retention may have pruned
+    /// some), oldest minute first, then by action and code. It reads every finished task's
+    /// row (no index orders them by finish time): the dashboard asks once, at a node's start,
+    /// for the hour before it. A backend that keeps no finish times answers nothing.
+    async fn finished_by_minute(&self, since: DateTime<Utc>) -> Result<Vec<FinishedMinute>> {
+        let _ = since;
+        Ok(Vec::new())
+    }
 
     /// Cancels tasks: each listed task that has not ended — pending, waiting on
     /// dependencies, delayed or running — ends `aborted` with status `cancelled: REASON`, as

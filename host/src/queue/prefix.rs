@@ -17,7 +17,7 @@ use super::{
     PerformanceToken, QueueSummary, Result, Retention, TaskCancellations, TaskData, TaskFilter,
     TaskHints, TaskId, TaskLease, TaskReturn, TaskStatusCode, Waiter,
 };
-use super::{TaskGraph, TaskPage};
+use super::{FinishedMinute, TaskGraph, TaskPage};
 
 /// Namespaces every task id and action of `base` under `prefix`.
 #[derive(Debug, Clone)]
@@ -352,6 +352,20 @@ impl<P: Parade> Parade for Prefixed<P> {
         Ok(cancels.map(|c| c.within(format!("{}.", self.prefix))))
     }
 
+    async fn finished_by_minute(&self, since: DateTime<Utc>) -> Result<Vec<FinishedMinute>> {
+        let mut minutes = self
+            .base
+            .finished_by_minute(since)
+            .await
+            .map_err(|e| self.strip_error(e))?;
+        let mine = format!("{}.", self.prefix);
+        minutes.retain(|m| m.action.starts_with(&mine));
+        for minute in &mut minutes {
+            minute.action = self.strip_prefix(&minute.action).to_owned();
+        }
+        Ok(minutes)
+    }
+
     async fn ping(&self) -> Result<()> {
         self.base.ping().await.map_err(|e| self.strip_error(e))
     }
@@ -466,6 +480,10 @@ impl<P: Parade + ?Sized> Parade for Arc<P> {
 
     async fn prune_finished(&self, retention: &Retention, max_rows: u32) -> Result<u64> {
         (**self).prune_finished(retention, max_rows).await
+    }
+
+    async fn finished_by_minute(&self, since: DateTime<Utc>) -> Result<Vec<FinishedMinute>> {
+        (**self).finished_by_minute(since).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use super::{
-    ActionAttention, ActorId, Error, OwnerCount, QueueSummary, Result, TaskCount, TaskData,
-    TaskFilter, TaskId, TaskOutcome,
+    ActionAttention, ActorId, Error, FinishedMinute, OwnerCount, QueueSummary, Result, TaskCount,
+    TaskData, TaskFilter, TaskId, TaskOutcome,
 };
 
 /// Answers iff the store is reachable and holds the queue's schema (the `tasks` table).
@@ -76,6 +76,67 @@ where
         .await
         .map_err(db_error)?;
     summary_from_rows(counts, owners)
+}
+
+/// Finished tasks by minute since `$1` (microseconds since the Unix epoch), with `$minute`
+/// the dialect's start of the row's minute and `$since` its bound, both in microseconds:
+/// rows of (minute, action, status code, count).
+macro_rules! finished_by_minute {
+    ($minute:expr, $since:expr) => {
+        concat!(
+            "SELECT ",
+            $minute,
+            " AS minute, CAST(action AS TEXT), CAST(status_code AS TEXT), \
+               count(*) \
+             FROM tasks WHERE status_code IN ('completed', 'aborted') \
+               AND finished_at >= ",
+            $since,
+            " \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        )
+    };
+}
+
+/// [`finished_by_minute!`] on PostgreSQL.
+pub(super) const FINISHED_BY_MINUTE_POSTGRES: &str = finished_by_minute!(
+    "CAST(extract(epoch FROM date_trunc('minute', finished_at)) * 1000000 AS BIGINT)",
+    "to_timestamp($1 / 1000000.0)"
+);
+
+/// [`finished_by_minute!`] on SQLite, whose times are microseconds since the Unix epoch.
+pub(super) const FINISHED_BY_MINUTE_SQLITE: &str =
+    finished_by_minute!("(finished_at / 60000000) * 60000000", "$1");
+
+/// [`Parade::finished_by_minute`](super::Parade::finished_by_minute) on either backend's
+/// pool, by its [`finished_by_minute!`] statement.
+pub(super) async fn finished_by_minute<DB>(
+    pool: &sqlx::Pool<DB>,
+    statement: &'static str,
+    since: chrono::DateTime<chrono::Utc>,
+    db_error: fn(sqlx::Error) -> Error,
+) -> Result<Vec<FinishedMinute>>
+where
+    DB: sqlx::Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (i64, String, String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let rows = sqlx::query_as::<DB, (i64, String, String, i64)>(statement)
+        .bind(since.timestamp_micros())
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
+    rows.into_iter()
+        .map(|(minute, action, code, count)| {
+            Ok(FinishedMinute {
+                minute: chrono::DateTime::from_timestamp_micros(minute).unwrap_or_default(),
+                action,
+                status_code: code.parse()?,
+                count: u64::try_from(count).unwrap_or(0),
+            })
+        })
+        .collect()
 }
 
 /// [`Parade::ping`](super::Parade::ping) on either backend's pool.

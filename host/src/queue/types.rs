@@ -608,6 +608,18 @@ pub struct OwnerCount {
     pub in_progress: u64,
 }
 
+/// How many tasks of one action ended with one code within one minute, for
+/// [`Parade::finished_by_minute`](super::Parade::finished_by_minute).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FinishedMinute {
+    /// The minute's start (UTC).
+    pub minute: DateTime<Utc>,
+    pub action: String,
+    /// `Completed` or `Aborted`.
+    pub status_code: TaskStatusCode,
+    pub count: u64,
+}
+
 /// The tasks of one action that an operator may need to look at: pending tasks that can be
 /// owned now (due, their dependencies met, tries left), and tasks in progress whose
 /// ownership deadline has passed (their owner stopped extending it).

@@ -733,6 +733,16 @@ impl Parade for PgParade {
         sql::summary(&self.pool, sql::SUMMARY_COUNTS_POSTGRES, db_error).await
     }
 
+    async fn finished_by_minute(&self, since: DateTime<Utc>) -> Result<Vec<super::FinishedMinute>> {
+        sql::finished_by_minute(
+            &self.pool,
+            sql::FINISHED_BY_MINUTE_POSTGRES,
+            since,
+            db_error,
+        )
+        .await
+    }
+
     async fn ping(&self) -> Result<()> {
         sql::ping(&self.pool, db_error).await
     }

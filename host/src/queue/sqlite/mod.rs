@@ -792,6 +792,10 @@ impl Parade for SqliteParade {
         sql::summary(&self.pool, sql::SUMMARY_COUNTS_SQLITE, db_error).await
     }
 
+    async fn finished_by_minute(&self, since: DateTime<Utc>) -> Result<Vec<super::FinishedMinute>> {
+        sql::finished_by_minute(&self.pool, sql::FINISHED_BY_MINUTE_SQLITE, since, db_error).await
+    }
+
     async fn ping(&self) -> Result<()> {
         sql::ping(&self.pool, db_error).await
     }
