@@ -419,6 +419,8 @@ async fn the_overview_warns_charts_and_acts(backend: Backend) -> anyhow::Result<
     // The charts' last points are /api/history's last sampled interval, and the intervals
     // and the time since add up to the node's counters and to the store.
     let history = &seen["history"];
+    // Nothing finished before the node started.
+    assert_eq!(history["before_start"], serde_json::json!([]));
     let points = history["points"].as_array().context("no points")?;
     let last = points.last().context("no sampled interval")?;
     let throughput = &seen["charts"]["throughput"]["completed word-count"];

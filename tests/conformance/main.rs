@@ -68,6 +68,7 @@ conformance!(
     // operators
     summary_counts_by_action_and_status_and_names_owners,
     summary_names_runnable_tasks_and_those_past_their_deadline,
+    finished_tasks_are_counted_by_minute_action_and_code,
     list_newest_first_and_predecessors,
     retry_makes_an_aborted_task_runnable_again,
     // own

@@ -95,6 +95,64 @@ pub async fn summary_names_runnable_tasks_and_those_past_their_deadline(
     Ok(())
 }
 
+pub async fn finished_tasks_are_counted_by_minute_action_and_code(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let before = chrono::Utc::now() - chrono::Duration::minutes(1);
+    q.insert_tasks(&[
+        task("c1", "resize"),
+        task("c2", "resize"),
+        task("a1", "resize"),
+        task("m1", "mail"),
+        task("waits", "mail"),
+    ])
+    .await?;
+    for owned in own(&q, "node-1", 3, &["resize"], None).await? {
+        let code = if owned.id.as_str() == "a1" {
+            TaskStatusCode::Aborted
+        } else {
+            TaskStatusCode::Completed
+        };
+        finish(&q, &owned, code).await?;
+    }
+    let mail = own_one(&q, "node-1", &["mail"], None).await?;
+    finish(&q, &mail, TaskStatusCode::Completed).await?;
+    let after = chrono::Utc::now();
+
+    let minutes = q.finished_by_minute(before).await?;
+    let mut totals = std::collections::BTreeMap::new();
+    for m in &minutes {
+        assert_eq!(
+            m.minute.timestamp() % 60,
+            0,
+            "{m:?} is not a minute's start"
+        );
+        assert_eq!(m.minute.timestamp_subsec_micros(), 0, "{m:?}");
+        assert!(
+            m.minute >= before - chrono::Duration::minutes(1) && m.minute <= after,
+            "{m:?}"
+        );
+        *totals
+            .entry((m.action.as_str(), m.status_code.as_str()))
+            .or_insert(0) += m.count;
+    }
+    assert_eq!(
+        totals.into_iter().collect::<Vec<_>>(),
+        [
+            (("mail", "completed"), 1),
+            (("resize", "aborted"), 1),
+            (("resize", "completed"), 2),
+        ]
+    );
+    // Nothing finished after a time to come.
+    let later = q
+        .finished_by_minute(after + chrono::Duration::minutes(2))
+        .await?;
+    assert_eq!(later, []);
+    Ok(())
+}
+
 pub async fn list_newest_first_and_predecessors(store: Store) -> anyhow::Result<()> {
     let q = queue(store).await?;
     q.insert_tasks(&[

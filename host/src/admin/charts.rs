@@ -78,9 +78,35 @@ pub(super) fn charts(history: &HistoryView) -> String {
             });
         }
     }
+    // The store's minutes before the node started, dotted: every node's tasks.
+    let mut before: std::collections::BTreeMap<(&str, &str), Vec<(DateTime<Utc>, f64)>> =
+        std::collections::BTreeMap::new();
+    for m in &history.before_start {
+        before
+            .entry((m.action.as_str(), m.status_code.as_str()))
+            .or_default()
+            .push((
+                m.minute + chrono::TimeDelta::seconds(60),
+                m.count as f64 / 60.0,
+            ));
+    }
+    for ((action, code), points) in before {
+        let i = actions
+            .iter()
+            .position(|a| *a == action)
+            .unwrap_or(actions.len());
+        throughput.push(Series {
+            name: format!("before start {code} {action}"),
+            colour: colour(i),
+            dashed: true,
+            points,
+            last_count: None,
+        });
+    }
     out.push_str(&chart(
         "throughput",
-        "Tasks per second (solid: completed, dashed: aborted)",
+        "Tasks per second (solid: completed, dashed: aborted; before the node started, from \
+         the store, every node's, per minute)",
         "/s",
         &throughput,
         end,
@@ -279,6 +305,26 @@ fn chart(id: &str, title: &str, unit: &str, series: &[Series], end: DateTime<Utc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stores_minutes_before_the_start_are_drawn_per_second() {
+        use crate::queue::{FinishedMinute, TaskStatusCode};
+        let history = super::super::history::NodeHistory::starting_at(
+            DateTime::from_timestamp(7_200, 0).unwrap(),
+        );
+        let mut view = history.view_for_test(DateTime::from_timestamp(7_210, 0).unwrap());
+        view.before_start = vec![FinishedMinute {
+            minute: DateTime::from_timestamp(7_080, 0).unwrap(),
+            action: "echo".into(),
+            status_code: TaskStatusCode::Completed,
+            count: 120,
+        }];
+        let svg = charts(&view);
+        assert!(
+            svg.contains("data-series=\"before start completed echo\" data-last-at=\"1970-01-01T01:59:00.000Z\" data-last=\"2\""),
+            "{svg}"
+        );
+    }
 
     #[test]
     fn axis_tops_are_round() {

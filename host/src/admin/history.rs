@@ -14,7 +14,11 @@
 //!
 //! A background task of the listener ([`sample_every_interval`]) takes the samples; the
 //! queue's depth comes from the shared [`SummaryCache`](super::SummaryCache), so sampling
-//! adds at most one summary per interval to the store's load.
+//! adds at most one summary per interval to the store's load. For the hour before the node
+//! started, the same task asks the store once which tasks finished in each minute
+//! ([`Parade::finished_by_minute`](crate::queue::Parade::finished_by_minute): every node's,
+//! as far as retention kept them; the store keeps no durations, so those minutes have no
+//! percentiles).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -26,7 +30,7 @@ use tokio::sync::watch;
 
 use super::AdminState;
 use crate::manager::{ActionStats, Histogram, HISTOGRAM_BOUNDS};
-use crate::queue::{QueueSummary, TaskStatusCode};
+use crate::queue::{FinishedMinute, QueueSummary, TaskStatusCode};
 
 /// How often the node's counters are sampled.
 pub const HISTORY_INTERVAL: Duration = Duration::from_secs(10);
@@ -75,6 +79,8 @@ pub struct NodeHistory {
     /// When the history started, from zero counters.
     origin: DateTime<Utc>,
     samples: Mutex<VecDeque<Sample>>,
+    /// The store's finished tasks by minute in the hour before `origin`, once read.
+    before_start: std::sync::OnceLock<Vec<FinishedMinute>>,
 }
 
 impl Default for NodeHistory {
@@ -118,6 +124,9 @@ pub struct HistoryView {
     pub since_last: Point,
     /// Whether `points` reach back to the node's start (else the oldest were dropped).
     pub since_start: bool,
+    /// From the store, the whole minutes of the hour before the node started: tasks of
+    /// every node that finished in each, by action and code (empty until read).
+    pub before_start: Vec<FinishedMinute>,
 }
 
 impl NodeHistory {
@@ -131,6 +140,7 @@ impl NodeHistory {
         NodeHistory {
             origin: at,
             samples: Mutex::new(VecDeque::from([baseline])),
+            before_start: std::sync::OnceLock::new(),
         }
     }
 
@@ -162,6 +172,7 @@ impl NodeHistory {
             points,
             since_last,
             since_start,
+            before_start: self.before_start.get().cloned().unwrap_or_default(),
         }
     }
 }
@@ -251,6 +262,7 @@ pub(super) async fn view(state: &AdminState) -> HistoryView {
 
 /// Samples `state`'s counters every [`HISTORY_INTERVAL`] until `stop` turns true.
 pub(super) async fn sample_every_interval(state: Arc<AdminState>, mut stop: watch::Receiver<bool>) {
+    read_before_start(&state).await;
     let mut ticks = tokio::time::interval(HISTORY_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate: the baseline already stands for the start.
@@ -262,6 +274,41 @@ pub(super) async fn sample_every_interval(state: Arc<AdminState>, mut stop: watc
         }
         let sample = sample_now(&state, false).await;
         state.dashboard.history.record(sample);
+    }
+}
+
+/// Reads the store's finished tasks of the hour before the node started, once (a store that
+/// fails leaves that hour out of the charts: it is not asked again).
+async fn read_before_start(state: &AdminState) {
+    let history = &state.dashboard.history;
+    let start_minute = history.origin - chrono::TimeDelta::seconds(history.origin.timestamp() % 60);
+    let since = start_minute - chrono::TimeDelta::hours(1);
+    let minutes = match state.queue.finished_by_minute(since).await {
+        Ok(minutes) => minutes,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the tasks finished before the node started; the dashboard's charts leave that hour out");
+            Vec::new()
+        }
+    };
+    // The minute the node started in is the node's own (partly): whole minutes only.
+    let before: Vec<FinishedMinute> = minutes
+        .into_iter()
+        .filter(|m| m.minute < start_minute)
+        .collect();
+    let _ = history.before_start.set(before);
+}
+
+#[cfg(test)]
+impl NodeHistory {
+    /// The view with one sample of zero counters recorded at `at`.
+    pub(super) fn view_for_test(&self, at: DateTime<Utc>) -> HistoryView {
+        let empty = Sample {
+            at,
+            by_action: BTreeMap::new(),
+            depth: None,
+        };
+        self.record(empty.clone());
+        self.view(empty)
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! A listing is one statement built from the filter's set fields only, so the planner sees
 //! each combination as it is (no `$1 IS NULL OR ...` that a cached plan cannot see through).
-//! It walks `tasks_seq_idx` (migration 0013) in insertion order and stops at the page size;
-//! a filter on the status of the failed tasks reads `tasks_aborted_seq_idx` instead.
+//! It reads in insertion order (`seq`, which has no index of its own: one would cost every
+//! insert, own and return an entry, BENCHMARKS.md "The task browser"), so the planner scans
+//! and sorts unless a partial index serves the filter; a filter on the status of the failed
+//! tasks reads `tasks_aborted_seq_idx`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
