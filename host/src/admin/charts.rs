@@ -24,13 +24,16 @@ const PALETTE: [&str; 8] = [
 /// The window drawn: an hour, ending at the last sample.
 const WINDOW_SECONDS: f64 = 3600.0;
 
+/// A point of a line: when, and its value.
+type Sampled = (DateTime<Utc>, f64);
+
 /// One line of a chart.
 struct Series {
     /// As `data-series`: `completed echo`, `pending`, `p95 echo`.
     name: String,
     colour: &'static str,
     dashed: bool,
-    points: Vec<(DateTime<Utc>, f64)>,
+    points: Vec<Sampled>,
     /// For throughput: the count of the last interval.
     last_count: Option<u64>,
 }
@@ -79,7 +82,7 @@ pub(super) fn charts(history: &HistoryView) -> String {
         }
     }
     // The store's minutes before the node started, dotted: every node's tasks.
-    let mut before: std::collections::BTreeMap<(&str, &str), Vec<(DateTime<Utc>, f64)>> =
+    let mut before: std::collections::BTreeMap<(&str, &str), Vec<Sampled>> =
         std::collections::BTreeMap::new();
     for m in &history.before_start {
         before
