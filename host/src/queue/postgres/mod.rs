@@ -102,7 +102,7 @@ const OWN_LIMITED: &str =
 
 /// One batch of [`Parade::return_tasks_with`]: the ids, tokens, statuses, codes and retry
 /// delays of the returns, and whether a completed task without a channel is deleted
-/// (migration 0014; its rows are found through tasks_pkey).
+/// (migration 0013; its rows are found through tasks_pkey).
 const RETURN_BATCH: &str = "SELECT num_updated FROM return_tasks_with_delay($1::varchar[], $2, \
      $3, $4::text[]::task_status_code_value[], $5, $6)";
 
