@@ -279,12 +279,13 @@ impl Shared {
         }
     }
 
-    /// How long until every retry this node returned is due, if one is not yet.
-    fn retry_wait_left(&self) -> Option<Duration> {
+    /// How long until every retry this node returned is due, if one was not due yet when an
+    /// own began at `own_began`: that own may have come too early for it, even if the retry
+    /// is due by now (`Some(ZERO)`: own again at once).
+    fn retry_wait_left(&self, own_began: Instant) -> Option<Duration> {
         let mut wait = self.retry_wait.lock().unwrap_or_else(|e| e.into_inner());
-        let left = wait.map(|due| due.saturating_duration_since(Instant::now()));
-        match left {
-            Some(left) if !left.is_zero() => Some(left),
+        match *wait {
+            Some(due) if due > own_began => Some(due.saturating_duration_since(Instant::now())),
             _ => {
                 *wait = None;
                 None
@@ -693,7 +694,7 @@ async fn fetch_loop(
         }
         // Read only after an empty own: the busy path takes no lock for it.
         let retry_wait = if found_none {
-            shared.retry_wait_left()
+            shared.retry_wait_left(owned_at)
         } else {
             None
         };

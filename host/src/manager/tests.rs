@@ -40,6 +40,11 @@ struct MockQueue {
     next_due_calls: AtomicUsize,
     /// Every return, as sent.
     returns: Mutex<Vec<TaskReturn>>,
+    /// How long each own takes, as a loaded store's does.
+    own_takes: Duration,
+    /// When each own began, and when each return was stored.
+    own_began: Mutex<Vec<tokio::time::Instant>>,
+    returned_at: Mutex<Vec<tokio::time::Instant>>,
 }
 
 impl MockQueue {
@@ -65,6 +70,9 @@ impl MockQueue {
             due: Mutex::new(None),
             next_due_calls: AtomicUsize::new(0),
             returns: Mutex::default(),
+            own_takes: Duration::ZERO,
+            own_began: Mutex::default(),
+            returned_at: Mutex::default(),
         }
     }
 }
@@ -82,6 +90,11 @@ impl Parade for MockQueue {
     }
 
     async fn own(&self, request: &OwnRequest<'_>) -> Result<Vec<OwnedTask>> {
+        self.own_began
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
+        tokio::time::sleep(self.own_takes).await;
         self.own_requests
             .lock()
             .unwrap()
@@ -148,6 +161,10 @@ impl Parade for MockQueue {
             });
         }
         self.returns.lock().unwrap().extend_from_slice(returns);
+        self.returned_at
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
         let mut results = Vec::with_capacity(returns.len());
         for r in returns {
             results.push(self.return_task(&r.id, r.token, &r.status, r.code).await);
@@ -631,6 +648,41 @@ async fn a_node_is_not_idle_while_a_retry_it_returned_waits() {
         .expect("the node became idle once the retry was due");
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(queue.returned.load(Ordering::SeqCst), 1);
+    manager.close().await;
+}
+
+/// An own that began before a retry was due found nothing, though it returned after: the
+/// node is not idle until an own that began after the due time found nothing too (seen in a
+/// full run under load: `--until-idle` exited with the retry pending).
+#[tokio::test]
+async fn an_own_that_began_before_a_retry_was_due_does_not_make_the_node_idle() {
+    let queue = Arc::new(MockQueue {
+        own_takes: Duration::from_millis(250),
+        ..MockQueue::unshared(&[1])
+    });
+    let actor = Arc::new(MockActor {
+        fails: true,
+        backoff: Some(FIXED),
+        ..MockActor::default()
+    });
+    let manager = ActionManager::start(
+        actor,
+        queue.clone(),
+        ManagerProperties {
+            wait_time: Duration::from_millis(100),
+            ..ManagerProperties::default()
+        },
+    );
+    tokio::time::timeout(Duration::from_secs(20), manager.wait_idle())
+        .await
+        .expect("the node became idle once the retry was due");
+    let returned = queue.returned_at.lock().unwrap()[0];
+    let last_own = *queue.own_began.lock().unwrap().last().unwrap();
+    assert!(
+        last_own >= returned + Duration::from_millis(300),
+        "idle after an own that began {:?} after the retry was stored (due after 300ms)",
+        last_own - returned
+    );
     manager.close().await;
 }
 
