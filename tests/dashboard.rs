@@ -26,15 +26,21 @@ fn task(id: &str, action: &str, body: &str) -> TaskData {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_shows_what_the_store_holds() -> anyhow::Result<()> {
-    let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
+/// tests/browser, with playwright-core installed there and Debian's chromium present.
+fn browser_dir() -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
     ensure!(
-        browser_dir.join("node_modules/playwright-core").is_dir()
+        dir.join("node_modules/playwright-core").is_dir()
             && std::path::Path::new("/usr/bin/chromium").exists(),
         "the browser test needs Debian's chromium and tests/browser/node_modules: run \
          scripts/test.sh, which installs both"
     );
+    Ok(dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_what_the_store_holds() -> anyhow::Result<()> {
+    let browser_dir = browser_dir()?;
     let url = Backend::Sqlite.fresh_url().await?;
     let queue = queue::open(&url).await?;
     let mut tasks: Vec<TaskData> = (0..10)
@@ -209,13 +215,7 @@ async fn the_overview_warns_charts_and_acts_on_postgres() -> anyhow::Result<()> 
 /// `/api/history` and the node's counters, and each button with no token, a wrong one and
 /// the right one. Screenshots: overview.png, overview-paused.png, overview-operator.png.
 async fn the_overview_warns_charts_and_acts(backend: Backend) -> anyhow::Result<()> {
-    let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
-    ensure!(
-        browser_dir.join("node_modules/playwright-core").is_dir()
-            && std::path::Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs Debian's chromium and tests/browser/node_modules: run \
-         scripts/test.sh, which installs both"
-    );
+    let browser_dir = browser_dir()?;
     let url = backend.fresh_url().await?;
     let queue = queue::open(&url).await?;
     // Held within echo's limit by another node until long after the test: echo (limit 1)
@@ -621,13 +621,7 @@ async fn the_task_browser_pages_filters_and_acts_on_postgres() -> anyhow::Result
 /// right one, the cancel stopping a task the node is running (a component in an endless
 /// loop). Screenshots in `target/test-artifacts/`.
 async fn the_task_browser_pages_filters_and_acts(backend: Backend) -> anyhow::Result<()> {
-    let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
-    ensure!(
-        browser_dir.join("node_modules/playwright-core").is_dir()
-            && std::path::Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs Debian's chromium and tests/browser/node_modules: run \
-         scripts/test.sh, which installs both"
-    );
+    let browser_dir = browser_dir()?;
     let url = backend.fresh_url().await?;
     let queue = queue::open(&url).await?;
     let bulk: Vec<String> = (0..10_000).map(|i| format!("bulk-{i:05}")).collect();

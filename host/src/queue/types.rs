@@ -566,6 +566,21 @@ pub struct TaskPage {
     pub next: Option<TaskCursor>,
 }
 
+impl TaskPage {
+    /// The page of a listing that read up to one task more than `limit`: that one is not
+    /// shown, and says that a next page starts after the page's last task.
+    pub(crate) fn cut(mut tasks: Vec<ListedTask>, limit: Option<u32>) -> Self {
+        let next = match limit {
+            Some(limit) if tasks.len() > limit as usize => {
+                tasks.truncate(limit as usize);
+                tasks.last().map(|t| t.cursor)
+            }
+            _ => None,
+        };
+        TaskPage { tasks, next }
+    }
+}
+
 /// A task's DAG: the task, every ancestor (tasks that signal it, transitively) and every
 /// descendant (tasks it signals, transitively), up to a bound; from
 /// [`Parade::task_graph`](super::Parade::task_graph).

@@ -126,18 +126,11 @@ impl PgParade {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        let mut tasks = rows
+        let tasks = rows
             .iter()
             .map(listed_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let next = match filter.limit {
-            Some(limit) if tasks.len() > limit as usize => {
-                tasks.truncate(limit as usize);
-                tasks.last().map(|t| t.cursor)
-            }
-            _ => None,
-        };
-        Ok(TaskPage { tasks, next })
+        Ok(TaskPage::cut(tasks, filter.limit))
     }
 }
 
