@@ -232,6 +232,18 @@ async fn the_overview_warns_charts_and_acts(backend: Backend) -> anyhow::Result<
         })
         .await?;
     ensure!(held.len() == 1, "{held:?}");
+    // In progress too, owned by a node without the limit: the limit does not count it, and
+    // neither may its panel or its warning.
+    queue.insert_tasks(&[task("unlimited", "echo", "")]).await?;
+    let unlimited = queue
+        .own_tasks(
+            &queue::ActorId::from("node-without-the-limit"),
+            1,
+            &["echo".into()],
+            Some(Duration::from_secs(3600)),
+        )
+        .await?;
+    ensure!(unlimited.len() == 1, "{unlimited:?}");
     // Its owner stopped extending it: past its deadline, and no node serves `ghost`.
     queue.insert_tasks(&[task("lapsed", "ghost", "")]).await?;
     let crashed = queue::ActorId::from("crashed-node");
@@ -385,12 +397,8 @@ async fn the_overview_warns_charts_and_acts(backend: Backend) -> anyhow::Result<
         seen["warnings"]
     );
     // Echo's limit is in use by the task the other node holds.
-    let echo_in_progress: u64 = summary
-        .counts
-        .iter()
-        .filter(|c| c.action == "echo" && c.status_code == queue::TaskStatusCode::InProgress)
-        .map(|c| c.count)
-        .sum();
+    let echo_in_progress = summary.within_limit(&["echo".to_owned()]);
+    assert_eq!(echo_in_progress, 1);
     assert_eq!(
         seen["limits"],
         serde_json::json!([{"plugin": "echo", "scope": "store", "in_use": echo_in_progress, "limit": 1}])

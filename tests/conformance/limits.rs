@@ -151,6 +151,36 @@ pub async fn a_limit_counts_the_tasks_owned_within_it(store: Store) -> anyhow::R
     Ok(())
 }
 
+/// The summary's `within_limit` is what the limit counts: ownerships made within a limit and
+/// not lapsed, not every task in progress.
+pub async fn the_summary_counts_what_the_limit_counts(store: Store) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let tasks: Vec<_> = (0..6).map(|i| task(&format!("t{i}"), "work")).collect();
+    q.insert_tasks(&tasks).await?;
+    assert_eq!(own(&q, "unlimited", 2, &["work"], MINUTE).await?.len(), 2);
+    assert_eq!(own_within(&q, "a", 2, &["work"], 5, MINUTE).await?.len(), 2);
+    let lapsing = own_within(&q, "b", 1, &["work"], 5, Some(Duration::from_millis(100))).await?;
+    assert_eq!(lapsing.len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let summary = q.summary().await?;
+    let in_progress: u64 = summary
+        .counts
+        .iter()
+        .filter(|c| c.status_code == TaskStatusCode::InProgress)
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(in_progress, 5, "{summary:?}");
+    assert_eq!(summary.within_limit(&["work".to_owned()]), 2, "{summary:?}");
+    // The limit agrees: it has room for 3, and 2 tasks can be owned (the pending one and the
+    // lapsed one), so both are, and then both count.
+    assert_eq!(
+        own_within(&q, "c", 10, &["work"], 5, MINUTE).await?.len(),
+        2
+    );
+    assert_eq!(q.summary().await?.within_limit(&["work".to_owned()]), 4);
+    Ok(())
+}
+
 /// An ownership that lapsed stops counting once its deadline passes; owning it again counts
 /// it again. An ownership without a deadline counts until it ends.
 pub async fn expired_ownerships_stop_counting_toward_the_limit(store: Store) -> anyhow::Result<()> {

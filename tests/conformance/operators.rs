@@ -84,11 +84,13 @@ pub async fn summary_names_runnable_tasks_and_those_past_their_deadline(
                 action: "mail".into(),
                 runnable: 0,
                 past_deadline: 1,
+                within_limit: 0,
             },
             ActionAttention {
                 action: "resize".into(),
                 runnable: 3,
                 past_deadline: 0,
+                within_limit: 0,
             },
         ]
     );

@@ -60,22 +60,15 @@ fn concurrency(out: &mut Metrics, state: &AdminState, summary: Option<&QueueSumm
     }
     out.family(
         "parade_plugin_concurrency_in_use",
-        "A limited plugin's tasks in progress in the store, or held by this node.",
+        "A limited plugin's tasks in progress that its limit counts in the store, or held by this node.",
         "gauge",
     );
     for p in &limited {
         if let (Some(summary), Some(_)) = (summary, p.limits.concurrency.global) {
-            let in_progress: u64 = summary
-                .counts
-                .iter()
-                .filter(|c| c.status_code == crate::queue::TaskStatusCode::InProgress)
-                .filter(|c| p.actions.contains(&c.action))
-                .map(|c| c.count)
-                .sum();
             out.sample(
                 "parade_plugin_concurrency_in_use",
                 &[("plugin", &p.name), ("scope", "store")],
-                in_progress as f64,
+                summary.within_limit(&p.actions) as f64,
             );
         }
         if p.limits.concurrency.node.is_some() {

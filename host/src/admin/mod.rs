@@ -252,8 +252,9 @@ struct PluginView {
 struct ConcurrencyView {
     /// `concurrency`: most of its tasks in progress across the store (`None`: no limit).
     limit: Option<u32>,
-    /// Its tasks in progress in the store, from the summary (an ownership that lapsed
-    /// counts here until someone owns the task again; the limit no longer counts it).
+    /// Its tasks in progress in the store that the limit counts, from the summary: owned
+    /// within a limit, the ownership not lapsed (a task owned by a node without the limit,
+    /// or whose owner stopped extending it, is in progress but not counted).
     in_progress: u64,
     /// `node_concurrency`: most on this node.
     node_limit: Option<u32>,
@@ -421,13 +422,7 @@ async fn overview(state: &AdminState) -> Result<Overview, Problem> {
             allowed_hosts: p.grants.allowed_host_names(),
             concurrency: ConcurrencyView {
                 limit: p.limits.concurrency.global.map(NonZeroU32::get),
-                in_progress: summary
-                    .counts
-                    .iter()
-                    .filter(|c| c.status_code == TaskStatusCode::InProgress)
-                    .filter(|c| p.actions.contains(&c.action))
-                    .map(|c| c.count)
-                    .sum(),
+                in_progress: summary.within_limit(&p.actions),
                 node_limit: p.limits.concurrency.node.map(NonZeroU32::get),
                 node_held: p
                     .actions

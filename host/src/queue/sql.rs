@@ -13,10 +13,12 @@ use super::{
 const PING: &str = "SELECT 1 FROM tasks LIMIT 0";
 
 /// Task counts by action and status code, with `$now` the dialect's current time as the
-/// column holds it: rows of (action, status code, count, runnable, past deadline), the
-/// last two counting, within their group, pending tasks that can be owned now (the
-/// conditions of `tasks_runnable_idx`, or a delay that has passed) and tasks in progress
-/// whose deadline has passed. One scan, as the plain counts took before.
+/// column holds it: rows of (action, status code, count, runnable, past deadline, within
+/// limit), the last three counting, within their group, pending tasks that can be owned now
+/// (the conditions of `tasks_runnable_idx`, or a delay that has passed), tasks in progress
+/// whose deadline has passed, and the unexpired ownerships a concurrency limit counts
+/// (marked `counts_toward_limit`, as `own_tasks_limited` counts them). One scan, as the
+/// plain counts took before.
 macro_rules! summary_counts {
     ($now:expr) => {
         concat!(
@@ -31,6 +33,11 @@ macro_rules! summary_counts {
                sum(CASE WHEN status_code = 'in-progress' AND action_deadline < ",
             $now,
             " \
+                        THEN 1 ELSE 0 END), \
+               sum(CASE WHEN status_code = 'in-progress' AND counts_toward_limit \
+                         AND (action_deadline IS NULL OR action_deadline >= ",
+            $now,
+            ") \
                         THEN 1 ELSE 0 END) \
              FROM tasks GROUP BY action, status_code ORDER BY action, status_code"
         )
@@ -45,7 +52,7 @@ pub(super) const SUMMARY_COUNTS_SQLITE: &str =
     summary_counts!("CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)");
 
 /// A row of [`SUMMARY_COUNTS_POSTGRES`] or [`SUMMARY_COUNTS_SQLITE`].
-type CountRow = (String, String, i64, i64, i64);
+type CountRow = (String, String, i64, i64, i64, i64);
 
 /// Tasks in progress by owner, most first: rows of (actor id, count).
 const SUMMARY_OWNERS: &str = "SELECT CAST(actor_id AS TEXT), count(*) FROM tasks \
@@ -160,22 +167,22 @@ where
 fn summary_from_rows(rows: Vec<CountRow>, owners: Vec<(String, i64)>) -> Result<QueueSummary> {
     let mut counts = Vec::with_capacity(rows.len());
     let mut attention: Vec<ActionAttention> = Vec::new();
-    for (action, code, count, runnable, past_deadline) in rows {
-        let (runnable, past_deadline) = (
-            u64::try_from(runnable).unwrap_or(0),
-            u64::try_from(past_deadline).unwrap_or(0),
-        );
-        if runnable > 0 || past_deadline > 0 {
+    for (action, code, count, runnable, past_deadline, within_limit) in rows {
+        let [runnable, past_deadline, within_limit] =
+            [runnable, past_deadline, within_limit].map(|n| u64::try_from(n).unwrap_or(0));
+        if runnable > 0 || past_deadline > 0 || within_limit > 0 {
             // Rows come ordered by action: its entry, if any, is the last one.
             match attention.last_mut() {
                 Some(last) if last.action == action => {
                     last.runnable += runnable;
                     last.past_deadline += past_deadline;
+                    last.within_limit += within_limit;
                 }
                 _ => attention.push(ActionAttention {
                     action: action.clone(),
                     runnable,
                     past_deadline,
+                    within_limit,
                 }),
             }
         }

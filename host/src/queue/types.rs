@@ -636,8 +636,9 @@ pub struct FinishedMinute {
 }
 
 /// The tasks of one action that an operator may need to look at: pending tasks that can be
-/// owned now (due, their dependencies met, tries left), and tasks in progress whose
-/// ownership deadline has passed (their owner stopped extending it).
+/// owned now (due, their dependencies met, tries left), tasks in progress whose ownership
+/// deadline has passed (their owner stopped extending it), and the ownerships a concurrency
+/// limit counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ActionAttention {
     pub action: String,
@@ -645,6 +646,9 @@ pub struct ActionAttention {
     pub runnable: u64,
     /// Tasks in progress past their deadline, by the store's clock.
     pub past_deadline: u64,
+    /// Unexpired ownerships made within a concurrency limit: what a limit on the action
+    /// counts (docs/queue-semantics.md, "Concurrency limits").
+    pub within_limit: u64,
 }
 
 /// The queue at a glance: task counts by action and status, and who owns work now.
@@ -656,6 +660,17 @@ pub struct QueueSummary {
     pub owners: Vec<OwnerCount>,
     /// By action, only actions with a runnable task or one past its deadline.
     pub attention: Vec<ActionAttention>,
+}
+
+impl QueueSummary {
+    /// The unexpired ownerships a concurrency limit over `actions` counts now.
+    pub fn within_limit(&self, actions: &[String]) -> u64 {
+        self.attention
+            .iter()
+            .filter(|a| actions.contains(&a.action))
+            .map(|a| a.within_limit)
+            .sum()
+    }
 }
 
 #[cfg(test)]
