@@ -158,6 +158,7 @@ conformance!(
     the_global_limit_holds_under_concurrent_owners,
     an_own_takes_no_more_than_the_room_left,
     a_limit_counts_the_tasks_owned_within_it,
+    the_summary_counts_what_the_limit_counts,
     expired_ownerships_stop_counting_toward_the_limit,
     an_at_limit_group_owns_nothing_while_others_are_unaffected,
     ],
