@@ -316,7 +316,15 @@ async fn the_overview_warns_charts_and_acts(backend: Backend) -> anyhow::Result<
                     .is_some_and(|at| at > chrono::Utc::now() - last_return.elapsed())
             })
         });
-        if sampled_after && last_return.elapsed() > parade_host::admin::UNSERVED_GRACE {
+        // And the store's day read after it, for the longer chart.
+        let day_read_after = history["day"]["read_at"]
+            .as_str()
+            .and_then(|at| at.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            .is_some_and(|at| at > chrono::Utc::now() - last_return.elapsed());
+        if sampled_after
+            && day_read_after
+            && last_return.elapsed() > parade_host::admin::UNSERVED_GRACE
+        {
             break;
         }
         // Polls keep the unserved action's clock running, as an open page would.
@@ -468,6 +476,27 @@ async fn the_overview_warns_charts_and_acts(backend: Backend) -> anyhow::Result<
     assert_eq!(total("completed"), stored(queue::TaskStatusCode::Completed));
     assert_eq!(total("aborted"), stored(queue::TaskStatusCode::Aborted));
     assert_eq!((total("completed"), total("aborted")), (10, 1));
+    // The store's last day, as drawn and as /api/history has it: every finished task.
+    let day = &seen["charts"]["day"];
+    assert_eq!(
+        day["completed word-count"]["total"].as_u64(),
+        Some(stored(queue::TaskStatusCode::Completed)),
+        "{day}"
+    );
+    assert_eq!(
+        day["aborted word-count"]["total"].as_u64(),
+        Some(stored(queue::TaskStatusCode::Aborted)),
+        "{day}"
+    );
+    let day_minutes = history["day"]["minutes"].as_array().context("no day")?;
+    let day_total = |code: &str| -> u64 {
+        day_minutes
+            .iter()
+            .filter(|m| m["action"] == "word-count" && m["status_code"] == code)
+            .filter_map(|m| m["count"].as_u64())
+            .sum()
+    };
+    assert_eq!((day_total("completed"), day_total("aborted")), (10, 1));
     // Echo's tasks wait behind its limit.
     assert_eq!(seen["counts"]["echo"]["pending"], 2);
     assert!(

@@ -73,6 +73,7 @@ try {
                   last: Number(line.dataset.last),
                   lastCount:
                     line.dataset.lastCount === undefined ? null : Number(line.dataset.lastCount),
+                  total: line.dataset.total === undefined ? null : Number(line.dataset.total),
                   points: line.getAttribute("points").trim().split(/\s+/).length,
                 },
               ]),

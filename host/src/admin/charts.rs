@@ -1,16 +1,18 @@
 //! The overview's charts, drawn on the server as inline SVG (no script, no library): the
 //! node's last hour from [`history`](super::history) — tasks completed and aborted per
 //! second per action, the queue's depth by status, and p50/p95 handler durations per
-//! action. Each line carries its last point in `data-last-at` and `data-last` (and, for
-//! throughput, the interval's count in `data-last-count`), which tests compare with
-//! `GET /api/history`.
+//! action — and the store's last day (tasks of every node completed and aborted, per
+//! action, in bins of [`DAY_BIN_MINUTES`], as far as retention keeps them). Each line
+//! carries its last point in `data-last-at` and `data-last` (and, for throughput, the
+//! interval's count in `data-last-count`; for the day, the window's count in
+//! `data-total`), which tests compare with `GET /api/history`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use super::history::{HistoryView, Point};
+use super::history::{HistoryView, Point, StoreDay, DAY_WINDOW};
 use super::pages::escape;
 
 const WIDTH: f64 = 560.0;
@@ -21,8 +23,20 @@ const BOTTOM: f64 = 18.0;
 const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
 ];
-/// The window drawn: an hour, ending at the last sample.
-const WINDOW_SECONDS: f64 = 3600.0;
+/// The node's window: an hour, ending at the last sample.
+const HOUR: Window = Window {
+    seconds: 3600.0,
+    label: "−60 min",
+};
+
+/// The store's day is drawn in bins of this many minutes.
+pub const DAY_BIN_MINUTES: i64 = 10;
+
+/// How much time a chart spans, ending at its `end`, and the label of its start.
+struct Window {
+    seconds: f64,
+    label: &'static str,
+}
 
 /// A point of a line: when, and its value.
 type Sampled = (DateTime<Utc>, f64);
@@ -36,6 +50,8 @@ struct Series {
     points: Vec<Sampled>,
     /// For throughput: the count of the last interval.
     last_count: Option<u64>,
+    /// For the store's day: the count of the whole window.
+    total: Option<u64>,
 }
 
 /// The three charts, or a line saying no interval has been sampled yet.
@@ -78,6 +94,7 @@ pub(super) fn charts(history: &HistoryView) -> String {
                     .map(|p| (p.at, per_second(count(p), p.seconds)))
                     .collect(),
                 last_count: Some(count(last)),
+                total: None,
             });
         }
     }
@@ -104,6 +121,7 @@ pub(super) fn charts(history: &HistoryView) -> String {
             dashed: true,
             points,
             last_count: None,
+            total: None,
         });
     }
     out.push_str(&chart(
@@ -113,6 +131,7 @@ pub(super) fn charts(history: &HistoryView) -> String {
         "/s",
         &throughput,
         end,
+        &HOUR,
     ));
 
     let depth: Vec<Series> = [("pending", 0), ("in-progress", 1)]
@@ -133,6 +152,7 @@ pub(super) fn charts(history: &HistoryView) -> String {
                 })
                 .collect(),
             last_count: None,
+            total: None,
         })
         .collect();
     out.push_str(&chart(
@@ -141,6 +161,7 @@ pub(super) fn charts(history: &HistoryView) -> String {
         "",
         &depth,
         end,
+        &HOUR,
     ));
 
     let mut durations = Vec::new();
@@ -164,6 +185,7 @@ pub(super) fn charts(history: &HistoryView) -> String {
                     })
                     .collect(),
                 last_count: None,
+                total: None,
             });
         }
     }
@@ -173,6 +195,73 @@ pub(super) fn charts(history: &HistoryView) -> String {
         " ms",
         &durations,
         end,
+        &HOUR,
+    ));
+    out.push_str("</div></section>");
+    out.push_str(&day_chart(history.day.as_ref()));
+    out
+}
+
+/// The store's last day: every node's tasks completed and aborted per second, per action,
+/// averaged over bins of [`DAY_BIN_MINUTES`]; `None` while the first read runs.
+fn day_chart(day: Option<&StoreDay>) -> String {
+    let mut out = String::from("<section id=\"day\"><h2>The last 24 hours in the store</h2>");
+    let Some(day) = day else {
+        out.push_str("<p class=\"muted\">Reading the store's finished tasks…</p></section>");
+        return out;
+    };
+    let bin = chrono::TimeDelta::minutes(DAY_BIN_MINUTES);
+    let bins = (DAY_WINDOW.num_minutes() / DAY_BIN_MINUTES) as usize;
+    // Bin i ends at `end - (bins - 1 - i) * bin`; the last one ends at the read.
+    let end = day.read_at;
+    let start = end - bin * i32::try_from(bins).unwrap_or(i32::MAX);
+    let mut counts: std::collections::BTreeMap<(&str, &str), Vec<u64>> =
+        std::collections::BTreeMap::new();
+    for m in &day.minutes {
+        // A minute belongs to the bin its end falls in; minutes before the window (the
+        // read's first, partial one) go to the first bin.
+        let age = (m.minute + chrono::TimeDelta::seconds(60) - start).num_seconds();
+        let i = usize::try_from(age.max(0) / bin.num_seconds()).unwrap_or(0);
+        counts
+            .entry((m.action.as_str(), m.status_code.as_str()))
+            .or_insert_with(|| vec![0; bins])[i.min(bins - 1)] += m.count;
+    }
+    let actions: BTreeSet<&str> = counts.keys().map(|(action, _)| *action).collect();
+    let series: Vec<Series> = counts
+        .iter()
+        .map(|((action, code), per_bin)| {
+            let i = actions.iter().position(|a| a == action).unwrap_or(0);
+            Series {
+                name: format!("{code} {action}"),
+                colour: PALETTE[i % PALETTE.len()],
+                dashed: *code != "completed",
+                points: per_bin
+                    .iter()
+                    .enumerate()
+                    .map(|(b, n)| {
+                        let bin_end = start + bin * i32::try_from(b + 1).unwrap_or(i32::MAX);
+                        (bin_end, per_second(*n, bin.num_seconds() as f64))
+                    })
+                    .collect(),
+                last_count: per_bin.last().copied(),
+                total: Some(per_bin.iter().sum()),
+            }
+        })
+        .collect();
+    out.push_str("<div class=\"charts\">");
+    out.push_str(&chart(
+        "day",
+        &format!(
+            "Tasks per second, every node's, per {DAY_BIN_MINUTES} minutes (solid: completed, \
+             dashed: aborted), as far as retention keeps finished tasks"
+        ),
+        "/s",
+        &series,
+        end,
+        &Window {
+            seconds: DAY_WINDOW.num_seconds() as f64,
+            label: "−24 h",
+        },
     ));
     out.push_str("</div></section>");
     out
@@ -210,7 +299,14 @@ fn number(value: f64) -> String {
     }
 }
 
-fn chart(id: &str, title: &str, unit: &str, series: &[Series], end: DateTime<Utc>) -> String {
+fn chart(
+    id: &str,
+    title: &str,
+    unit: &str,
+    series: &[Series],
+    end: DateTime<Utc>,
+    window: &Window,
+) -> String {
     let max = series
         .iter()
         .flat_map(|s| s.points.iter().map(|(_, v)| *v))
@@ -220,7 +316,7 @@ fn chart(id: &str, title: &str, unit: &str, series: &[Series], end: DateTime<Utc
     let plot_height = HEIGHT - BOTTOM;
     let x = |at: DateTime<Utc>| {
         let age = (end - at).num_milliseconds() as f64 / 1000.0;
-        LEFT + plot_width * (1.0 - (age / WINDOW_SECONDS).clamp(0.0, 1.0))
+        LEFT + plot_width * (1.0 - (age / window.seconds).clamp(0.0, 1.0))
     };
     let y = |value: f64| plot_height * (1.0 - (value / top).clamp(0.0, 1.0));
     let mut svg = format!(
@@ -240,12 +336,13 @@ fn chart(id: &str, title: &str, unit: &str, series: &[Series], end: DateTime<Utc
          stroke-dasharray=\"2 3\"/></g><g font-size=\"10\" fill=\"#777\">\
          <text x=\"{}\" y=\"10\" text-anchor=\"end\">{}{}</text>\
          <text x=\"{}\" y=\"{plot_height}\" text-anchor=\"end\">0</text>\
-         <text x=\"{LEFT}\" y=\"{HEIGHT}\">−60 min</text>\
+         <text x=\"{LEFT}\" y=\"{HEIGHT}\">{}</text>\
          <text x=\"{WIDTH}\" y=\"{HEIGHT}\" text-anchor=\"end\">{} UTC</text></g>",
         LEFT - 4.0,
         number(top),
         escape(unit),
         LEFT - 4.0,
+        window.label,
         end.format("%H:%M:%S")
     );
     let mut legend = String::from("<p class=\"legend\">");
@@ -275,7 +372,10 @@ fn chart(id: &str, title: &str, unit: &str, series: &[Series], end: DateTime<Utc
             number(*last),
             s.last_count
                 .map(|n| format!(" data-last-count=\"{n}\""))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &s.total
+                    .map(|n| format!(" data-total=\"{n}\""))
+                    .unwrap_or_default(),
             escape(&s.name),
             number(*last),
             escape(unit)
@@ -327,6 +427,39 @@ mod tests {
             svg.contains("data-series=\"before start completed echo\" data-last-at=\"1970-01-01T01:59:00.000Z\" data-last=\"2\""),
             "{svg}"
         );
+    }
+
+    #[test]
+    fn the_stores_day_is_binned_and_totalled() {
+        use crate::queue::{FinishedMinute, TaskStatusCode};
+        let read_at = DateTime::from_timestamp(200_000, 0).unwrap();
+        let minute = |ago_minutes: i64, count: u64, code: TaskStatusCode| FinishedMinute {
+            minute: read_at - chrono::TimeDelta::minutes(ago_minutes),
+            action: "echo".into(),
+            status_code: code,
+            count,
+        };
+        let day = StoreDay {
+            read_at,
+            since: read_at - DAY_WINDOW,
+            minutes: vec![
+                // The read's first, partial minute: the first bin.
+                minute(24 * 60 + 1, 7, TaskStatusCode::Completed),
+                minute(30, 300, TaskStatusCode::Completed),
+                minute(25, 300, TaskStatusCode::Completed),
+                minute(2, 1200, TaskStatusCode::Completed),
+                minute(2, 6, TaskStatusCode::Aborted),
+            ],
+        };
+        let svg = day_chart(Some(&day));
+        // The last bin (the 10 minutes before the read): 1,200 in 600 s.
+        assert!(
+            svg.contains("data-series=\"completed echo\" data-last-at=\"1970-01-03T07:33:20.000Z\" data-last=\"2\" data-last-count=\"1200\" data-total=\"1807\""),
+            "{svg}"
+        );
+        assert!(svg.contains("data-series=\"aborted echo\""), "{svg}");
+        assert!(svg.contains("data-total=\"6\""), "{svg}");
+        assert!(day_chart(None).contains("Reading the store"));
     }
 
     #[test]

@@ -114,6 +114,8 @@ pub struct AdminState {
 #[derive(Debug, Default)]
 pub struct Dashboard {
     history: NodeHistory,
+    /// The store's last day, for the longer chart.
+    day: history::DayCache,
     unserved: warnings::UnservedSince,
     reads: summary::Cached<StoreReads>,
 }

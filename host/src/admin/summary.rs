@@ -73,6 +73,9 @@ struct CacheInner<T> {
     latest: Mutex<Option<Latest<T>>>,
     /// Held while a read runs: one at a time, and callers that must wait queue on it.
     reading: Arc<tokio::sync::Mutex<()>>,
+    /// A read answers for at least `ttl`, and for `spacing` times as long as it took.
+    ttl: Duration,
+    spacing: u32,
 }
 
 struct Latest<T> {
@@ -81,18 +84,23 @@ struct Latest<T> {
     value: Fetched<T>,
 }
 
-impl<T> Latest<T> {
-    fn expired(&self) -> bool {
-        self.arrived.elapsed() >= SUMMARY_TTL.max(self.took * READ_SPACING)
+impl<T> Default for Cached<T> {
+    /// Answering for [`SUMMARY_TTL`], or [`READ_SPACING`] times as long as a read took.
+    fn default() -> Self {
+        Cached::answering_for(SUMMARY_TTL, READ_SPACING)
     }
 }
 
-impl<T> Default for Cached<T> {
-    fn default() -> Self {
+impl<T> Cached<T> {
+    /// A cache whose reads answer for at least `ttl`, and for `spacing` times as long as
+    /// they took: the store then spends at most `1 / (spacing + 1)` of its time on them.
+    pub(super) fn answering_for(ttl: Duration, spacing: u32) -> Self {
         Cached {
             inner: Arc::new(CacheInner {
                 latest: Mutex::new(None),
                 reading: Arc::default(),
+                ttl,
+                spacing,
             }),
         }
     }
@@ -103,11 +111,15 @@ impl<T> CacheInner<T> {
         self.latest.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn expired(&self, latest: &Latest<T>) -> bool {
+        latest.arrived.elapsed() >= self.ttl.max(latest.took * self.spacing)
+    }
+
     /// The value if it has not expired.
     fn fresh(&self) -> Option<Fetched<T>> {
         self.latest()
             .as_ref()
-            .filter(|l| !l.expired())
+            .filter(|l| !self.expired(l))
             .map(|l| l.value.clone())
     }
 
@@ -157,7 +169,7 @@ impl<T: Send + Sync + 'static> Cached<T> {
         let stale = {
             let latest = self.inner.latest();
             match latest.as_ref() {
-                Some(l) if l.took > SLOW_READ => Some((l.expired(), l.value.clone())),
+                Some(l) if l.took > SLOW_READ => Some((self.inner.expired(l), l.value.clone())),
                 _ => None,
             }
         };
@@ -165,16 +177,45 @@ impl<T: Send + Sync + 'static> Cached<T> {
             return self.get(read).await;
         };
         if expired {
-            if let Ok(reading) = self.inner.reading.clone().try_lock_owned() {
-                let inner = self.inner.clone();
-                tokio::spawn(async move {
-                    // Kept for the polls to come, error or not.
-                    let _ = inner.refresh(read()).await;
-                    drop(reading);
-                });
-            }
+            self.refresh_in_background(read);
         }
         value
+    }
+
+    /// The latest value however old, never waiting: if there is none or it has expired, one
+    /// read (at a time) refreshes it in the background. `None` until the first read ends.
+    pub(super) fn latest_refreshing<Read, Reading>(&self, read: Read) -> Option<Fetched<T>>
+    where
+        Read: FnOnce() -> Reading + Send + 'static,
+        Reading: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let (expired, value) = {
+            let latest = self.inner.latest();
+            match latest.as_ref() {
+                Some(l) => (self.inner.expired(l), Some(l.value.clone())),
+                None => (true, None),
+            }
+        };
+        if expired {
+            self.refresh_in_background(read);
+        }
+        value
+    }
+
+    /// One read with `read` in a task of its own, unless one is running.
+    fn refresh_in_background<Read, Reading>(&self, read: Read)
+    where
+        Read: FnOnce() -> Reading + Send + 'static,
+        Reading: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        if let Ok(reading) = self.inner.reading.clone().try_lock_owned() {
+            let inner = self.inner.clone();
+            tokio::spawn(async move {
+                // Kept for the polls to come, error or not.
+                let _ = inner.refresh(read()).await;
+                drop(reading);
+            });
+        }
     }
 }
 
