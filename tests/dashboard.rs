@@ -488,12 +488,13 @@ async fn the_overview_warns_charts_and_acts(backend: Backend) -> anyhow::Result<
         Some(stored(queue::TaskStatusCode::Aborted)),
         "{day}"
     );
-    let day_minutes = history["day"]["minutes"].as_array().context("no day")?;
+    let day_series = history["day"]["series"].as_array().context("no day")?;
     let day_total = |code: &str| -> u64 {
-        day_minutes
+        day_series
             .iter()
-            .filter(|m| m["action"] == "word-count" && m["status_code"] == code)
-            .filter_map(|m| m["count"].as_u64())
+            .filter(|s| s["action"] == "word-count" && s["status_code"] == code)
+            .flat_map(|s| s["counts"].as_array().into_iter().flatten())
+            .filter_map(serde_json::Value::as_u64)
             .sum()
     };
     assert_eq!((day_total("completed"), day_total("aborted")), (10, 1));

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::history::{HistoryView, Point, StoreDay, DAY_WINDOW};
 use super::pages::escape;
+use crate::queue::TaskStatusCode;
 
 const WIDTH: f64 = 560.0;
 const HEIGHT: f64 = 150.0;
@@ -28,9 +29,6 @@ const HOUR: Window = Window {
     seconds: 3600.0,
     label: "−60 min",
 };
-
-/// The store's day is drawn in bins of this many minutes.
-pub const DAY_BIN_MINUTES: i64 = 10;
 
 /// How much time a chart spans, ending at its `end`, and the label of its start.
 struct Window {
@@ -203,48 +201,38 @@ pub(super) fn charts(history: &HistoryView) -> String {
 }
 
 /// The store's last day: every node's tasks completed and aborted per second, per action,
-/// averaged over bins of [`DAY_BIN_MINUTES`]; `None` while the first read runs.
+/// averaged over its bins; `None` while the first read runs.
 fn day_chart(day: Option<&StoreDay>) -> String {
     let mut out = String::from("<section id=\"day\"><h2>The last 24 hours in the store</h2>");
     let Some(day) = day else {
         out.push_str("<p class=\"muted\">Reading the store's finished tasks…</p></section>");
         return out;
     };
-    let bin = chrono::TimeDelta::minutes(DAY_BIN_MINUTES);
-    let bins = (DAY_WINDOW.num_minutes() / DAY_BIN_MINUTES) as usize;
-    // Bin i ends at `end - (bins - 1 - i) * bin`; the last one ends at the read.
-    let end = day.read_at;
-    let start = end - bin * i32::try_from(bins).unwrap_or(i32::MAX);
-    let mut counts: std::collections::BTreeMap<(&str, &str), Vec<u64>> =
-        std::collections::BTreeMap::new();
-    for m in &day.minutes {
-        // A minute belongs to the bin its end falls in; minutes before the window (the
-        // read's first, partial one) go to the first bin.
-        let age = (m.minute + chrono::TimeDelta::seconds(60) - start).num_seconds();
-        let i = usize::try_from(age.max(0) / bin.num_seconds()).unwrap_or(0);
-        counts
-            .entry((m.action.as_str(), m.status_code.as_str()))
-            .or_insert_with(|| vec![0; bins])[i.min(bins - 1)] += m.count;
-    }
-    let actions: BTreeSet<&str> = counts.keys().map(|(action, _)| *action).collect();
-    let series: Vec<Series> = counts
+    let bin = chrono::TimeDelta::minutes(day.bin_minutes);
+    let actions: BTreeSet<&str> = day.series.iter().map(|s| s.action.as_str()).collect();
+    let series: Vec<Series> = day
+        .series
         .iter()
-        .map(|((action, code), per_bin)| {
-            let i = actions.iter().position(|a| a == action).unwrap_or(0);
+        .map(|s| {
+            let i = actions
+                .iter()
+                .position(|a| *a == s.action)
+                .unwrap_or_default();
             Series {
-                name: format!("{code} {action}"),
+                name: format!("{} {}", s.status_code.as_str(), s.action),
                 colour: PALETTE[i % PALETTE.len()],
-                dashed: *code != "completed",
-                points: per_bin
+                dashed: s.status_code != TaskStatusCode::Completed,
+                points: s
+                    .counts
                     .iter()
                     .enumerate()
                     .map(|(b, n)| {
-                        let bin_end = start + bin * i32::try_from(b + 1).unwrap_or(i32::MAX);
+                        let bin_end = day.since + bin * i32::try_from(b + 1).unwrap_or(i32::MAX);
                         (bin_end, per_second(*n, bin.num_seconds() as f64))
                     })
                     .collect(),
-                last_count: per_bin.last().copied(),
-                total: Some(per_bin.iter().sum()),
+                last_count: s.counts.last().copied(),
+                total: Some(s.counts.iter().sum()),
             }
         })
         .collect();
@@ -252,12 +240,13 @@ fn day_chart(day: Option<&StoreDay>) -> String {
     out.push_str(&chart(
         "day",
         &format!(
-            "Tasks per second, every node's, per {DAY_BIN_MINUTES} minutes (solid: completed, \
-             dashed: aborted), as far as retention keeps finished tasks"
+            "Tasks per second, every node's, per {} minutes (solid: completed, dashed: \
+             aborted), as far as retention keeps finished tasks",
+            day.bin_minutes
         ),
         "/s",
         &series,
-        end,
+        day.read_at,
         &Window {
             seconds: DAY_WINDOW.num_seconds() as f64,
             label: "−24 h",
@@ -431,26 +420,58 @@ mod tests {
 
     #[test]
     fn the_stores_day_is_binned_and_totalled() {
-        use crate::queue::{FinishedMinute, TaskStatusCode};
+        use super::super::history::{DAY_ACTIONS, DAY_OTHER_ACTIONS};
+        use crate::queue::FinishedMinute;
         let read_at = DateTime::from_timestamp(200_000, 0).unwrap();
-        let minute = |ago_minutes: i64, count: u64, code: TaskStatusCode| FinishedMinute {
+        let minute = |ago_minutes: i64, action: &str, count: u64, code| FinishedMinute {
             minute: read_at - chrono::TimeDelta::minutes(ago_minutes),
-            action: "echo".into(),
+            action: action.into(),
             status_code: code,
             count,
         };
-        let day = StoreDay {
-            read_at,
-            since: read_at - DAY_WINDOW,
-            minutes: vec![
-                // The read's first, partial minute: the first bin.
-                minute(24 * 60 + 1, 7, TaskStatusCode::Completed),
-                minute(30, 300, TaskStatusCode::Completed),
-                minute(25, 300, TaskStatusCode::Completed),
-                minute(2, 1200, TaskStatusCode::Completed),
-                minute(2, 6, TaskStatusCode::Aborted),
-            ],
-        };
+        let mut minutes = vec![
+            // The read's first, partial minute: the first bin.
+            minute(24 * 60 + 1, "echo", 7, TaskStatusCode::Completed),
+            minute(30, "echo", 300, TaskStatusCode::Completed),
+            minute(25, "echo", 300, TaskStatusCode::Completed),
+            minute(2, "echo", 1200, TaskStatusCode::Completed),
+            minute(2, "echo", 6, TaskStatusCode::Aborted),
+        ];
+        // More actions than have a line of their own: the two smallest share one.
+        for i in 0..DAY_ACTIONS + 1 {
+            minutes.push(minute(
+                5,
+                &format!("a{i}"),
+                100 - i as u64,
+                TaskStatusCode::Completed,
+            ));
+        }
+        let day = StoreDay::binned(read_at, &minutes);
+        assert_eq!(day.since, read_at - DAY_WINDOW);
+        let echo = day
+            .series
+            .iter()
+            .find(|s| s.action == "echo" && s.status_code == TaskStatusCode::Completed)
+            .unwrap();
+        assert_eq!(echo.counts.len(), 144);
+        assert_eq!(
+            (echo.counts[0], echo.counts[141], echo.counts[143]),
+            (7, 600, 1200)
+        );
+        let others: Vec<&str> = day
+            .series
+            .iter()
+            .filter(|s| s.action == DAY_OTHER_ACTIONS)
+            .map(|s| s.action.as_str())
+            .collect();
+        assert_eq!(others.len(), 1, "{:?}", day.series);
+        assert_eq!(
+            day.series
+                .iter()
+                .map(|s| s.counts.iter().sum::<u64>())
+                .sum::<u64>(),
+            minutes.iter().map(|m| m.count).sum::<u64>()
+        );
         let svg = day_chart(Some(&day));
         // The last bin (the 10 minutes before the read): 1,200 in 600 s.
         assert!(
@@ -458,7 +479,6 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains("data-series=\"aborted echo\""), "{svg}");
-        assert!(svg.contains("data-total=\"6\""), "{svg}");
         assert!(day_chart(None).contains("Reading the store"));
     }
 

@@ -59,15 +59,86 @@ impl Default for DayCache {
     }
 }
 
+/// The store's day is counted in bins of this many minutes.
+pub const DAY_BIN_MINUTES: i64 = 10;
+
+/// Most actions the day counts on their own (those with most finished tasks); the others'
+/// tasks are counted together under [`DAY_OTHER_ACTIONS`], so the chart and `/api/history`
+/// stay small however many actions the store has seen.
+pub const DAY_ACTIONS: usize = 8;
+
+/// The name the day gives the actions beyond [`DAY_ACTIONS`]. (An action of that very name,
+/// if one had most tasks, would share its line with them.)
+pub const DAY_OTHER_ACTIONS: &str = "(other actions)";
+
 /// What the store said of its last day, and when it was asked.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreDay {
-    /// When the read began: its minutes end here.
+    /// When the read began: the last bin ends here.
     pub read_at: DateTime<Utc>,
-    /// The window's start ([`DAY_WINDOW`] before `read_at`).
+    /// The window's start ([`DAY_WINDOW`] before `read_at`): the first bin starts here.
     pub since: DateTime<Utc>,
-    /// Tasks of every node that finished in each minute, by action and code, oldest first.
-    pub minutes: Vec<FinishedMinute>,
+    pub bin_minutes: i64,
+    /// Tasks of every node that finished in each bin, oldest first, by action and code:
+    /// only those with a task in the window.
+    pub series: Vec<DaySeries>,
+}
+
+/// One action's tasks that ended with one code, per bin of the day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaySeries {
+    pub action: String,
+    pub status_code: TaskStatusCode,
+    /// One count per bin, oldest first.
+    pub counts: Vec<u64>,
+}
+
+impl StoreDay {
+    /// The store's `minutes` (from `since`, which is [`DAY_WINDOW`] before `read_at`) in
+    /// bins of [`DAY_BIN_MINUTES`], by action and code, the actions beyond the
+    /// [`DAY_ACTIONS`] with most tasks counted together.
+    pub fn binned(read_at: DateTime<Utc>, minutes: &[FinishedMinute]) -> Self {
+        let since = read_at - DAY_WINDOW;
+        let bin_seconds = DAY_BIN_MINUTES * 60;
+        let bins = usize::try_from(DAY_WINDOW.num_minutes() / DAY_BIN_MINUTES).unwrap_or(1);
+        let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+        for m in minutes {
+            *totals.entry(m.action.as_str()).or_default() += m.count;
+        }
+        let mut ranked: Vec<(&str, u64)> = totals.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let own: std::collections::HashSet<&str> =
+            ranked.iter().take(DAY_ACTIONS).map(|(a, _)| *a).collect();
+        let mut counts: BTreeMap<(&str, &str), (TaskStatusCode, Vec<u64>)> = BTreeMap::new();
+        for m in minutes {
+            let action = if own.contains(m.action.as_str()) {
+                m.action.as_str()
+            } else {
+                DAY_OTHER_ACTIONS
+            };
+            // A minute counts in the bin its end falls in; the read's first minute, which
+            // began before the window, in the first.
+            let end = (m.minute + chrono::TimeDelta::seconds(60) - since).num_seconds();
+            let bin = usize::try_from(end.max(0) / bin_seconds).unwrap_or(0);
+            counts
+                .entry((action, m.status_code.as_str()))
+                .or_insert_with(|| (m.status_code, vec![0; bins]))
+                .1[bin.min(bins - 1)] += m.count;
+        }
+        StoreDay {
+            read_at,
+            since,
+            bin_minutes: DAY_BIN_MINUTES,
+            series: counts
+                .into_iter()
+                .map(|((action, _), (status_code, counts))| DaySeries {
+                    action: action.to_owned(),
+                    status_code,
+                    counts,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The queue's depth in one sample: tasks by status code across the store.
@@ -301,13 +372,8 @@ pub(super) async fn view(state: &AdminState) -> HistoryView {
         .0
         .latest_refreshing(move || async move {
             let read_at = Utc::now();
-            let since = read_at - DAY_WINDOW;
-            let minutes = queue.finished_by_minute(since).await?;
-            Ok(StoreDay {
-                read_at,
-                since,
-                minutes,
-            })
+            let minutes = queue.finished_by_minute(read_at - DAY_WINDOW).await?;
+            Ok(StoreDay::binned(read_at, &minutes))
         })
         .and_then(|read| match read {
             Ok(day) => Some(day.as_ref().clone()),
