@@ -330,6 +330,25 @@ async fn bench_overview(backend: Backend, store: &Store, tasks: usize) -> anyhow
         "dashboard summary query: {name}, {tasks} tasks: median {:.1} ms",
         millis(summary_median)
     );
+    // The longer chart's read: every finished task of the last day, by minute.
+    let mut days = Vec::new();
+    for _ in 0..SUMMARY_CALLS {
+        let started = Instant::now();
+        store
+            .parade
+            .finished_by_minute(chrono::Utc::now() - admin::DAY_WINDOW)
+            .await?;
+        days.push(started.elapsed());
+    }
+    let day_median = median(&mut days);
+    println!(
+        "dashboard day query (finished_by_minute of 24 h): {name}, {tasks} tasks: median {:.1} ms, \
+         so read at most every {:.1} s",
+        millis(day_median),
+        admin::DAY_TTL
+            .max(day_median * admin::DAY_SPACING)
+            .as_secs_f64()
+    );
     // Past the caches' time: a second, or four times as long as a read takes.
     let expiry = SUMMARY_TTL.max(summary_median * admin::READ_SPACING) + Duration::from_millis(200);
     let (address, stop) = admin_in_process(store.parade.clone()).await?;

@@ -43,7 +43,9 @@ mod pages;
 mod summary;
 mod warnings;
 
-pub use history::{NodeHistory, HISTORY_INTERVAL, HISTORY_SAMPLES};
+pub use history::{
+    NodeHistory, DAY_SPACING, DAY_TTL, DAY_WINDOW, HISTORY_INTERVAL, HISTORY_SAMPLES,
+};
 pub use listener::AdminLimits;
 pub use summary::{SummaryCache, READ_SPACING, SLOW_READ, SUMMARY_TTL};
 pub use warnings::UNSERVED_GRACE;
