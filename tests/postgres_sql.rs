@@ -419,3 +419,123 @@ async fn a_store_that_cannot_be_reached_is_said_once() -> anyhow::Result<()> {
     support::assert_says_each_thing_once(e.into());
     Ok(())
 }
+
+/// A DAG as a seed-era client stores it: root → mid-1, mid-2 → join, with root listing
+/// mid-2 twice.
+const PLAIN_SQL_DAG: &str = "INSERT INTO tasks (id, action, to_signal_after, total_dependencies) \
+     VALUES ('root', 'dag', ARRAY['mid-1', 'mid-2', 'mid-2'], NULL), \
+     ('mid-1', 'dag', ARRAY['join'], 1), ('mid-2', 'dag', ARRAY['join'], 1), \
+     ('join', 'dag', NULL, 2)";
+
+/// The ancestors of `id` in its graph, as (id, depth) pairs, sorted.
+async fn ancestors(parade: &PgParade, id: &str) -> anyhow::Result<Vec<(String, i32)>> {
+    let graph = parade
+        .task_graph(&TaskId::from(id), 300)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{id} is missing"))?;
+    let mut found: Vec<(String, i32)> = graph
+        .nodes
+        .into_iter()
+        .filter(|n| n.depth < 0)
+        .map(|n| (n.id.0, n.depth))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// The ancestors of `join` in [`PLAIN_SQL_DAG`].
+fn ancestors_of_join() -> Vec<(String, i32)> {
+    vec![
+        ("mid-1".to_owned(), -1),
+        ("mid-2".to_owned(), -1),
+        ("root".to_owned(), -2),
+    ]
+}
+
+#[tokio::test]
+async fn a_dag_inserted_by_plain_sql_has_its_ancestors_found() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    sqlx::query(PLAIN_SQL_DAG).execute(&pool).await?;
+    let parade = PgParade::from_pool(pool);
+    assert_eq!(ancestors(&parade, "join").await?, ancestors_of_join());
+    let listed = parade
+        .list_tasks(&TaskFilter {
+            predecessors_of: Some(TaskId::from("mid-2")),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let names: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(names, ["root"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_store_migrated_with_a_dag_in_it_finds_its_ancestors() -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&support::new_pg_database(false).await?)
+        .await?;
+    // The schema as the migrations before tasks_to_signal_after_idx (0014) left it, with a DAG.
+    let mut before = sqlx::migrate!("../migrations/postgres");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 14)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await?;
+    sqlx::query(PLAIN_SQL_DAG).execute(&pool).await?;
+    let parade = PgParade::from_pool(pool);
+    parade.migrate().await?;
+    assert_eq!(ancestors(&parade, "join").await?, ancestors_of_join());
+    Ok(())
+}
+
+async fn predecessors_index_bytes(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT pg_relation_size('tasks_to_signal_after_idx')")
+        .fetch_one(pool)
+        .await
+}
+
+#[tokio::test]
+async fn tasks_without_successors_write_nothing_to_the_predecessors_index() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    let empty = predecessors_index_bytes(&pool).await?;
+    let parade = PgParade::from_pool(pool.clone());
+    // The no-op path, 10,000 times: insert, own, return completed (none of them HOT).
+    let plain: Vec<TaskData> = (0..10_000)
+        .map(|i| TaskData::new(format!("plain-{i}"), "plain"))
+        .collect();
+    parade.insert_tasks(&plain).await?;
+    let owned = parade
+        .own_tasks(&ActorId::from("sql"), 10_000, &["plain".into()], None)
+        .await?;
+    assert_eq!(owned.len(), 10_000);
+    let returns: Vec<TaskReturn> = owned
+        .iter()
+        .map(|t| TaskReturn {
+            id: t.id.clone(),
+            token: t.token,
+            status: "done".into(),
+            code: TaskStatusCode::Completed,
+            retry_after: None,
+        })
+        .collect();
+    let results = parade.return_tasks(&returns).await?;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(
+        predecessors_index_bytes(&pool).await?,
+        empty,
+        "the no-op path wrote to the index"
+    );
+    // One task that signals a successor does write to it.
+    parade
+        .insert_tasks(&[TaskData {
+            to_signal_after: vec![TaskId::from("plain-0")],
+            ..TaskData::new("signals", "dag")
+        }])
+        .await?;
+    assert!(predecessors_index_bytes(&pool).await? > empty);
+    Ok(())
+}

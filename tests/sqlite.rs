@@ -10,7 +10,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parade_host::queue::{ActorId, Error, Parade, SqliteParade, TaskData, TaskId, TaskStatusCode};
+use parade_host::queue::{
+    ActorId, Error, Parade, SqliteParade, TaskData, TaskFilter, TaskId, TaskStatusCode,
+};
 
 fn url_of(path: &std::path::Path) -> String {
     format!("sqlite://{}", path.display())
@@ -258,5 +260,162 @@ fn cli_without_database_uses_parade_db_in_the_working_directory() -> anyhow::Res
     let task: TaskData = serde_json::from_str(String::from_utf8(listed.stdout)?.trim())?;
     assert_eq!(task.id.as_str(), id);
     assert_eq!(task.body.as_deref(), Some("hi"));
+    Ok(())
+}
+
+/// A DAG as a plain SQL client stores it: root → mid-1, mid-2 → join, with root listing
+/// mid-2 twice (to_signal_after is a JSON array; created_at in microseconds).
+const PLAIN_SQL_DAG: &str = "INSERT INTO tasks \
+     (id, action, to_signal_after, total_dependencies, created_at) VALUES \
+     ('root', 'dag', '[\"mid-1\", \"mid-2\", \"mid-2\"]', NULL, 0), \
+     ('mid-1', 'dag', '[\"join\"]', 1, 0), \
+     ('mid-2', 'dag', '[\"join\"]', 1, 0), \
+     ('join', 'dag', NULL, 2, 0)";
+
+/// The graph of `id` as (id, depth) pairs, sorted.
+async fn graph_depths(store: &impl Parade, id: &str) -> anyhow::Result<Vec<(String, i32)>> {
+    let graph = store
+        .task_graph(&TaskId::from(id), 300)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{id} is missing"))?;
+    let mut depths: Vec<(String, i32)> =
+        graph.nodes.into_iter().map(|n| (n.id.0, n.depth)).collect();
+    depths.sort();
+    Ok(depths)
+}
+
+fn depths(pairs: &[(&str, i32)]) -> Vec<(String, i32)> {
+    let mut pairs: Vec<(String, i32)> = pairs.iter().map(|(id, d)| (id.to_string(), *d)).collect();
+    pairs.sort();
+    pairs
+}
+
+/// The predecessors `predecessors_of` lists for `id`, in insertion order.
+async fn listed_predecessors(store: &impl Parade, id: &str) -> anyhow::Result<Vec<String>> {
+    Ok(store
+        .list_tasks(&TaskFilter {
+            predecessors_of: Some(TaskId::from(id)),
+            ..TaskFilter::default()
+        })
+        .await?
+        .into_iter()
+        .map(|t| t.id.0)
+        .collect())
+}
+
+/// The (successor, predecessor) pairs the triggers keep, sorted.
+async fn stored_pairs(store: &SqliteParade) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT successor_id, predecessor_id FROM task_predecessors ORDER BY 1, 2")
+            .fetch_all(store.pool())
+            .await?,
+    )
+}
+
+fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(s, p)| (s.to_string(), p.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn plain_sql_writes_keep_the_predecessors_of_every_task() -> anyhow::Result<()> {
+    let store = SqliteParade::open(&url_of(&support::fresh_sqlite_path())).await?;
+    sqlx::query(PLAIN_SQL_DAG).execute(store.pool()).await?;
+    assert_eq!(
+        stored_pairs(&store).await?,
+        pairs(&[
+            ("join", "mid-1"),
+            ("join", "mid-2"),
+            ("mid-1", "root"),
+            ("mid-2", "root")
+        ])
+    );
+    assert_eq!(
+        graph_depths(&store, "join").await?,
+        depths(&[("join", 0), ("mid-1", -1), ("mid-2", -1), ("root", -2)])
+    );
+    assert_eq!(
+        listed_predecessors(&store, "join").await?,
+        ["mid-1", "mid-2"]
+    );
+
+    sqlx::query("DELETE FROM tasks WHERE id = 'mid-1'")
+        .execute(store.pool())
+        .await?;
+    sqlx::query("UPDATE tasks SET to_signal_after = '[\"join\"]' WHERE id = 'root'")
+        .execute(store.pool())
+        .await?;
+    assert_eq!(
+        stored_pairs(&store).await?,
+        pairs(&[("join", "mid-2"), ("join", "root")])
+    );
+    assert_eq!(
+        listed_predecessors(&store, "join").await?,
+        ["root", "mid-2"]
+    );
+
+    // REPLACE deletes the old row without its delete trigger: its pair (join, root) stays
+    // behind, and the reads still list only what each row's to_signal_after says.
+    sqlx::query(
+        "INSERT OR REPLACE INTO tasks (id, action, to_signal_after, created_at) \
+         VALUES ('root', 'dag', '[\"mid-2\"]', 0)",
+    )
+    .execute(store.pool())
+    .await?;
+    assert_eq!(listed_predecessors(&store, "join").await?, ["mid-2"]);
+    assert_eq!(listed_predecessors(&store, "mid-2").await?, ["root"]);
+    assert_eq!(
+        graph_depths(&store, "join").await?,
+        depths(&[("join", 0), ("mid-2", -1), ("root", -2)])
+    );
+    // A to_signal_after that is not JSON lists nothing, and its row can still be deleted.
+    sqlx::query(
+        "INSERT INTO tasks (id, action, to_signal_after, created_at) \
+         VALUES ('garbled', 'dag', '[\"join\"', 0)",
+    )
+    .execute(store.pool())
+    .await?;
+    sqlx::query("DELETE FROM tasks WHERE id = 'garbled'")
+        .execute(store.pool())
+        .await?;
+    assert_eq!(listed_predecessors(&store, "join").await?, ["mid-2"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_store_migrated_with_a_dag_in_it_finds_its_ancestors() -> anyhow::Result<()> {
+    let url = url_of(&support::fresh_sqlite_path());
+    // The store as the migrations before task_predecessors (0006) left it, with a DAG.
+    let pool = sqlx::SqlitePool::connect_with(
+        url.parse::<sqlx::sqlite::SqliteConnectOptions>()?
+            .create_if_missing(true),
+    )
+    .await?;
+    let mut before = sqlx::migrate!("../migrations/sqlite");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 6)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await?;
+    sqlx::query(PLAIN_SQL_DAG).execute(&pool).await?;
+    pool.close().await;
+
+    let store = SqliteParade::open(&url).await?;
+    assert_eq!(
+        graph_depths(&store, "join").await?,
+        depths(&[("join", 0), ("mid-1", -1), ("mid-2", -1), ("root", -2)])
+    );
+    assert_eq!(listed_predecessors(&store, "mid-2").await?, ["root"]);
+    // The pairs were filled from the rows, and the triggers keep them from now on.
+    store.delete_tasks(&[TaskId::from("mid-1")]).await?;
+    assert_eq!(
+        stored_pairs(&store).await?,
+        pairs(&[("join", "mid-2"), ("mid-1", "root"), ("mid-2", "root")])
+    );
     Ok(())
 }

@@ -26,10 +26,10 @@
 //! 7 polls, each after the cache expired.
 //! The task browser (`bench_browser`): a DAG of 302 tasks is added (1 → 150 → 1 → 150),
 //! then each of the browser's queries — `list_task_page` for a page of 50 newest first,
-//! unfiltered, from a cursor, by each state, action, id prefix and enqueue time — is timed
-//! over 21 calls (median and worst), as are `GET /api/tasks` and `GET /tasks` over HTTP and
-//! `task_graph` of three tasks of the DAG (bound 300). `--only overview|browser` runs one
-//! half. --quick: 20,000 tasks.
+//! unfiltered, from a cursor, by each state, action, id prefix, enqueue time and a task's
+//! predecessors — is timed over 21 calls (median and worst), as are `GET /api/tasks` and
+//! `GET /tasks` over HTTP and `task_graph` of three tasks of the DAG (bound 300).
+//! `--only overview|browser` runs one half. --quick: 20,000 tasks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -538,6 +538,13 @@ async fn bench_browser(backend: Backend, store: &Store, tasks: usize) -> anyhow:
             first(TaskFilter {
                 enqueued_from: Some(oldest),
                 enqueued_before: Some(oldest + chrono::Duration::microseconds(1)),
+                ..TaskFilter::default()
+            }),
+        ),
+        (
+            "predecessors of dag-join (the DAG's 150 middle tasks)".into(),
+            first(TaskFilter {
+                predecessors_of: Some(TaskId::from("dag-join")),
                 ..TaskFilter::default()
             }),
         ),

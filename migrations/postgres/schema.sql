@@ -868,6 +868,12 @@ CREATE INDEX tasks_owned_deadline_idx ON public.tasks USING btree (action_deadli
 CREATE INDEX tasks_runnable_idx ON public.tasks USING btree (action, priority DESC, seq) WHERE ((status_code = 'pending'::public.task_status_code_value) AND (run_after IS NULL) AND ((total_dependencies IS NULL) OR (num_signals = total_dependencies)) AND ((max_tries IS NULL) OR (num_tries < max_tries)));
 
 --
+-- Name: tasks_to_signal_after_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_to_signal_after_idx ON public.tasks USING gin (to_signal_after) WHERE (to_signal_after IS NOT NULL);
+
+--
 -- Name: tasks tasks_inserted; Type: TRIGGER; Schema: public; Owner: -
 --
 

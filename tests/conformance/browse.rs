@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use parade_host::queue::{
-    Parade, TaskData, TaskFilter, TaskId, TaskPage, TaskState, TaskStatusCode,
+    OnCompletion, Parade, Retention, TaskData, TaskFilter, TaskGraph, TaskId, TaskPage, TaskReturn,
+    TaskState, TaskStatusCode,
 };
 
 use crate::common::*;
@@ -95,6 +96,90 @@ pub async fn pages_through_ten_thousand_tasks_without_gap_or_repeat(
         .cloned()
         .collect();
     assert_eq!(rest, expected_rest);
+    Ok(())
+}
+
+/// A task's place in the list is its position, whatever its status does between two pages:
+/// each task is listed once, on the page its position falls on, with the status it has when
+/// that page is read. (A store that reads tasks of different statuses apart, say through
+/// partial indexes, must merge them into this one order.)
+pub async fn a_task_owned_or_finished_between_two_pages_keeps_its_place(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let batch: Vec<TaskData> = (0..10).map(|i| task(&format!("t{i}"), "work")).collect();
+    q.insert_tasks(&batch).await?;
+    let newest_first = TaskFilter {
+        newest_first: true,
+        limit: Some(4),
+        ..TaskFilter::default()
+    };
+    let listed = |pages: &[TaskPage]| -> Vec<(String, TaskStatusCode)> {
+        pages
+            .iter()
+            .flat_map(|p| p.tasks.iter())
+            .map(|t| (t.task.id.0.clone(), t.task.status_code))
+            .collect()
+    };
+    let first = q.list_task_page(&newest_first).await?;
+    let pending = TaskStatusCode::Pending;
+    assert_eq!(
+        listed(std::slice::from_ref(&first)),
+        [
+            ("t9", pending),
+            ("t8", pending),
+            ("t7", pending),
+            ("t6", pending)
+        ]
+        .map(|(id, code)| (id.to_string(), code))
+    );
+
+    // Every task goes into progress; one on the page shown and one past it finish.
+    let owned = own(&q, "a", 10, &["work"], MINUTE).await?;
+    assert_eq!(owned.len(), 10);
+    for t in owned
+        .iter()
+        .filter(|t| ["t8", "t3"].contains(&t.id.as_str()))
+    {
+        finish(&q, t, TaskStatusCode::Completed).await?;
+    }
+    let rest = all_pages(
+        &q,
+        &TaskFilter {
+            after: first.next,
+            ..newest_first.clone()
+        },
+    )
+    .await?;
+    let (running, completed) = (TaskStatusCode::InProgress, TaskStatusCode::Completed);
+    let expected_rest = [
+        ("t5", running),
+        ("t4", running),
+        ("t3", completed),
+        ("t2", running),
+        ("t1", running),
+        ("t0", running),
+    ]
+    .map(|(id, code)| (id.to_string(), code));
+    assert_eq!(listed(&rest), expected_rest);
+    assert_eq!(rest[0].tasks.len(), 4, "a whole page across both parts");
+
+    // From the start again, the first page mixes them too.
+    let again = all_pages(&q, &newest_first).await?;
+    let mut expected = vec![
+        ("t9".to_string(), running),
+        ("t8".to_string(), completed),
+        ("t7".to_string(), running),
+        ("t6".to_string(), running),
+    ];
+    expected.extend(expected_rest.clone());
+    assert_eq!(listed(&again), expected);
+    let oldest_first = TaskFilter {
+        newest_first: false,
+        ..newest_first
+    };
+    expected.reverse();
+    assert_eq!(listed(&all_pages(&q, &oldest_first).await?), expected);
     Ok(())
 }
 
@@ -476,5 +561,130 @@ pub async fn task_graph_stops_at_its_bound_and_marks_what_it_left_out(
     assert_eq!(whole.nodes.len(), 81);
     assert!(!whole.truncated);
     assert!(whole.nodes.iter().all(|n| !n.more));
+    Ok(())
+}
+
+/// The ids of `graph`'s nodes with their depths, sorted by id.
+fn depths(graph: &TaskGraph) -> Vec<(String, i32)> {
+    let mut depths: Vec<(String, i32)> = graph
+        .nodes
+        .iter()
+        .map(|n| (n.id.0.clone(), n.depth))
+        .collect();
+    depths.sort();
+    depths
+}
+
+/// `(id, depth)` pairs as `depths` gives them.
+fn expected_depths(pairs: &[(&str, i32)]) -> Vec<(String, i32)> {
+    let mut pairs: Vec<(String, i32)> = pairs.iter().map(|(id, d)| (id.to_string(), *d)).collect();
+    pairs.sort();
+    pairs
+}
+
+/// The predecessors of `id` as the browser pages them: newest first, two to a page.
+async fn predecessors_of(q: &impl Parade, id: &str) -> anyhow::Result<Vec<String>> {
+    paged_ids(
+        q,
+        &TaskFilter {
+            predecessors_of: Some(TaskId::from(id)),
+            newest_first: true,
+            limit: Some(2),
+            ..TaskFilter::default()
+        },
+    )
+    .await
+}
+
+pub async fn ancestors_leave_the_graph_once_deleted_pruned_or_stored_anew(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    q.insert_tasks(&fan_out_fan_in()).await?;
+    // From a leaf, four levels of ancestors, each level whole.
+    let graph = q.task_graph(&TaskId::from("d1"), 300).await?.unwrap();
+    assert!(!graph.truncated);
+    assert_eq!(
+        depths(&graph),
+        expected_depths(&[
+            ("d1", 0),
+            ("c", -1),
+            ("b1", -2),
+            ("b2", -2),
+            ("b3", -2),
+            ("a", -3),
+            ("x", -3),
+            ("s1", -4),
+            ("s2", -4),
+        ])
+    );
+    assert_eq!(predecessors_of(&q, "c").await?, ["b3", "b2", "b1"]);
+    assert_eq!(predecessors_of(&q, "b1").await?, ["x", "a"]);
+
+    // Deleted by `delete_tasks`, at completion, and by the pruner: each leaves both reads.
+    q.delete_tasks(&ids(&["x"])).await?;
+    assert_eq!(predecessors_of(&q, "b1").await?, ["a"]);
+    let s1 = own_one(&q, "actor", &["dag"], MINUTE).await?;
+    assert_eq!(s1.id.as_str(), "s1");
+    let returned = TaskReturn {
+        id: s1.id.clone(),
+        token: s1.token,
+        status: "done".into(),
+        code: TaskStatusCode::Completed,
+        retry_after: None,
+    };
+    let results = q
+        .return_tasks_with(&[returned], OnCompletion::Delete)
+        .await?;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(q.get_task(&TaskId::from("s1")).await?.is_none());
+    assert_eq!(predecessors_of(&q, "a").await?, ["s2"]);
+    let s2 = own_one(&q, "actor", &["dag"], MINUTE).await?;
+    assert_eq!(s2.id.as_str(), "s2");
+    finish(&q, &s2, TaskStatusCode::Completed).await?;
+    // Pruning takes tasks that finished before now less the retention: let the clock move.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let at_once = Retention {
+        completed: Some(Duration::ZERO),
+        aborted: None,
+    };
+    assert_eq!(q.prune_finished(&at_once, 100).await?, 1);
+    assert!(predecessors_of(&q, "a").await?.is_empty());
+    let graph = q.task_graph(&TaskId::from("d1"), 300).await?.unwrap();
+    assert_eq!(
+        depths(&graph),
+        expected_depths(&[
+            ("d1", 0),
+            ("c", -1),
+            ("b1", -2),
+            ("b2", -2),
+            ("b3", -2),
+            ("a", -3),
+        ])
+    );
+
+    // A new task under a deleted one's id is a predecessor of what it lists, and only that.
+    q.insert_tasks(&[TaskData {
+        to_signal_after: ids(&["d2"]),
+        ..task("s1", "dag")
+    }])
+    .await?;
+    assert!(predecessors_of(&q, "a").await?.is_empty());
+    assert_eq!(predecessors_of(&q, "d2").await?, ["s1", "c"]);
+    let graph = q.task_graph(&TaskId::from("a"), 300).await?.unwrap();
+    assert!(graph.nodes.iter().all(|n| n.depth >= 0), "{graph:?}");
+    let graph = q.task_graph(&TaskId::from("d2"), 300).await?.unwrap();
+    assert_eq!(
+        depths(&graph),
+        expected_depths(&[
+            ("d2", 0),
+            ("c", -1),
+            ("s1", -1),
+            ("b1", -2),
+            ("b2", -2),
+            ("b3", -2),
+            ("a", -3),
+        ])
+    );
     Ok(())
 }

@@ -149,11 +149,13 @@ conformance!(
     a_completion_that_does_not_hold_the_task_deletes_nothing,
     // browse
     pages_through_ten_thousand_tasks_without_gap_or_repeat,
+    a_task_owned_or_finished_between_two_pages_keeps_its_place,
     each_state_filter_lists_exactly_its_tasks,
     pages_filter_by_action_id_prefix_and_enqueue_time,
     tasks_enqueued_together_page_by_position_without_gap_or_repeat,
     task_graph_holds_every_ancestor_and_descendant,
     task_graph_stops_at_its_bound_and_marks_what_it_left_out,
+    ancestors_leave_the_graph_once_deleted_pruned_or_stored_anew,
     // limits
     the_global_limit_holds_under_concurrent_owners,
     an_own_takes_no_more_than_the_room_left,

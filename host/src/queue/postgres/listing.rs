@@ -5,7 +5,9 @@
 //! It reads in insertion order (`seq`, which has no index of its own: one would cost every
 //! insert, own and return an entry, BENCHMARKS.md "The task browser"), so the planner scans
 //! and sorts unless a partial index serves the filter; a filter on the status of the failed
-//! tasks reads `tasks_aborted_seq_idx`.
+//! tasks reads `tasks_aborted_seq_idx`. A task's predecessors (the `predecessors_of` filter,
+//! and the graph's walk upwards) come from `tasks_to_signal_after_idx`, the GIN index of the
+//! tasks that signal a successor (migration 0014).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -85,9 +87,11 @@ fn listing(filter: &TaskFilter, peek: bool) -> QueryBuilder<'static, Postgres> {
         .push_bind(after.0);
     }
     if let Some(successor) = &filter.predecessors_of {
-        q.push(" AND ")
+        // `@>` of the column's own type, varchar[], so tasks_to_signal_after_idx serves it
+        // (`$1 = ANY(...)` cannot use an index; a text[] operand would cast the column).
+        q.push(" AND to_signal_after @> ARRAY[")
             .push_bind(successor.as_str().to_owned())
-            .push(" = ANY(to_signal_after)");
+            .push("::varchar]");
     }
     q.push(if filter.newest_first {
         " ORDER BY seq DESC"
@@ -151,8 +155,8 @@ impl GraphRows for PgParade {
 
     async fn predecessor_rows(&self, ids: &[TaskId], limit: u32) -> Result<Vec<TaskData>> {
         let ids: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
-        // No index lists predecessors (one would be written on every update of every task):
-        // this reads the table, once per level of ancestors.
+        // tasks_to_signal_after_idx (GIN, partial: the strict `&&` proves its predicate),
+        // one probe per id; the operand is varchar[] as the column is, or it would not apply.
         let rows = sqlx::query(&format!(
             "SELECT {GRAPH_COLUMNS} FROM tasks WHERE to_signal_after && $1::varchar[] \
              LIMIT $2"

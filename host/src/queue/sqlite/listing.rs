@@ -3,7 +3,10 @@
 //! As on PostgreSQL (`postgres/listing.rs`), a listing is one statement built from the
 //! filter's set fields. Insertion order is the rowid, the table's own key: a page walks the
 //! table itself from its cursor and stops at the page size, and needs no index of its own
-//! ([`access_path`]). A filter on the failed tasks reads `tasks_aborted_idx` instead.
+//! ([`access_path`]). A filter on the failed tasks reads `tasks_aborted_idx` instead. A
+//! task's predecessors (the `predecessors_of` filter, and the graph's walk upwards) come from
+//! `task_predecessors`, the pairs that triggers keep from each `to_signal_after` (migration
+//! 0006).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -65,12 +68,16 @@ fn push_state(q: &mut QueryBuilder<'static, Sqlite>, state: TaskState, now: i64)
 /// rowid order itself (NOT INDEXED), except for one task by id (its primary key), for tasks
 /// in progress (few, bounded by the workers: the planner reads and sorts the index of owned
 /// tasks), and for failed tasks, whose index is in rowid order too (`tasks_aborted_idx` on
-/// the constant status_code) and holds nothing else.
+/// the constant status_code) and holds nothing else. A task's predecessors are looked up by
+/// rowid (which NOT INDEXED leaves open) from `task_predecessors`, whatever else the filter
+/// says.
 fn access_path(filter: &TaskFilter) -> &'static str {
     let is = |code: TaskStatusCode| {
         filter.status_code == Some(code) || filter.state.map(TaskState::status_code) == Some(code)
     };
-    if filter.id.is_some() || is(TaskStatusCode::InProgress) {
+    if filter.predecessors_of.is_some() {
+        "NOT INDEXED"
+    } else if filter.id.is_some() || is(TaskStatusCode::InProgress) {
         ""
     } else if is(TaskStatusCode::Aborted) {
         "INDEXED BY tasks_aborted_idx"
@@ -120,9 +127,18 @@ fn listing(filter: &TaskFilter, peek: bool) -> QueryBuilder<'static, Sqlite> {
         .push_bind(after.0);
     }
     if let Some(successor) = &filter.predecessors_of {
-        q.push(" AND EXISTS (SELECT 1 FROM json_each(tasks.to_signal_after) WHERE value = ")
-            .push_bind(successor.as_str().to_owned())
-            .push(")");
+        // The pairs of task_predecessors (its primary key, then tasks' by id) name the
+        // candidates; each is checked against its to_signal_after, which an INSERT OR
+        // REPLACE may have changed without the delete trigger (migration 0006).
+        let successor = successor.as_str().to_owned();
+        q.push(
+            " AND rowid IN (SELECT t.rowid FROM task_predecessors p \
+               JOIN tasks t ON t.id = p.predecessor_id WHERE p.successor_id = ",
+        )
+        .push_bind(successor.clone())
+        .push(") AND EXISTS (SELECT 1 FROM json_each(tasks.to_signal_after) WHERE value = ")
+        .push_bind(successor)
+        .push(")");
     }
     q.push(if filter.newest_first {
         " ORDER BY rowid DESC"
@@ -196,10 +212,13 @@ impl GraphRows for SqliteParade {
     }
 
     async fn predecessor_rows(&self, ids: &[TaskId], limit: u32) -> Result<Vec<TaskData>> {
-        // No index lists predecessors: this reads the table once per level of ancestors,
-        // parsing only the rows that signal anything.
+        // task_predecessors' primary key names the candidates, tasks' primary key finds
+        // them (each once, however many of `ids` it signals); each is checked against its
+        // to_signal_after, as in the `predecessors_of` listing.
         let rows = sqlx::query(&format!(
-            "SELECT {GRAPH_COLUMNS} FROM tasks WHERE to_signal_after IS NOT NULL \
+            "SELECT {GRAPH_COLUMNS} FROM tasks \
+             WHERE id IN (SELECT p.predecessor_id FROM task_predecessors p \
+                          WHERE p.successor_id IN (SELECT value FROM json_each(?1))) \
                AND EXISTS (SELECT 1 FROM json_each(tasks.to_signal_after) s \
                            WHERE s.value IN (SELECT value FROM json_each(?1))) \
              LIMIT ?2"
