@@ -52,7 +52,8 @@ struct Series {
     total: Option<u64>,
 }
 
-/// The three charts, or a line saying no interval has been sampled yet.
+/// The node's three charts (or a line saying no interval has been sampled yet), then the
+/// store's day.
 pub(super) fn charts(history: &HistoryView) -> String {
     let mut out = String::from("<section id=\"charts\"><h2>The last hour on this node</h2>");
     let Some(last) = history.points.last() else {
@@ -62,6 +63,8 @@ pub(super) fn charts(history: &HistoryView) -> String {
              </section>",
             history.interval_seconds
         );
+        // The store's day does not wait for the node's first sample.
+        out.push_str(&day_chart(history.day.as_ref()));
         return out;
     };
     out.push_str("<div class=\"charts\">");
@@ -205,7 +208,10 @@ pub(super) fn charts(history: &HistoryView) -> String {
 fn day_chart(day: Option<&StoreDay>) -> String {
     let mut out = String::from("<section id=\"day\"><h2>The last 24 hours in the store</h2>");
     let Some(day) = day else {
-        out.push_str("<p class=\"muted\">Reading the store's finished tasks…</p></section>");
+        out.push_str(
+            "<p class=\"muted\">Not read yet: the store's finished tasks are being read (or \
+             the store did not answer; the node's log says why).</p></section>",
+        );
         return out;
     };
     let bin = chrono::TimeDelta::minutes(day.bin_minutes);
@@ -479,7 +485,13 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains("data-series=\"aborted echo\""), "{svg}");
-        assert!(day_chart(None).contains("Reading the store"));
+        assert!(day_chart(None).contains("Not read yet"));
+        // Before the node's first sample too.
+        let history = super::super::history::NodeHistory::starting_at(read_at);
+        let mut view = history.view_for_test(read_at);
+        view.points.clear();
+        view.day = Some(day);
+        assert!(charts(&view).contains("id=\"chart-day\""));
     }
 
     #[test]
