@@ -400,6 +400,119 @@ pub async fn pages_filter_by_action_id_prefix_and_enqueue_time(store: Store) -> 
     Ok(())
 }
 
+/// An id prefix pages alike whether few tasks match it or many (a store may read the two from
+/// different places), and matches exactly the ids that start with it at the edges of the
+/// key order: after the greatest character, and around the surrogates no string holds.
+pub async fn an_id_prefix_matches_exactly_and_pages_alike_sparse_or_dense(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let top = char::MAX;
+    let edge_ids = [
+        format!("z{top}"),
+        format!("z{top}{top}x"),
+        format!("z{top}a"),
+        "za".to_owned(),
+        "{".to_owned(),
+        format!("z{top}"), // the same id again: stored once
+        "\u{D7FF}x".to_owned(),
+        "\u{E000}".to_owned(),
+    ];
+    let mut seen = HashSet::new();
+    let edge: Vec<TaskData> = edge_ids
+        .iter()
+        .filter(|id| seen.insert(id.to_string()))
+        .map(|id| task(id, "edge"))
+        .collect();
+    q.insert_tasks(&edge).await?;
+    let matching = |prefix: String| {
+        let q = q.clone();
+        async move {
+            paged_ids(
+                &q,
+                &TaskFilter {
+                    id_prefix: Some(prefix),
+                    limit: Some(2),
+                    ..TaskFilter::default()
+                },
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        matching(format!("z{top}")).await?,
+        [
+            format!("z{top}"),
+            format!("z{top}{top}x"),
+            format!("z{top}a")
+        ]
+    );
+    assert_eq!(
+        matching(format!("z{top}{top}")).await?,
+        [format!("z{top}{top}x")]
+    );
+    assert_eq!(
+        matching("z".into()).await?,
+        [
+            format!("z{top}"),
+            format!("z{top}{top}x"),
+            format!("z{top}a"),
+            "za".into()
+        ]
+    );
+    assert_eq!(matching("\u{D7FF}".into()).await?, ["\u{D7FF}x"]);
+    assert_eq!(matching("\u{E000}".into()).await?, ["\u{E000}"]);
+    assert_eq!(matching(top.to_string()).await?, Vec::<String>::new());
+
+    // Many tasks of one prefix (more than a store would sort), with others between them.
+    let mut batch = Vec::new();
+    for i in 0..2_400 {
+        batch.push(task(&format!("dense-{i:04}"), "work"));
+        if i % 3 == 0 {
+            batch.push(task(&format!("other-{i:04}"), "work"));
+        }
+    }
+    q.insert_tasks(&batch).await?;
+    let owned: HashSet<String> = owned_ids(&own(&q, "a", 5, &["work"], MINUTE).await?)
+        .into_iter()
+        .collect();
+    for (prefix, newest_first, state) in [
+        ("dense-", true, None),
+        ("dense-", false, None),
+        ("dense-00", true, None),
+        ("dense-00", false, None),
+        ("dense-000", true, Some(TaskState::Pending)),
+        ("dense-", true, Some(TaskState::InProgress)),
+    ] {
+        let filter = TaskFilter {
+            id_prefix: Some(prefix.into()),
+            newest_first,
+            state,
+            limit: Some(37),
+            ..TaskFilter::default()
+        };
+        let mut expected: Vec<String> = batch
+            .iter()
+            .map(|t| t.id.0.clone())
+            .filter(|id| id.starts_with(prefix))
+            .filter(|id| match state {
+                None => true,
+                Some(TaskState::InProgress) => owned.contains(id),
+                Some(_) => !owned.contains(id),
+            })
+            .collect();
+        if newest_first {
+            expected.reverse();
+        }
+        assert_eq!(
+            paged_ids(&q, &filter).await?,
+            expected,
+            "prefix {prefix:?}, newest first {newest_first}, state {state:?}"
+        );
+    }
+    Ok(())
+}
+
 pub async fn tasks_enqueued_together_page_by_position_without_gap_or_repeat(
     store: Store,
 ) -> anyhow::Result<()> {

@@ -152,6 +152,7 @@ conformance!(
     a_task_owned_or_finished_between_two_pages_keeps_its_place,
     each_state_filter_lists_exactly_its_tasks,
     pages_filter_by_action_id_prefix_and_enqueue_time,
+    an_id_prefix_matches_exactly_and_pages_alike_sparse_or_dense,
     tasks_enqueued_together_page_by_position_without_gap_or_repeat,
     task_graph_holds_every_ancestor_and_descendant,
     task_graph_stops_at_its_bound_and_marks_what_it_left_out,
