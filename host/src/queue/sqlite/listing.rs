@@ -72,8 +72,8 @@ fn push_state(q: &mut QueryBuilder<'static, Sqlite>, state: TaskState, now: i64)
 /// rowid (which NOT INDEXED leaves open) from `task_predecessors`, whatever else the filter
 /// says.
 ///
-/// An id prefix that few tasks match (`sparse_prefix`, counted by [`SqliteParade::list_page`]
-/// beforehand) is read from the primary key's range instead, and its matches sorted: walking
+/// An id prefix that few tasks match (`sparse_prefix`, counted beforehand by
+/// `SqliteParade::sparse_prefix`) is read from the primary key's range instead, and its matches sorted: walking
 /// the table would pass every newer task first (80 ms at 1,000,000 tasks for a prefix of a
 /// few tasks, BENCHMARKS.md "The task browser"). A prefix that many match is walked, as
 /// a prefixed store's own id prefix is.
@@ -115,11 +115,8 @@ fn listing(filter: &TaskFilter, peek: bool, sparse_prefix: bool) -> QueryBuilder
         q.push(" AND id = ").push_bind(id.as_str().to_owned());
     }
     if let Some(prefix) = &filter.id_prefix {
+        // Exactly the ids that start with it, and what the primary key can serve.
         push_id_range(&mut q, prefix);
-        q.push(" AND substr(id, 1, ")
-            .push_bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
-            .push(") = ")
-            .push_bind(prefix.clone());
     }
     if let Some(from) = filter.enqueued_from {
         q.push(" AND created_at >= ")
@@ -163,8 +160,8 @@ fn listing(filter: &TaskFilter, peek: bool, sparse_prefix: bool) -> QueryBuilder
     q
 }
 
-/// The range of the primary key that holds every id starting with `prefix`: `id >= prefix`
-/// and, unless no string is past them all, `id <` the least string past them (SQLite
+/// The range of the primary key that holds exactly the ids starting with `prefix`: `id >=
+/// prefix` and, unless no string is past them all, `id <` the least string past them (SQLite
 /// compares TEXT bytewise, and UTF-8's byte order is its code points' order).
 fn push_id_range(q: &mut QueryBuilder<'static, Sqlite>, prefix: &str) {
     q.push(" AND id >= ").push_bind(prefix.to_owned());
