@@ -435,8 +435,30 @@ async fn the_overview_warns_charts_and_acts(backend: Backend) -> anyhow::Result<
     // The charts' last points are /api/history's last sampled interval, and the intervals
     // and the time since add up to the node's counters and to the store.
     let history = &seen["history"];
-    // Nothing finished before the node started.
+    // Nothing finished before the node started: its start, the zero of its counters, is
+    // before it finished its first task (else a minute turning between the two would count
+    // those tasks twice, in the hour before the start and in the node's own points).
     assert_eq!(history["before_start"], serde_json::json!([]));
+    let started_at: chrono::DateTime<chrono::Utc> = history["started_at"]
+        .as_str()
+        .context("started_at")?
+        .parse()?;
+    let first_finished = queue
+        .list_task_page(&TaskFilter {
+            action: Some("word-count".into()),
+            ..TaskFilter::default()
+        })
+        .await?
+        .tasks
+        .iter()
+        .filter_map(|t| t.finished_at)
+        .min()
+        .context("no word-count task finished")?;
+    // The store keeps microseconds.
+    assert!(
+        started_at - chrono::TimeDelta::microseconds(1) <= first_finished,
+        "the node started at {started_at}, after its first task finished at {first_finished}"
+    );
     let points = history["points"].as_array().context("no points")?;
     let last = points.last().context("no sampled interval")?;
     let throughput = &seen["charts"]["throughput"]["completed word-count"];

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -220,6 +220,8 @@ pub struct Point {
 /// What `GET /api/history` answers, and what the charts draw.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryView {
+    /// When the node started: its counters' zero, the baseline of the first point.
+    pub started_at: DateTime<Utc>,
     pub interval_seconds: u64,
     /// The sampled intervals, oldest first: at most [`HISTORY_SAMPLES`].
     pub points: Vec<Point>,
@@ -274,6 +276,7 @@ impl NodeHistory {
         let since_last = point(samples.back().expect("the baseline is never dropped"), &now);
         let since_start = samples.front().is_some_and(|s| s.at == self.origin);
         HistoryView {
+            started_at: self.origin,
             interval_seconds: HISTORY_INTERVAL.as_secs(),
             points,
             since_last,
@@ -407,8 +410,7 @@ pub(super) async fn sample_every_interval(state: Arc<AdminState>, mut stop: watc
 /// fails leaves that hour out of the charts: it is not asked again).
 async fn read_before_start(state: &AdminState) {
     let history = &state.dashboard.history;
-    let start_minute = history.origin - chrono::TimeDelta::seconds(history.origin.timestamp() % 60);
-    let since = start_minute - chrono::TimeDelta::hours(1);
+    let since = minute_of(history.origin) - chrono::TimeDelta::hours(1);
     let minutes = match state.queue.finished_by_minute(since).await {
         Ok(minutes) => minutes,
         Err(e) => {
@@ -416,12 +418,28 @@ async fn read_before_start(state: &AdminState) {
             Vec::new()
         }
     };
-    // The minute the node started in is the node's own (partly): whole minutes only.
-    let before: Vec<FinishedMinute> = minutes
+    let _ = history
+        .before_start
+        .set(whole_minutes_before(minutes, history.origin));
+}
+
+/// The store's `minutes` that ended before the minute `origin` falls in: that minute is the
+/// node's own (partly), and the store's count of it may hold the node's first tasks.
+fn whole_minutes_before(
+    minutes: Vec<FinishedMinute>,
+    origin: DateTime<Utc>,
+) -> Vec<FinishedMinute> {
+    let start_minute = minute_of(origin);
+    minutes
         .into_iter()
         .filter(|m| m.minute < start_minute)
-        .collect();
-    let _ = history.before_start.set(before);
+        .collect()
+}
+
+/// The start of the minute `at` falls in (what the store's minutes are keyed by).
+fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(chrono::TimeDelta::minutes(1))
+        .unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -441,6 +459,31 @@ impl NodeHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_minute_the_node_started_in_is_not_before_its_start() {
+        let minute = |text: &str| FinishedMinute {
+            minute: text.parse().unwrap(),
+            action: "a".into(),
+            status_code: TaskStatusCode::Completed,
+            count: 1,
+        };
+        // A start with a fraction of a second: the store's minutes are whole.
+        let origin: DateTime<Utc> = "2026-12-02T15:04:30.123456Z".parse().unwrap();
+        let kept = whole_minutes_before(
+            vec![
+                minute("2026-12-02T15:03:00Z"),
+                minute("2026-12-02T15:04:00Z"),
+                minute("2026-12-02T15:05:00Z"),
+            ],
+            origin,
+        );
+        assert_eq!(kept, vec![minute("2026-12-02T15:03:00Z")]);
+        assert_eq!(
+            minute_of(origin),
+            "2026-12-02T15:04:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
 
     fn sample(at_seconds: i64, completed: u64, durations: &[f64]) -> Sample {
         let mut stats = ActionStats {

@@ -122,6 +122,18 @@ pub struct Dashboard {
     reads: summary::Cached<StoreReads>,
 }
 
+impl Dashboard {
+    /// A dashboard whose charts start from zero counters at `started`: the moment before the
+    /// node's manager could finish its first task, so that the store's minutes before it (the
+    /// charts' hour before the start) hold none of this node's tasks.
+    pub fn starting_at(started: chrono::DateTime<chrono::Utc>) -> Self {
+        Dashboard {
+            history: NodeHistory::starting_at(started),
+            ..Dashboard::default()
+        }
+    }
+}
+
 /// The overview's store reads besides the summary.
 #[derive(Debug)]
 struct StoreReads {

@@ -118,6 +118,7 @@ pub(super) async fn run(
     let (retention, pruned, pruner) =
         Pruner::spawn(queue.clone(), config.retention, scheduling.clone());
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     let manager = Arc::new(ActionManager::start(
         actor.clone(),
         queue.clone(),
@@ -164,7 +165,7 @@ pub(super) async fn run(
         limits: admin::AdminLimits::default(),
         summary: admin::SummaryCache::default(),
         schedules: Some(schedules),
-        dashboard: admin::Dashboard::default(),
+        dashboard: admin::Dashboard::starting_at(started_at),
     });
     let admin = start_admin(&admin_config, admin_state.clone(), watching).await?;
 
