@@ -539,3 +539,117 @@ async fn tasks_without_successors_write_nothing_to_the_predecessors_index() -> a
     assert!(predecessors_index_bytes(&pool).await? > empty);
     Ok(())
 }
+
+#[tokio::test]
+async fn rows_stored_with_any_seq_by_plain_sql_are_listed_newest_first() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    let parade = PgParade::from_pool(pool.clone());
+    parade
+        .insert_tasks(&[TaskData::new("middle", "a"), TaskData::new("newest", "a")])
+        .await?;
+    // `seq` is an identity column BY DEFAULT: a plain SQL client may store any value, far
+    // below every window a page newest first reads before the rest, or above the sequence.
+    sqlx::query(
+        "INSERT INTO tasks (id, action, seq) VALUES ('deep', 'a', -9000000000), \
+         ('ahead', 'a', 1000000000000)",
+    )
+    .execute(&pool)
+    .await?;
+    let mut listed = Vec::new();
+    let mut filter = TaskFilter {
+        newest_first: true,
+        limit: Some(1),
+        ..TaskFilter::default()
+    };
+    loop {
+        let page = parade.list_task_page(&filter).await?;
+        listed.extend(page.tasks.iter().map(|t| t.task.id.0.clone()));
+        match page.next {
+            Some(next) => filter.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, ["ahead", "newest", "middle", "deep"]);
+    let one_page = parade
+        .list_task_page(&TaskFilter {
+            newest_first: true,
+            limit: Some(10),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let ids: Vec<&str> = one_page.tasks.iter().map(|t| t.task.id.as_str()).collect();
+    assert_eq!(ids, ["ahead", "newest", "middle", "deep"]);
+    assert!(one_page.next.is_none());
+    Ok(())
+}
+
+/// The ids of every page newest first of `filter` (its limit the page size).
+async fn newest_first_pages(parade: &PgParade, filter: TaskFilter) -> anyhow::Result<Vec<String>> {
+    let mut filter = TaskFilter {
+        newest_first: true,
+        ..filter
+    };
+    let mut listed = Vec::new();
+    loop {
+        let page = parade.list_task_page(&filter).await?;
+        listed.extend(page.tasks.iter().map(|t| t.task.id.0.clone()));
+        match page.next {
+            Some(next) => filter.after = Some(next),
+            None => return Ok(listed),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_optional_seq_index_serves_the_browsers_pages_alike() -> anyhow::Result<()> {
+    let pool = pool().await?;
+    let parade = PgParade::from_pool(pool.clone());
+    let tasks: Vec<TaskData> = (0..20_000)
+        .map(|i| TaskData::new(format!("t{i:05}"), if i % 7 == 0 { "seventh" } else { "rest" }))
+        .collect();
+    parade.insert_tasks(&tasks).await?;
+    let filters = [
+        TaskFilter {
+            limit: Some(97),
+            ..TaskFilter::default()
+        },
+        TaskFilter {
+            action: Some("seventh".into()),
+            limit: Some(50),
+            ..TaskFilter::default()
+        },
+    ];
+    let mut without = Vec::new();
+    for filter in &filters {
+        without.push(newest_first_pages(&parade, filter.clone()).await?);
+    }
+    // The index docs/queue-semantics.md tells operators they may add, as it says.
+    sqlx::query("CREATE INDEX CONCURRENTLY tasks_seq_idx ON tasks (seq)")
+        .execute(&pool)
+        .await?;
+    sqlx::query("ANALYZE tasks").execute(&pool).await?;
+    let scans = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'tasks_seq_idx'",
+        )
+        .fetch_one(&pool)
+        .await
+    };
+    let before = scans().await?;
+    for (filter, expected) in filters.iter().zip(&without) {
+        assert_eq!(&newest_first_pages(&parade, filter.clone()).await?, expected);
+    }
+    let mut expected: Vec<String> = tasks.iter().map(|t| t.id.0.clone()).collect();
+    expected.reverse();
+    assert_eq!(without[0], expected);
+    // The pages read the index (statistics reach the view within a second or so).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while scans().await? == before {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the listing never read tasks_seq_idx"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

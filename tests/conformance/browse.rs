@@ -539,6 +539,117 @@ pub async fn tasks_enqueued_together_page_by_position_without_gap_or_repeat(
     Ok(())
 }
 
+/// A filter whose few matches lie far apart, among tens of thousands of tasks and a gap of
+/// deleted ones, pages newest first through all of them in order, from any cursor; one that
+/// matches nothing answers one empty last page. (PostgreSQL reads such pages in widening
+/// windows of insertion order: these matches lie in different ones.)
+pub async fn a_filter_matching_few_of_many_tasks_pages_newest_first_through_all(
+    store: Store,
+) -> anyhow::Result<()> {
+    let q = queue(store).await?;
+    let rare_at = [0, 1, 9_000, 9_001, 21_000, 33_000, 39_998];
+    let mut rare = Vec::new();
+    for start in (0..40_000).step_by(5_000) {
+        let batch: Vec<TaskData> = (start..start + 5_000)
+            .map(|i| {
+                if rare_at.contains(&i) {
+                    rare.push(format!("r{i:05}"));
+                    task(&format!("r{i:05}"), "rare")
+                } else {
+                    task(&format!("c{i:05}"), "common")
+                }
+            })
+            .collect();
+        q.insert_tasks(&batch).await?;
+    }
+    // A gap in insertion order: the common tasks between the rare 9,001 and 21,000.
+    let gap: Vec<TaskId> = (9_002..21_000)
+        .map(|i| TaskId::from(format!("c{i:05}")))
+        .collect();
+    q.delete_tasks(&gap).await?;
+    rare.reverse();
+
+    for limit in [1, 2, 50] {
+        let filter = TaskFilter {
+            action: Some("rare".into()),
+            newest_first: true,
+            limit: Some(limit),
+            ..TaskFilter::default()
+        };
+        let pages = all_pages(&q, &filter).await?;
+        let listed: Vec<String> = pages
+            .iter()
+            .flat_map(|p| p.tasks.iter().map(|t| t.task.id.0.clone()))
+            .collect();
+        assert_eq!(listed, rare, "page size {limit}");
+        assert_eq!(pages.len(), rare.len().div_ceil(limit as usize).max(1));
+        // From the cursor of each rare task, the page holds the ones older than it.
+        let cursors: Vec<_> = pages
+            .iter()
+            .flat_map(|p| p.tasks.iter().map(|t| t.cursor))
+            .collect();
+        for (i, cursor) in cursors.iter().enumerate() {
+            let page = q
+                .list_task_page(&TaskFilter {
+                    after: Some(*cursor),
+                    ..filter.clone()
+                })
+                .await?;
+            let ids: Vec<String> = page.tasks.iter().map(|t| t.task.id.0.clone()).collect();
+            let older = &rare[i + 1..];
+            assert_eq!(
+                ids,
+                older[..older.len().min(limit as usize)],
+                "after {cursor}"
+            );
+            assert_eq!(page.next.is_some(), older.len() > limit as usize);
+        }
+    }
+    // The newest of everything is one window's read; the deepest page crosses the gap.
+    let newest = q
+        .list_task_page(&TaskFilter {
+            newest_first: true,
+            limit: Some(3),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let ids: Vec<&str> = newest.tasks.iter().map(|t| t.task.id.as_str()).collect();
+    assert_eq!(ids, ["c39999", "r39998", "c39997"]);
+    let across_the_gap = q
+        .list_task_page(&TaskFilter {
+            action: Some("common".into()),
+            newest_first: true,
+            limit: Some(2),
+            after: q
+                .list_task_page(&TaskFilter {
+                    id: Some(TaskId::from("c21001")),
+                    ..TaskFilter::default()
+                })
+                .await?
+                .tasks
+                .first()
+                .map(|t| t.cursor),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let ids: Vec<&str> = across_the_gap
+        .tasks
+        .iter()
+        .map(|t| t.task.id.as_str())
+        .collect();
+    assert_eq!(ids, ["c08999", "c08998"]);
+    let none = q
+        .list_task_page(&TaskFilter {
+            action: Some("absent".into()),
+            newest_first: true,
+            limit: Some(50),
+            ..TaskFilter::default()
+        })
+        .await?;
+    assert!(none.tasks.is_empty() && none.next.is_none(), "{none:?}");
+    Ok(())
+}
+
 /// s1, s2 → a → b1, b2, b3 → c → d1, d2: fan-in, fan-out, fan-in, fan-out. Beside it, x → b1
 /// (an ancestor of b1, not of a) and an unrelated u.
 fn fan_out_fan_in() -> Vec<TaskData> {

@@ -154,6 +154,7 @@ conformance!(
     pages_filter_by_action_id_prefix_and_enqueue_time,
     an_id_prefix_matches_exactly_and_pages_alike_sparse_or_dense,
     tasks_enqueued_together_page_by_position_without_gap_or_repeat,
+    a_filter_matching_few_of_many_tasks_pages_newest_first_through_all,
     task_graph_holds_every_ancestor_and_descendant,
     task_graph_stops_at_its_bound_and_marks_what_it_left_out,
     ancestors_leave_the_graph_once_deleted_pruned_or_stored_anew,
