@@ -555,21 +555,14 @@ async fn rows_stored_with_any_seq_by_plain_sql_are_listed_newest_first() -> anyh
     )
     .execute(&pool)
     .await?;
-    let mut listed = Vec::new();
-    let mut filter = TaskFilter {
-        newest_first: true,
+    let one_a_page = TaskFilter {
         limit: Some(1),
         ..TaskFilter::default()
     };
-    loop {
-        let page = parade.list_task_page(&filter).await?;
-        listed.extend(page.tasks.iter().map(|t| t.task.id.0.clone()));
-        match page.next {
-            Some(next) => filter.after = Some(next),
-            None => break,
-        }
-    }
-    assert_eq!(listed, ["ahead", "newest", "middle", "deep"]);
+    assert_eq!(
+        newest_first_pages(&parade, one_a_page).await?,
+        ["ahead", "newest", "middle", "deep"]
+    );
     let one_page = parade
         .list_task_page(&TaskFilter {
             newest_first: true,
@@ -605,7 +598,12 @@ async fn the_optional_seq_index_serves_the_browsers_pages_alike() -> anyhow::Res
     let pool = pool().await?;
     let parade = PgParade::from_pool(pool.clone());
     let tasks: Vec<TaskData> = (0..20_000)
-        .map(|i| TaskData::new(format!("t{i:05}"), if i % 7 == 0 { "seventh" } else { "rest" }))
+        .map(|i| {
+            TaskData::new(
+                format!("t{i:05}"),
+                if i % 7 == 0 { "seventh" } else { "rest" },
+            )
+        })
         .collect();
     parade.insert_tasks(&tasks).await?;
     let filters = [
@@ -637,7 +635,10 @@ async fn the_optional_seq_index_serves_the_browsers_pages_alike() -> anyhow::Res
     };
     let before = scans().await?;
     for (filter, expected) in filters.iter().zip(&without) {
-        assert_eq!(&newest_first_pages(&parade, filter.clone()).await?, expected);
+        assert_eq!(
+            &newest_first_pages(&parade, filter.clone()).await?,
+            expected
+        );
     }
     let mut expected: Vec<String> = tasks.iter().map(|t| t.id.0.clone()).collect();
     expected.reverse();
