@@ -578,19 +578,11 @@ async fn rows_stored_with_any_seq_by_plain_sql_are_listed_newest_first() -> anyh
 
 /// The ids of every page newest first of `filter` (its limit the page size).
 async fn newest_first_pages(parade: &PgParade, filter: TaskFilter) -> anyhow::Result<Vec<String>> {
-    let mut filter = TaskFilter {
+    let filter = TaskFilter {
         newest_first: true,
         ..filter
     };
-    let mut listed = Vec::new();
-    loop {
-        let page = parade.list_task_page(&filter).await?;
-        listed.extend(page.tasks.iter().map(|t| t.task.id.0.clone()));
-        match page.next {
-            Some(next) => filter.after = Some(next),
-            None => return Ok(listed),
-        }
-    }
+    Ok(support::ids_of(&support::all_pages(parade, &filter).await?))
 }
 
 #[tokio::test]

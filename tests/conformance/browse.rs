@@ -11,31 +11,11 @@ use parade_host::queue::{
 };
 
 use crate::common::*;
-use crate::support::Store;
-
-/// Every page of `filter` (its limit the page size), followed by cursor to the end.
-async fn all_pages(q: &impl Parade, filter: &TaskFilter) -> anyhow::Result<Vec<TaskPage>> {
-    let mut pages = Vec::new();
-    let mut filter = filter.clone();
-    loop {
-        let page = q.list_task_page(&filter).await?;
-        let next = page.next;
-        anyhow::ensure!(pages.len() < 100_000, "paging does not end");
-        pages.push(page);
-        match next {
-            Some(cursor) => filter.after = Some(cursor),
-            None => return Ok(pages),
-        }
-    }
-}
+use crate::support::{all_pages, ids_of, Store};
 
 /// The ids of every page of `filter`, in order.
 async fn paged_ids(q: &impl Parade, filter: &TaskFilter) -> anyhow::Result<Vec<String>> {
-    Ok(all_pages(q, filter)
-        .await?
-        .iter()
-        .flat_map(|p| p.tasks.iter().map(|t| t.task.id.0.clone()))
-        .collect())
+    Ok(ids_of(&all_pages(q, filter).await?))
 }
 
 pub async fn pages_through_ten_thousand_tasks_without_gap_or_repeat(
@@ -55,10 +35,7 @@ pub async fn pages_through_ten_thousand_tasks_without_gap_or_repeat(
     let pages = all_pages(&q, &newest_first).await?;
     assert_eq!(pages.len(), 10_000usize.div_ceil(97));
     assert!(pages[..pages.len() - 1].iter().all(|p| p.tasks.len() == 97));
-    let listed: Vec<String> = pages
-        .iter()
-        .flat_map(|p| p.tasks.iter().map(|t| t.task.id.0.clone()))
-        .collect();
+    let listed = ids_of(&pages);
     let mut expected = inserted.clone();
     expected.reverse();
     assert_eq!(listed, expected, "newest first, each task once");
@@ -245,10 +222,7 @@ pub async fn each_state_filter_lists_exactly_its_tasks(store: Store) -> anyhow::
             ..TaskFilter::default()
         };
         let pages = all_pages(&q, &filter).await?;
-        let listed: Vec<String> = pages
-            .iter()
-            .flat_map(|p| p.tasks.iter().map(|t| t.task.id.0.clone()))
-            .collect();
+        let listed = ids_of(&pages);
         assert_eq!(listed, names, "{state}");
         for page in &pages {
             for t in &page.tasks {
@@ -541,8 +515,7 @@ pub async fn tasks_enqueued_together_page_by_position_without_gap_or_repeat(
 
 /// A filter whose few matches lie far apart, among tens of thousands of tasks and a gap of
 /// deleted ones, pages newest first through all of them in order, from any cursor; one that
-/// matches nothing answers one empty last page. (PostgreSQL reads such pages in widening
-/// windows of insertion order: these matches lie in different ones.)
+/// matches nothing answers one empty last page.
 pub async fn a_filter_matching_few_of_many_tasks_pages_newest_first_through_all(
     store: Store,
 ) -> anyhow::Result<()> {
@@ -577,10 +550,7 @@ pub async fn a_filter_matching_few_of_many_tasks_pages_newest_first_through_all(
             ..TaskFilter::default()
         };
         let pages = all_pages(&q, &filter).await?;
-        let listed: Vec<String> = pages
-            .iter()
-            .flat_map(|p| p.tasks.iter().map(|t| t.task.id.0.clone()))
-            .collect();
+        let listed = ids_of(&pages);
         assert_eq!(listed, rare, "page size {limit}");
         assert_eq!(pages.len(), rare.len().div_ceil(limit as usize).max(1));
         // From the cursor of each rare task, the page holds the ones older than it.
@@ -605,7 +575,7 @@ pub async fn a_filter_matching_few_of_many_tasks_pages_newest_first_through_all(
             assert_eq!(page.next.is_some(), older.len() > limit as usize);
         }
     }
-    // The newest of everything is one window's read; the deepest page crosses the gap.
+    // The newest of everything, and a page that crosses the gap.
     let newest = q
         .list_task_page(&TaskFilter {
             newest_first: true,

@@ -11,7 +11,7 @@ pub mod process;
 use std::sync::Arc;
 
 use anyhow::Context;
-use parade_host::queue::{Parade, PgParade, Prefixed, SqliteParade};
+use parade_host::queue::{Parade, PgParade, Prefixed, SqliteParade, TaskFilter, TaskPage};
 use sqlx::{Connection, PgConnection};
 
 /// A storage backend under test.
@@ -174,3 +174,27 @@ macro_rules! on_both_backends {
 }
 #[allow(unused_imports)]
 pub(crate) use on_both_backends;
+
+/// Every page of `filter` (its limit the page size), followed by cursor to the end.
+pub async fn all_pages(q: &impl Parade, filter: &TaskFilter) -> anyhow::Result<Vec<TaskPage>> {
+    let mut pages = Vec::new();
+    let mut filter = filter.clone();
+    loop {
+        let page = q.list_task_page(&filter).await?;
+        let next = page.next;
+        anyhow::ensure!(pages.len() < 100_000, "paging does not end");
+        pages.push(page);
+        match next {
+            Some(cursor) => filter.after = Some(cursor),
+            None => return Ok(pages),
+        }
+    }
+}
+
+/// The ids of `pages`' tasks, in order.
+pub fn ids_of(pages: &[TaskPage]) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|p| p.tasks.iter().map(|t| t.task.id.0.clone()))
+        .collect()
+}

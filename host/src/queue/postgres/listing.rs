@@ -61,23 +61,20 @@ fn state_condition(state: TaskState) -> &'static str {
 /// browser"). Both parts run in the statement's one snapshot, so the addresses are those of
 /// the row versions the outer read sees.
 fn listing(filter: &TaskFilter, peek: bool) -> QueryBuilder<'static, Postgres> {
-    let columns = format!("{TASK_COLUMNS}, seq, created_at, finished_at");
     let order = if filter.newest_first {
         " ORDER BY seq DESC"
     } else {
         " ORDER BY seq"
     };
-    let mut q = QueryBuilder::new(match filter.limit {
-        Some(_) => format!(
-            "SELECT {columns} FROM tasks WHERE ctid = ANY(ARRAY(\
-             SELECT ctid FROM tasks WHERE true {}",
-            status_literal(filter)
-        ),
-        None => format!(
-            "SELECT {columns} FROM tasks WHERE true {}",
-            status_literal(filter)
-        ),
-    });
+    let by_address = if filter.limit.is_some() {
+        "ctid = ANY(ARRAY(SELECT ctid FROM tasks WHERE "
+    } else {
+        ""
+    };
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {TASK_COLUMNS}, seq, created_at, finished_at FROM tasks WHERE {by_address}true {}",
+        status_literal(filter)
+    ));
     if let Some(state) = filter.state {
         q.push(" AND ").push(state_condition(state));
     }
